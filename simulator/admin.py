@@ -1,0 +1,361 @@
+"""The ``/_sim`` control API (ADMIN.md): health, reset, players, transactions, journal, scenario, invariants.
+
+Every answer is JSON with exact numbers, except ``GET /_sim/scenario`` (YAML text). Mistakes answer 400
+with ``{"error": ...}``; with an admin token every call but health needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from simulator import __version__, jsonio, yamlsrc
+from simulator.config import DIALECTS
+from simulator.dialects.xpro import iso_ms
+from simulator.errors import PlayerExists, SourceError
+from simulator.journal import Entry
+from simulator.ledger import Player, Transaction
+from simulator.money import parse_amount
+from simulator.scenarios import loader
+from simulator.scenarios.model import Match
+from simulator.service import Simulator
+
+PREFIX = "/_sim"
+FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")
+VERIFY_FORBIDDEN = ("nth", "after", "probability")
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": message, **extra}
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=jsonio.dumps(data), status=status, content_type="application/json")
+
+
+def player_view(player: Player, with_transactions: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "dialect": player.dialect,
+        "tenant": player.tenant,
+        "player": player.id,
+        "balance": player.balance,
+        "currency": player.currency,
+        **player.flags(),
+        "sessions": sorted(player.sessions),
+        "created": iso_ms(player.created),
+        "updated": iso_ms(player.updated),
+    }
+    if with_transactions:
+        view["transactions"] = [txn_view(t) for t in reversed(player.history)]
+    return view
+
+
+def txn_view(txn: Transaction) -> dict[str, Any]:
+    return {
+        "seq": txn.seq,
+        "dialect": txn.dialect,
+        "tenant": txn.tenant,
+        "player": txn.player,
+        "transaction": txn.id,
+        "kind": txn.kind,
+        "amount": txn.amount,
+        "debit": txn.debit,
+        "credit": txn.credit,
+        "balance_before": txn.balance_before,
+        "balance_after": txn.balance_after,
+        "status": txn.status,
+        "round": txn.round,
+        "game": txn.game,
+        "ref": txn.ref,
+        "reversed_by": txn.reversed_by,
+        "time": iso_ms(txn.time),
+    }
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = jsonio.loads(raw)
+    except jsonio.JSONError as exc:
+        raise AdminError(400, f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise AdminError(400, "the body must be a JSON object")
+    return body
+
+
+def match_from(spec: Any, sim: Simulator) -> Match:
+    """A journal-verify match: the scenario match keys but nth / after / probability."""
+    if not isinstance(spec, dict):
+        raise AdminError(400, "match must be an object of scenario match keys")
+    bad = [k for k in VERIFY_FORBIDDEN if k in spec]
+    if bad:
+        raise AdminError(400, f"{', '.join(bad)} make no sense when counting recorded requests")
+    text = jsonio.dumps({"name": "verify", "rules": [{"match": spec, "delay": "0ms"}]})
+    try:
+        scenario = loader.parse(text, "(match)", sim.settings)
+    except SourceError as exc:
+        raise AdminError(400, "invalid match: " + "; ".join(p.split(": ", 1)[-1] for p in exc.problems)) from None
+    return scenario.rules[0].match
+
+
+def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
+    Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
+            return await handler(request)
+        if token and request.path != f"{PREFIX}/health":
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return reply({"error": "this call needs Authorization: Bearer <admin token>"}, 401)
+        try:
+            return await handler(request)
+        except AdminError as exc:
+            return reply(exc.body, exc.status)
+
+    app.middlewares.append(guard)
+
+    def dialect_of(request: web.Request) -> str:
+        dialect = request.match_info["dialect"]
+        if dialect not in DIALECTS:
+            raise AdminError(404, f"unknown dialect {dialect!r} (one of {', '.join(DIALECTS)})")
+        return dialect
+
+    def tenant_of(dialect: str, given: Any) -> str:
+        tenants = sim.settings.tenants(dialect)
+        if given is None:
+            return tenants[0]
+        if given not in tenants:
+            raise AdminError(400, f"{given!r} is not a configured {dialect} tenant ({', '.join(tenants)})")
+        return str(given)
+
+    def find_player(request: web.Request) -> Player:
+        dialect = dialect_of(request)
+        tenant = tenant_of(dialect, request.query.get("agent") or request.query.get("public_key"))
+        player = sim.ledger.player(dialect, tenant, request.match_info["player"])
+        if player is None:
+            raise AdminError(404, f"no {dialect} player {request.match_info['player']!r} under {tenant!r}")
+        return player
+
+    async def health(request: web.Request) -> web.Response:
+        return reply(
+            {
+                "status": "ok",
+                "version": __version__,
+                "dialects": list(DIALECTS),
+                "scenario": sim.scenario.name,
+            }
+        )
+
+    async def reset(request: web.Request) -> web.Response:
+        sim.reset()
+        return reply({"ok": True, "players": len(sim.ledger.players)})
+
+    async def players(request: web.Request) -> web.Response:
+        dialect, q = request.query.get("dialect"), request.query.get("q")
+        found = [
+            player_view(p)
+            for p in sim.ledger.players.values()
+            if (not dialect or p.dialect == dialect) and (not q or q.lower() in p.id.lower())
+        ]
+        return reply(found)
+
+    async def get_player(request: web.Request) -> web.Response:
+        return reply(player_view(find_player(request), with_transactions=True))
+
+    async def put_player(request: web.Request) -> web.Response:
+        dialect = dialect_of(request)
+        body = await json_body(request)
+        tenant_key = "public_key" if dialect == "fizzy" else "agent"
+        allowed = {"balance", "currency", "bet_limit", "sessions", tenant_key, *FLAGS}
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise AdminError(400, f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        tenant = tenant_of(dialect, body.get(tenant_key))
+        for flag in FLAGS:
+            if flag in body and not isinstance(body[flag], bool):
+                raise AdminError(400, f"{flag} must be true or false")
+        amounts: dict[str, Decimal | None] = {}
+        for key in ("balance", "bet_limit"):
+            if key in body and body[key] is not None:
+                try:
+                    amounts[key] = parse_amount(body[key])
+                except ValueError as exc:
+                    raise AdminError(400, f"{key}: {exc}") from None
+                if amounts[key] < 0:  # type: ignore[operator]
+                    raise AdminError(400, f"{key} must not be negative")
+            elif key in body:
+                amounts[key] = None
+        if "balance" in body and body["balance"] is None:
+            raise AdminError(400, "balance must be a number")
+        currency = body.get("currency")
+        if currency is not None and (not isinstance(currency, str) or not currency):
+            raise AdminError(400, "currency must be a non-empty string")
+        sessions = body.get("sessions", [])
+        if not isinstance(sessions, list) or not all(isinstance(s, str) and s for s in sessions):
+            raise AdminError(400, "sessions must be a list of session ids")
+        pid = request.match_info["player"]
+        ledger = sim.ledger
+        with ledger.atomic():
+            player = ledger.player(dialect, tenant, pid)
+            created = player is None
+            if player is None:
+                default = {
+                    "xpro": Decimal(0),
+                    "fizzy": sim.settings.fizzy.default_balance,
+                    "ambslot": sim.settings.ambslot.default_balance,
+                }[dialect]
+                start = amounts.get("balance")
+                try:
+                    player = ledger.open(
+                        dialect,
+                        tenant,
+                        pid,
+                        currency or sim.settings.currency(dialect, tenant) or "EUR",
+                        default if start is None else start,
+                    )
+                except PlayerExists:  # pragma: no cover - impossible under the lock
+                    raise AdminError(409, "player created concurrently") from None
+            else:
+                if currency is not None and currency != player.currency:
+                    if player.history:
+                        raise AdminError(409, "the currency of a player with transactions cannot change")
+                    player.currency = currency
+                if amounts.get("balance") is not None:
+                    ledger.set_balance(player, amounts["balance"])  # type: ignore[arg-type]
+            for flag in FLAGS:
+                if flag in body:
+                    setattr(player, flag, body[flag])
+            if "bet_limit" in body:
+                player.bet_limit = amounts.get("bet_limit")
+            for session in sessions:
+                ledger.bind_session(player, session)
+        return reply(player_view(player), 201 if created else 200)
+
+    async def transactions(request: web.Request) -> web.Response:
+        q = request.query
+        limit = _int(q.get("limit"), "limit")
+        found = [
+            txn_view(t)
+            for t in reversed(sim.ledger.log)
+            if (not q.get("dialect") or t.dialect == q["dialect"])
+            and (not q.get("player") or t.player == q["player"])
+            and (not q.get("status") or t.status == q["status"])
+        ]
+        return reply(found[:limit] if limit else found)
+
+    async def journal(request: web.Request) -> web.Response:
+        q = request.query
+        entries = sim.journal.query(
+            dialect=q.get("dialect"),
+            operation=q.get("operation"),
+            player=q.get("player"),
+            rule=q.get("rule"),
+            limit=_int(q.get("limit"), "limit"),
+        )
+        return reply([e.to_dict() for e in entries])
+
+    async def clear_journal(request: web.Request) -> web.Response:
+        sim.journal.clear()
+        return reply({"ok": True})
+
+    async def verify(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        match = match_from(body.get("match", {}), sim)
+        bounds = {k: body[k] for k in ("count", "min", "max") if k in body}
+        if not bounds:
+            raise AdminError(400, "give count, or min and/or max")
+        for key, value in bounds.items():
+            if not isinstance(value, Decimal) or value != int(value) or value < 0:
+                raise AdminError(400, f"{key} must be a whole number >= 0")
+        entries = list(sim.journal)
+        hits = [e for e in entries if e.op is not None and match.holds(e.op)]
+        n = len(hits)
+        ok = (
+            ("count" not in bounds or n == bounds["count"])
+            and ("min" not in bounds or n >= bounds["min"])
+            and ("max" not in bounds or n <= bounds["max"])
+        )
+        if ok:
+            return reply({"ok": True, "found": n})
+        closest = hits[:5] if hits else _closest(entries, match)
+        return reply({"ok": False, "found": n, "expected": bounds, "closest": [e.to_dict() for e in closest]}, 409)
+
+    async def get_scenario(request: web.Request) -> web.Response:
+        return web.Response(text=loader.dump(sim.scenario), content_type="application/yaml")
+
+    async def put_scenario(request: web.Request) -> web.Response:
+        text = await request.text()
+        try:
+            scenario = loader.parse(text, "(PUT /_sim/scenario)", sim.settings)
+        except SourceError as exc:
+            raise AdminError(400, str(exc), problems=exc.problems) from None
+        sim.replace_scenario(scenario)
+        return reply(
+            {
+                "ok": True,
+                "name": scenario.name,
+                "rules": len(scenario.rules),
+                "players": len(sim.ledger.players),
+            }
+        )
+
+    async def invariants(request: web.Request) -> web.Response:
+        result = sim.ledger.invariants()
+        return reply(result, 200 if result["ok"] else 409)
+
+    async def not_found(request: web.Request) -> web.Response:
+        raise AdminError(404, f"no control call {request.method} {request.path}; see GET {PREFIX}/health")
+
+    p = PREFIX
+    app.router.add_routes(
+        [
+            web.get(f"{p}/health", health),
+            web.post(f"{p}/reset", reset),
+            web.get(f"{p}/players", players),
+            web.get(f"{p}/players/{{dialect}}/{{player}}", get_player),
+            web.put(f"{p}/players/{{dialect}}/{{player}}", put_player),
+            web.get(f"{p}/transactions", transactions),
+            web.get(f"{p}/journal", journal),
+            web.delete(f"{p}/journal", clear_journal),
+            web.post(f"{p}/journal/verify", verify),
+            web.get(f"{p}/scenario", get_scenario),
+            web.put(f"{p}/scenario", put_scenario),
+            web.get(f"{p}/invariants", invariants),
+            web.route("*", f"{p}/{{tail:.*}}", not_found),
+        ]
+    )
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise AdminError(400, f"{name} must be a whole number")
+    return int(value)
+
+
+def _closest(entries: list[Entry], match: Match) -> list[Entry]:
+    """The recorded requests that miss the match on the fewest equality keys."""
+
+    def misses(entry: Entry) -> int:
+        op = entry.op
+        if op is None:
+            return len(match.equal) + 1
+        return sum(1 for key, value in match.equal if getattr(op, key) != value)
+
+    scored = sorted((misses(e), -e.seq, i) for i, e in enumerate(entries))
+    return [entries[i] for _, _, i in scored[:5]]
+
+
+__all__ = ["PREFIX", "setup", "yamlsrc"]

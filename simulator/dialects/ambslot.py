@@ -1,0 +1,193 @@
+"""AMBSlot seamless wallet (PROTOCOLS.md section 3): the simulator plays the operator's wallet.
+
+Always HTTP 200 with ``{"status": {"code", "message"}, "data": {...}}``; ``data`` only on success.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from simulator import errors as e
+from simulator import jsonio
+from simulator.dialects import fields as F
+from simulator.dialects.base import Dialect, Rendered
+from simulator.dialects.xpro import iso_ms
+from simulator.ledger import Player
+from simulator.ledger.core import CANCELLED
+from simulator.money import out
+from simulator.operations import Operation
+from simulator.service import Simulator
+
+DEBITS = ("bet", "settle")
+CREDITS = ("payout", "settle")
+
+
+class Ambslot(Dialect):
+    name = "ambslot"
+    ENDPOINTS = {
+        "/balance": "balance",
+        "/bet": "bet",
+        "/payout": "payout",
+        "/settle": "settle",
+        "/cancel": "cancel",
+    }
+    ERRORS = {
+        e.LimitExceeded: 607,
+        e.InsufficientFunds: 800,
+        e.DuplicateTransaction: 900,
+        e.DuplicateRound: 900,
+        e.UnknownPlayer: 908,
+        e.AccountDisabled: 908,
+        e.InvalidGame: 995,
+        e.GameNotActive: 995,
+        e.BadRequest: 997,
+        e.DecryptionFailed: 997,
+        e.PlayerExists: 997,
+        e.AuthFailed: 998,
+        e.WalletLocked: 999,
+        e.PlayerBlocked: 999,
+        e.InternalError: 999,
+        e.TransactionPending: 1601,
+        e.InvalidSession: 908,
+        e.SessionExpired: 908,
+        e.RealityCheck: 999,
+        e.TransactionNotFound: 997,
+        e.WithdrawNotFound: 997,
+        e.RollbackTargetNotFound: 997,
+    }
+
+    def __init__(self, sim: Simulator) -> None:
+        super().__init__(sim)
+        self.settings = sim.settings.ambslot
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.prefix
+
+    def source_allowed(self, request: web.Request) -> bool:
+        allowed = self.settings.allowed_sources
+        if allowed is None:
+            return True
+        source = request.remote or ""
+        forwarded = request.headers.get("X-Forwarded-For")
+        if self.sim.settings.server.trust_forwarded and forwarded:
+            source = forwarded.split(",")[0].strip()
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return False
+        return any(address in network for network in allowed)
+
+    def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
+        if not self.source_allowed(request):
+            raise e.AuthFailed(f"source address {request.remote} is not in allowed_sources")
+        try:
+            parsed = jsonio.loads(body)
+        except jsonio.JSONError as exc:
+            raise e.BadRequest(f"the body is not JSON: {exc}") from None
+        op.request = parsed
+        f = F.json_object(parsed)
+        op.player = F.required_text(f, "username")
+        if op.operation == "balance":
+            op.agent = F.required_text(f, "agentId")
+        else:
+            places = self.settings.max_decimals
+            op.agent = F.required_text(f, "agent")
+            F.required_text(f, "game")
+            op.game = F.required_text(f, "gameId")
+            op.round = F.required_text(f, "roundId")
+            op.amount = F.required_amount(f, "amount", places)
+            op.currency = F.required_text(f, "currency")
+            op.transaction = F.required_text(f, "transactionId")
+            F.required_text(f, "timestamp")
+            F.flag(f, "isEndRound")
+            F.flag(f, "featureBuy")
+            if op.operation in ("payout", "settle"):
+                F.required_amount(f, "turnover", places)
+            if op.operation == "settle":
+                op.params["bet"] = F.required_amount(f, "bet", places)
+                F.required_amount(f, "winlose", places, negative=True)
+            op.mutating = True
+            op.params["fingerprint"] = F.fingerprint(f)
+        if op.agent not in self.settings.agents:
+            raise e.AuthFailed(f"agent {op.agent!r} is not configured")
+
+    # business
+
+    def _player(self, op: Operation) -> Player:
+        assert op.agent is not None and op.player is not None
+        ledger = self.sim.ledger
+        player = ledger.player(self.name, op.agent, op.player)
+        if player is None:
+            if self.settings.players == "strict":
+                raise e.UnknownPlayer(f"no player {op.player!r}")
+            currency = self.settings.agents[op.agent].currency
+            player = ledger.open(self.name, op.agent, op.player, currency, self.settings.default_balance)
+        if player.disabled:
+            raise e.AccountDisabled(f"player {op.player!r} is disabled")
+        return player
+
+    def perform(self, op: Operation) -> dict[str, Any]:
+        ledger = self.sim.ledger
+        with ledger.atomic():
+            player = self._player(op)
+            if op.operation == "balance":
+                return {"username": player.id, "wallet": self._wallet(player)}
+            assert op.transaction is not None and op.amount is not None and op.round is not None
+            games = self.settings.games
+            if games is not None and op.game not in games:
+                raise e.InvalidGame(f"game {op.game!r} is not in the configured game list")
+            if op.currency != player.currency:
+                raise e.CurrencyMismatch(f"currency {op.currency} differs from the player's {player.currency}")
+            existing = ledger.find(self.name, player.tenant, op.transaction)
+            if existing is not None:
+                if existing.fingerprint != op.params["fingerprint"]:
+                    raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
+                replayed: dict[str, Any] = existing.result
+                return replayed
+            round_txns = ledger.round(player, op.round)
+            fp = op.params["fingerprint"]
+            common: dict[str, Any] = {"round_id": op.round, "game": op.game, "fingerprint": fp}
+            if op.operation in DEBITS:
+                stake = op.params["bet"] if op.operation == "settle" else op.amount
+                if player.locked or player.blocked:
+                    raise e.WalletLocked(f"player {player.id!r} is locked")
+                if any(t.kind in DEBITS for t in round_txns):
+                    raise e.DuplicateRound(f"round {op.round!r} already has a bet")
+                if player.bet_limit is not None and stake > player.bet_limit:
+                    raise e.LimitExceeded(f"bet {stake} exceeds the limit {player.bet_limit}")
+                credit = op.amount if op.operation == "settle" else Decimal(0)
+                txn = ledger.post(player, op.transaction, op.operation, debit=stake, credit=credit, **common)
+            elif op.operation == "payout":
+                if any(t.status == CANCELLED for t in round_txns):
+                    raise e.InvalidState(f"round {op.round!r} was cancelled")
+                txn = ledger.post(player, op.transaction, "payout", credit=op.amount, **common)
+            else:
+                if any(t.kind in CREDITS for t in round_txns):
+                    raise e.InvalidState(f"round {op.round!r} was already paid out")
+                bets = [t for t in round_txns if t.kind == "bet"]
+                # unknown round or second cancel: recorded, refunds nothing (reverse() skips reversed bets)
+                txn = ledger.reverse(player, op.transaction, "cancel", bets, status=CANCELLED, **common)
+            txn.result = {
+                "username": player.id,
+                "wallet": self._wallet(player),
+                "balance": {"before": out(txn.balance_before), "after": out(txn.balance_after)},
+                "refId": txn.id,
+            }
+            return dict(txn.result)
+
+    @staticmethod
+    def _wallet(player: Player) -> dict[str, Any]:
+        return {"balance": out(player.balance), "lastUpdate": iso_ms(player.updated)}
+
+    # rendering
+
+    def render_success(self, op: Operation, data: dict[str, Any]) -> Rendered:
+        return 200, {"status": {"code": 0, "message": self.codes[0][1]}, "data": data}, 0
+
+    def render_error(self, op: Operation, code: Any, message: str, status: int) -> Rendered:
+        return status, {"status": {"code": code, "message": message}}, code

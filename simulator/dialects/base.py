@@ -1,0 +1,177 @@
+"""What every dialect shares: the request handler, error rendering through one table, and faults.
+
+A dialect subclass provides ``decode`` (verify, decrypt, validate -> Operation), ``perform`` (the ledger
+work, synchronous and atomic) and the two renderers; :meth:`Dialect.handle` does the rest, the same way
+for all three: POST only, body size limit, the pipeline of :class:`~simulator.service.Simulator`, the
+scenario's faults, the journal and the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from simulator import codes, jsonio
+from simulator.errors import BadRequest, DomainError, Injected, InternalError
+from simulator.journal import Entry
+from simulator.operations import Operation, Outcome
+from simulator.service import Simulator
+
+log = logging.getLogger("simulator")
+
+GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+Rendered = tuple[int, Any, Any]  # (HTTP status, body, wire code)
+
+
+class Dialect(ABC):
+    name: ClassVar[str]
+    #: path (without prefix) -> neutral operation name
+    ENDPOINTS: ClassVar[dict[str, str]]
+    #: the one table from domain error class to wire code, looked up along the exception's MRO
+    ERRORS: ClassVar[dict[type[DomainError], Any]]
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.codes = codes.CODES[self.name]
+        self.neutral = codes.NEUTRAL[self.name]
+
+    @property
+    @abstractmethod
+    def prefix(self) -> str: ...
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route("*", self.prefix + path, self._handler(path)) for path in self.ENDPOINTS]
+
+    def _handler(self, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self.handle(request, path)
+
+        return handler
+
+    # to implement
+
+    @abstractmethod
+    def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
+        """Verify and parse the request into ``op`` (filled in place, so a refusal still shows what was
+        understood); raise a DomainError to refuse it."""
+
+    @abstractmethod
+    def perform(self, op: Operation) -> dict[str, Any]:
+        """Do the ledger work for a decoded request; return the data the success renderer needs."""
+
+    @abstractmethod
+    def render_success(self, op: Operation, data: dict[str, Any]) -> Rendered: ...
+
+    @abstractmethod
+    def render_error(self, op: Operation, code: Any, message: str, status: int) -> Rendered: ...
+
+    # shared
+
+    def wire_code(self, err: DomainError) -> Any:
+        if isinstance(err, Injected):
+            return err.code if err.code is not None else self.neutral[err.error or "internal_error"]
+        for cls in type(err).__mro__:
+            if cls in self.ERRORS:
+                return self.ERRORS[cls]
+        return self.neutral["internal_error"]
+
+    def render(self, op: Operation, outcome: Outcome) -> Rendered:
+        err = outcome.error
+        if err is None:
+            assert outcome.data is not None
+            return self.render_success(op, outcome.data)
+        code = self.wire_code(err)
+        status, message = self.codes[code]
+        if isinstance(err, Injected):
+            status = err.http_status or status
+            message = err.message or message
+        return self.render_error(op, code, message, status)
+
+    async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
+        started = time.perf_counter()
+        op = Operation(dialect=self.name, operation=self.ENDPOINTS[path], endpoint=path)
+        try:
+            if request.method != "POST":
+                raise BadRequest(f"{request.method} is not allowed here; every endpoint takes POST")
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise BadRequest(f"body larger than {self.sim.settings.server.max_body_bytes} bytes") from None
+            self.decode(request, body, op)
+            outcome = await self.sim.run(op, self.perform)
+        except DomainError as err:
+            outcome = Outcome(error=err)
+        except Exception as exc:  # a bug: never a traceback on the wire
+            log.exception("simulator bug while handling %s %s", self.name, path)
+            outcome = Outcome(error=InternalError(f"simulator bug: {type(exc).__name__}: {exc}"))
+
+        headers: dict[str, str] = {}
+        if outcome.rule:
+            headers["X-Sim-Rule"] = outcome.rule
+        if outcome.error is not None:
+            headers["X-Sim-Detail"] = _header_safe(outcome.error.detail)
+        if outcome.fault:
+            status, payload, code = 0, None, None
+            response = self._fault(request, op, outcome)
+        else:
+            status, payload, code = self.render(op, outcome)
+            response = web.Response(
+                body=jsonio.dumps(payload).encode("utf-8"),
+                status=status,
+                content_type="application/json",
+                headers=headers,
+            )
+        self.sim.record(
+            Entry(
+                seq=self.sim.journal.next_seq(),
+                time=self.sim.clock(),
+                dialect=self.name,
+                endpoint=path,
+                op=op,
+                status=status,
+                body=payload,
+                code=code,
+                rule=outcome.rule,
+                fault=outcome.fault,
+                detail=outcome.error.detail if outcome.error else None,
+                ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+        return response
+
+    def _fault(self, request: web.Request, op: Operation, outcome: Outcome) -> web.StreamResponse:
+        fault = outcome.fault
+        transport = request.transport
+        if fault in ("drop", "reset"):
+            if transport is not None:
+                if fault == "reset":
+                    sock = transport.get_extra_info("socket")
+                    if sock is not None:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    transport.abort()
+                else:
+                    transport.close()
+            return web.Response()  # never written: the connection is gone
+        if fault == "empty":
+            return web.Response(status=200, body=b"", content_type="application/json")
+        if fault == "gateway":
+            return web.Response(status=502, body=GATEWAY_HTML, content_type="text/html")
+        # malformed: the answer the caller would have had, cut in half
+        shown = outcome if outcome.data is not None else Outcome(error=InternalError("malformed"))
+        text = jsonio.dumps(self.render(op, shown)[1])
+        return web.Response(status=200, text=text[: max(1, len(text) // 2)], content_type="application/json")
+
+
+def _header_safe(text: str) -> str:
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:300]

@@ -1,0 +1,80 @@
+"""Field validation shared by the dialects: a missing or ill-typed field is a BadRequest naming it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from simulator.errors import BadRequest
+from simulator.money import MAX_AMOUNT, decimals, is_amount
+
+MAX_ID = 255
+
+
+def text(fields: dict[str, Any], key: str, *, required: bool = True, max_len: int = MAX_ID) -> str | None:
+    value = fields.get(key)
+    if value is None:
+        if required:
+            raise BadRequest(f"{key} is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{key} must be a non-empty string")
+    if len(value) > max_len:
+        raise BadRequest(f"{key} is longer than {max_len} characters")
+    return value
+
+
+def required_text(fields: dict[str, Any], key: str, max_len: int = MAX_ID) -> str:
+    value = text(fields, key, max_len=max_len)
+    assert value is not None
+    return value
+
+
+def flag(fields: dict[str, Any], key: str, *, required: bool = True) -> bool | None:
+    value = fields.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, bool):
+        raise BadRequest(f"{key} must be true or false")
+    return value
+
+
+def amount(
+    fields: dict[str, Any], key: str, max_decimals: int, *, required: bool = True, negative: bool = False
+) -> Decimal | None:
+    value = fields.get(key)
+    if value is None:
+        if required:
+            raise BadRequest(f"{key} is required")
+        return None
+    if not is_amount(value):
+        raise BadRequest(f"{key} must be a finite number within {MAX_AMOUNT:.0E}")
+    assert isinstance(value, Decimal)
+    if value < 0 and not negative:
+        raise BadRequest(f"{key} must not be negative")
+    if decimals(value) > max_decimals:
+        raise BadRequest(f"{key} has more than {max_decimals} decimal places")
+    return value
+
+
+def required_amount(fields: dict[str, Any], key: str, max_decimals: int, *, negative: bool = False) -> Decimal:
+    value = amount(fields, key, max_decimals, negative=negative)
+    assert value is not None
+    return value
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest("the body must be a JSON object")
+    return value
+
+
+def fingerprint(value: Any) -> Any:
+    """A hashable, number-normalised form of a request: ``10`` and ``10.0`` are the same payload."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, fingerprint(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(fingerprint(v) for v in value)
+    if isinstance(value, Decimal):
+        return ("n", value.normalize() if value else Decimal(0))
+    return value

@@ -1,0 +1,255 @@
+"""Fizzy Bubbly seamless wallet (PROTOCOLS.md section 2): the simulator plays the operator's wallet.
+
+The signature is verified on the raw bytes before anything is parsed. Errors are HTTP 400/401/500 with
+``{"code", "description", "traceId"}``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from simulator import errors as e
+from simulator import jsonio
+from simulator.dialects import fields as F
+from simulator.dialects.base import Dialect, Rendered
+from simulator.dialects.crypto import fizzy_signature, same_hex
+from simulator.ledger import Player, Transaction
+from simulator.ledger.core import ROLLED_BACK
+from simulator.money import out
+from simulator.operations import Operation
+from simulator.service import Simulator
+
+# Fields of each endpoint beyond what is validated by hand.
+MONEY_ENDPOINTS = ("withdraw", "deposit")
+
+
+class Fizzy(Dialect):
+    name = "fizzy"
+    ENDPOINTS = {
+        "/wallet/balance": "balance",
+        "/wallet/withdraw": "withdraw",
+        "/wallet/deposit": "deposit",
+        "/wallet/rollback": "rollback",
+    }
+    ERRORS = {
+        e.InternalError: "ERROR_UNKNOWN_ERROR",
+        e.BadRequest: "ERROR_BAD_REQUEST",
+        e.UnknownPlayer: "ERROR_BAD_REQUEST",
+        e.PlayerExists: "ERROR_BAD_REQUEST",
+        e.PlayerBlocked: "ERROR_BAD_REQUEST_PLAYER_BLOCKED",
+        e.WalletLocked: "ERROR_BAD_REQUEST_PLAYER_BLOCKED",
+        e.AccountDisabled: "ERROR_BAD_REQUEST_PLAYER_BLOCKED",
+        e.InvalidSession: "ERROR_INVALID_SESSION",
+        e.SessionExpired: "ERROR_SESSION_EXPIRED",
+        e.DuplicateTransaction: "ERROR_TRANSACTION_DUPLICATE",
+        e.WithdrawNotFound: "ERROR_TRANSACTION_WITHDRAW_NOT_FOUND",
+        e.InsufficientFunds: "ERROR_TRANSACTION_INSUFFICIENT_FUNDS",
+        e.LimitExceeded: "ERROR_TRANSACTION_LIMIT_EXCEEDED",
+        e.RealityCheck: "ERROR_TRANSACTION_REALITY_CHECK",
+        e.TransactionNotFound: "ERROR_TRANSACTION_NOT_FOUND",
+        e.RollbackTargetNotFound: "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND",
+        e.GameNotActive: "ERROR_GAME_NOT_ACTIVE",
+        e.InvalidGame: "ERROR_GAME_NOT_ACTIVE",
+        e.AuthFailed: "ERROR_INVALID_SIGNATURE",
+        e.TransactionPending: "ERROR_TIMEOUT",
+        e.DuplicateRound: "ERROR_TRANSACTION_DUPLICATE",
+        e.DecryptionFailed: "ERROR_BAD_REQUEST",
+    }
+
+    def __init__(self, sim: Simulator) -> None:
+        super().__init__(sim)
+        self.settings = sim.settings.fizzy
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.prefix
+
+    def signed_url(self, request: web.Request) -> str:
+        """The absolute URL the caller signed: ``public_url``, else the forwarded or the direct host."""
+        if self.settings.public_url:
+            return self.settings.public_url + request.raw_path
+        headers = request.headers
+        if self.sim.settings.server.trust_forwarded and headers.get("X-Forwarded-Host"):
+            proto = headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+            host = headers["X-Forwarded-Host"].split(",")[0].strip()
+            return f"{proto}://{host}{request.raw_path}"
+        return f"{request.scheme}://{request.host}{request.raw_path}"
+
+    def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
+        public_key = request.headers.get("Public-Key", "")
+        brand = self.settings.brands.get(public_key)
+        if brand is None:
+            raise e.AuthFailed("missing or unknown Public-Key" if public_key else "missing Public-Key header")
+        op.agent = public_key
+        signature = request.headers.get("Signature", "")
+        expected = fizzy_signature(brand.private_key, request.method, self.signed_url(request), body)
+        if not signature or not same_hex(expected, signature):
+            raise e.AuthFailed(
+                "Signature is not HMAC-SHA256(private key, METHOD\\nURL\\nMD5(body)) "
+                f"for URL {self.signed_url(request)}"
+            )
+        try:
+            parsed = jsonio.loads(body)
+        except jsonio.JSONError as exc:
+            raise e.BadRequest(f"the body is not JSON: {exc}") from None
+        op.request = parsed
+        f = F.json_object(parsed)
+        op.player = F.required_text(f, "playerId")
+        op.params["session"] = F.required_text(f, "sessionId")
+        kind = op.operation
+        if kind == "rollback":
+            op.transaction = F.required_text(f, "transactionId")
+            op.params["withdraw_id"] = F.required_text(f, "withdrawTransactionId")
+            op.game = F.required_text(f, "gameId")
+            op.round = F.required_text(f, "gameRoundId")
+            op.currency = F.text(f, "currency", required=False)
+            F.text(f, "freeSpinsCampaignId", required=False)
+        else:
+            op.currency = F.required_text(f, "currency")
+        if kind in MONEY_ENDPOINTS:
+            op.transaction = F.required_text(f, "transactionId")
+            op.game = F.required_text(f, "gameId")
+            op.round = F.required_text(f, "gameRoundId")
+            places = self.settings.max_decimals
+            amount = F.required_amount(f, "amount", places)
+            cash = F.required_amount(f, "cashAmount", places)
+            jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
+            if amount != cash + jackpot:
+                raise e.BadRequest(f"amount {amount} is not cashAmount + jackpotAmount ({cash + jackpot})")
+            F.flag(f, "isGameRoundFinished")
+            F.flag(f, "isFeatureBuy", required=False)
+            F.text(f, "freeSpinsCampaignId", required=False)
+            if kind == "deposit":
+                op.params["withdraw_id"] = F.required_text(f, "withdrawTransactionId")
+                F.flag(f, "isForceComplete", required=False)
+                F.flag(f, "isFreeSpinsConsumed", required=False)
+            op.amount = amount
+        op.mutating = op.transaction is not None
+        op.params["fingerprint"] = F.fingerprint(f)
+
+    # business
+
+    def _player(self, op: Operation, *, create: bool) -> Player:
+        assert op.agent is not None and op.player is not None
+        ledger = self.sim.ledger
+        player = ledger.player(self.name, op.agent, op.player)
+        if player is None:
+            if not create or self.settings.players == "strict":
+                raise e.UnknownPlayer(f"no player {op.player!r}")
+            currency = op.currency or self.sim.settings.fizzy.brands[op.agent].currency
+            player = ledger.open(self.name, op.agent, op.player, currency, self.settings.default_balance)
+        if op.currency is not None and op.currency != player.currency:
+            raise e.CurrencyMismatch(f"currency {op.currency} differs from the player's {player.currency}")
+        if player.disabled:
+            raise e.AccountDisabled(f"player {op.player!r} is disabled")
+        return player
+
+    def _session(self, op: Operation, player: Player) -> None:
+        session = op.params["session"]
+        owner = self.sim.ledger.bind_session(player, session, create=self.settings.sessions == "auto")
+        if owner is None:
+            raise e.InvalidSession(f"unknown session {session!r}")
+        if owner != player.id:
+            raise e.InvalidSession(f"session {session!r} belongs to another player")
+        ttl = self.settings.session_ttl
+        expired = player.session_expired or (ttl is not None and player.sessions[session] + ttl < self.sim.clock())
+        if expired and op.operation in ("balance", "withdraw"):
+            raise e.SessionExpired(f"session {session!r} has expired")
+
+    def _replay(self, op: Operation) -> dict[str, Any] | None:
+        assert op.agent is not None and op.transaction is not None
+        existing = self.sim.ledger.find(self.name, op.agent, op.transaction)
+        if existing is None:
+            return None
+        if existing.fingerprint != op.params["fingerprint"]:
+            raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
+        replayed: dict[str, Any] = existing.result
+        return replayed
+
+    def _withdraw(self, op: Operation, player: Player, not_found: type[e.DomainError]) -> Transaction:
+        assert op.agent is not None
+        ref = op.params["withdraw_id"]
+        txn = self.sim.ledger.find(self.name, op.agent, ref)
+        if txn is None or txn.kind != "withdraw" or txn.player != player.id:
+            raise not_found(f"no withdraw {ref!r} for player {player.id!r}")
+        return txn
+
+    def perform(self, op: Operation) -> dict[str, Any]:
+        ledger = self.sim.ledger
+        kind = op.operation
+        with ledger.atomic():
+            if kind != "balance":
+                replayed = self._replay(op)
+                if replayed is not None:
+                    return replayed
+            player = self._player(op, create=kind in ("balance", "withdraw"))
+            self._session(op, player)
+            if kind == "balance":
+                return self._result(player.balance, player.currency)
+            fp = op.params["fingerprint"]
+            if kind == "withdraw":
+                assert op.amount is not None and op.transaction is not None
+                if player.blocked or player.locked:
+                    raise e.PlayerBlocked(f"player {player.id!r} is blocked")
+                if op.game in self.settings.inactive_games:
+                    raise e.GameNotActive(f"game {op.game!r} is not active")
+                if player.bet_limit is not None and op.amount > player.bet_limit:
+                    raise e.LimitExceeded(f"bet {op.amount} exceeds the limit {player.bet_limit}")
+                if player.reality_check:
+                    raise e.RealityCheck("the player has a pending reality check")
+                txn = ledger.post(
+                    player, op.transaction, "withdraw", debit=op.amount, round_id=op.round, game=op.game, fingerprint=fp
+                )
+            elif kind == "deposit":
+                assert op.amount is not None and op.transaction is not None
+                withdraw = self._withdraw(op, player, e.WithdrawNotFound)
+                if withdraw.status == ROLLED_BACK:
+                    raise e.InvalidState(f"withdraw {withdraw.id!r} was rolled back")
+                txn = ledger.post(
+                    player,
+                    op.transaction,
+                    "deposit",
+                    credit=op.amount,
+                    round_id=op.round,
+                    game=op.game,
+                    ref=withdraw.id,
+                    fingerprint=fp,
+                )
+            else:
+                assert op.transaction is not None
+                withdraw = self._withdraw(op, player, e.RollbackTargetNotFound)
+                if any(t.kind == "deposit" for t in ledger.referring(withdraw)):
+                    raise e.InvalidState(f"withdraw {withdraw.id!r} already has a deposit")
+                # a second rollback of the same withdraw refunds nothing (reverse() skips reversed targets)
+                txn = ledger.reverse(
+                    player,
+                    op.transaction,
+                    "rollback",
+                    [withdraw],
+                    status=ROLLED_BACK,
+                    round_id=op.round,
+                    game=op.game,
+                    ref=withdraw.id,
+                    fingerprint=fp,
+                )
+            txn.result = self._result(txn.balance_after, player.currency)
+            return dict(txn.result)
+
+    def _result(self, balance: Decimal, currency: str) -> dict[str, Any]:
+        result: dict[str, Any] = {"balance": out(balance), "currency": currency}
+        if self.settings.resolve_timestamp:
+            result["resolveTimestamp"] = int(time.time() * 1000)
+        return result
+
+    # rendering
+
+    def render_success(self, op: Operation, data: dict[str, Any]) -> Rendered:
+        return 200, data, None
+
+    def render_error(self, op: Operation, code: Any, message: str, status: int) -> Rendered:
+        return status, {"code": code, "description": message, "traceId": uuid.uuid4().hex}, code

@@ -1,0 +1,322 @@
+"""XPro transfer wallet (PROTOCOLS.md section 1): the simulator plays the provider, the operator calls us.
+
+Checks run in the documented order: headers and signature (83) -> agent (10) -> token (83) -> decrypt (84)
+-> parameters (11) -> player (8, 19, 20) -> business rules (2, 3, 35).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import re
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from simulator import errors as e
+from simulator import jsonio
+from simulator.config import XproAgent
+from simulator.dialects.base import Dialect, Rendered
+from simulator.dialects.crypto import same_hex, xpro_decrypt, xpro_signature
+from simulator.ledger import Player
+from simulator.money import decimals, is_amount, out
+from simulator.operations import Operation
+from simulator.service import Simulator
+
+USERNAME = re.compile(r"[A-Za-z0-9]{1,25}")
+NONCE = re.compile(r"[0-9a-f]{32}")
+TIMESTAMP = re.compile(r"[0-9]{1,16}")
+SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+BALANCE_PLACES = 6
+
+
+def iso_ms(epoch: float) -> str:
+    """``2026-02-02T10:30:00.000Z``"""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class NonceCache:
+    """Nonces seen per agent. A nonce is only dangerous while its timestamp is inside the window, so it is
+    forgotten after twice the skew; ``cap`` bounds memory under a flood (the oldest are forgotten first)."""
+
+    def __init__(self, window: float, cap: int) -> None:
+        self.window = window * 2
+        self.cap = cap
+        self._seen: dict[tuple[str, str], float] = {}  # insertion order == time order
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, agent: str, nonce: str, now: float) -> bool:
+        """Remember a nonce; False if it was already seen inside the window."""
+        seen = self._seen
+        horizon = now - self.window
+        while seen:
+            key, first = next(iter(seen.items()))
+            if first >= horizon and len(seen) < self.cap:
+                break
+            del seen[key]
+        if (agent, nonce) in seen:
+            return False
+        seen[(agent, nonce)] = now
+        return True
+
+
+class Xpro(Dialect):
+    name = "xpro"
+    ENDPOINTS = {
+        "/v2/auth": "auth",
+        "/v2/members": "create",
+        "/v2/members/balance": "balance",
+        "/v2/members/transaction": "transaction",  # deposit or withdraw, by the sign of amount
+        "/v2/members/cashout": "cashout",
+        "/v2/members/check/transactions": "check",
+    }
+    ERRORS = {
+        e.InsufficientFunds: 2,
+        e.DuplicateTransaction: 3,
+        e.TransactionNotFound: 4,
+        e.PlayerExists: 6,
+        e.InternalError: 7,
+        e.UnknownPlayer: 8,
+        e.UnknownAgent: 10,
+        e.BadRequest: 11,
+        e.AccountDisabled: 19,
+        e.WalletLocked: 20,
+        e.PlayerBlocked: 20,
+        e.TransactionPending: 35,
+        e.AuthFailed: 83,
+        e.DecryptionFailed: 84,
+    }
+
+    def __init__(self, sim: Simulator) -> None:
+        super().__init__(sim)
+        self.settings = sim.settings.xpro
+        self.nonces = NonceCache(self.settings.timestamp_skew, self.settings.max_nonces)
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.prefix
+
+    # tokens
+
+    def issue_token(self, agent_id: str) -> tuple[str, int]:
+        now = int(self.sim.clock())
+        ttl = self.settings.token_ttl
+        token = jwt.encode({"agentId": agent_id, "iat": now, "exp": now + ttl}, self.settings.token_secret, "HS256")
+        return token, ttl
+
+    def check_token(self, header: str | None, agent_id: str) -> None:
+        if not header or not header.startswith("Bearer ") or not header[7:].strip():
+            raise e.AuthFailed("missing Authorization: Bearer <accessToken>")
+        try:
+            claims = jwt.decode(
+                header[7:].strip(),
+                self.settings.token_secret,
+                algorithms=["HS256"],
+                options={"verify_exp": False, "verify_iat": False, "require": ["exp", "iat"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise e.AuthFailed(f"invalid token: {exc}") from None
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp <= self.sim.clock():
+            raise e.AuthFailed("token expired")
+        if claims.get("agentId") != agent_id:
+            raise e.AuthFailed("token was issued to another agent")
+
+    # decoding
+
+    def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
+        h = request.headers
+        agent_id, timestamp = h.get("x-agentid", ""), h.get("x-timestamp", "")
+        nonce, signature = h.get("x-nonce", ""), h.get("x-signature", "")
+        op.agent = agent_id or None
+        missing = [
+            n
+            for n, v in (
+                ("x-agentid", agent_id),
+                ("x-timestamp", timestamp),
+                ("x-nonce", nonce),
+                ("x-signature", signature),
+            )
+            if not v
+        ]
+        if missing:
+            raise e.AuthFailed(f"missing header(s): {', '.join(missing)}")
+        try:
+            envelope = jsonio.loads(body)
+        except jsonio.JSONError:
+            envelope = None
+        cipher = envelope.get("cipherText") if isinstance(envelope, dict) else None
+        signed = cipher if isinstance(cipher, str) else ""
+        if not SIGNATURE.fullmatch(signature) or not same_hex(
+            xpro_signature(agent_id, timestamp, nonce, signed), signature
+        ):
+            raise e.AuthFailed("x-signature is not SHA256(agentId|timestamp|nonce|cipherText)")
+        if not TIMESTAMP.fullmatch(timestamp):
+            raise e.AuthFailed("x-timestamp is not unix time in milliseconds")
+        now = self.sim.clock()
+        skew = abs(int(timestamp) / 1000 - now)
+        if skew > self.settings.timestamp_skew:
+            raise e.AuthFailed(
+                f"x-timestamp is {skew:.0f}s from the simulator's clock (allowed {self.settings.timestamp_skew}s)"
+            )
+        if not NONCE.fullmatch(nonce):
+            raise e.AuthFailed("x-nonce is not 32 lowercase hex characters")
+        if not self.nonces.add(agent_id, nonce, now):
+            raise e.AuthFailed("x-nonce was already used (replay)")
+
+        agent = self.settings.agents.get(agent_id)
+        if agent is None:
+            raise e.UnknownAgent(f"agent {agent_id!r} is not configured")
+        if agent.blocked:
+            raise e.UnknownAgent(f"agent {agent_id!r} is blocked")
+        if op.operation != "auth":
+            self.check_token(h.get("Authorization"), agent_id)
+
+        if not isinstance(cipher, str):
+            raise e.DecryptionFailed('the body is not {"cipherText": "..."}')
+        plaintext = xpro_decrypt(agent.key, cipher)
+        try:
+            fields = jsonio.loads(plaintext)
+        except jsonio.JSONError:
+            raise e.BadRequest("the decrypted plaintext is not JSON") from None
+        op.request = fields
+        if not isinstance(fields, dict):
+            raise e.BadRequest("the decrypted plaintext is not a JSON object")
+        self._parameters(op, fields, agent)
+
+    def _parameters(self, op: Operation, f: dict[str, Any], agent: XproAgent) -> None:
+        op.currency = agent.currency
+        if op.operation == "auth":
+            for key in ("agentId", "secret"):
+                if not isinstance(f.get(key), str):
+                    raise e.BadRequest(f"{key} must be a string")
+            op.params["secret"] = f["secret"]
+            if f["agentId"] != agent.id:
+                raise e.UnknownAgent("agentId in the body differs from x-agentid")
+            return
+        username = f.get("username")
+        if not isinstance(username, str) or not USERNAME.fullmatch(username):
+            raise e.BadRequest("username must be 1-25 ASCII letters or digits")
+        op.player = username
+        if op.operation == "create":
+            site = f.get("siteId", f.get("Site ID"))
+            if site is not None and not isinstance(site, (str, Decimal)):
+                raise e.BadRequest("siteId must be a string or a number")
+            op.params["site_id"] = None if site is None else str(site)
+            return
+        if op.operation in ("transaction", "cashout", "check"):
+            trans_id = f.get("transId")
+            if not isinstance(trans_id, str) or not 1 <= len(trans_id) <= 64:
+                raise e.BadRequest("transId must be a string of 1-64 characters")
+            op.transaction = trans_id
+            op.mutating = op.operation != "check"
+        if op.operation == "transaction":
+            amount = f.get("amount")
+            if not is_amount(amount):
+                raise e.BadRequest("amount must be a finite number within 1e15")
+            assert isinstance(amount, Decimal)
+            if amount == 0:
+                raise e.BadRequest("amount must not be zero")
+            if decimals(amount) > 2:
+                raise e.BadRequest("amount has more than 2 decimal places")
+            op.params["amount"] = amount
+            op.operation = "deposit" if amount > 0 else "withdraw"
+            op.amount = abs(amount)
+
+    # business
+
+    def _player(self, op: Operation, *, moves_money: bool = False) -> Player:
+        assert op.agent is not None and op.player is not None
+        player = self.sim.ledger.player(self.name, op.agent, op.player)
+        if player is None:
+            raise e.UnknownPlayer(f"no player {op.player!r} under agent {op.agent!r}")
+        if player.disabled:
+            raise e.AccountDisabled(f"player {op.player!r} is disabled")
+        if moves_money and (player.locked or player.blocked):
+            raise e.WalletLocked(f"player {op.player!r} is locked")
+        return player
+
+    def _repeat(self, op: Operation, fingerprint: tuple[Any, ...]) -> dict[str, Any]:
+        """A used transId: replay the original answer or refuse with 3, as ``duplicate_transid`` says."""
+        assert op.agent is not None and op.transaction is not None
+        existing = self.sim.ledger.find(self.name, op.agent, op.transaction)
+        assert existing is not None
+        policy = self.settings.duplicate_transid
+        same = existing.fingerprint == fingerprint
+        if same and (policy == "replay" or (policy == "per_endpoint" and op.operation == "cashout")):
+            replayed: dict[str, Any] = existing.result
+            return replayed
+        raise e.DuplicateTransaction(f"transId {op.transaction!r} was already used")
+
+    def perform(self, op: Operation) -> dict[str, Any]:
+        ledger = self.sim.ledger
+        assert op.agent is not None
+        agent = self.settings.agents[op.agent]
+        if op.operation == "auth":
+            if not hmac.compare_digest(agent.secret.encode(), op.params["secret"].encode()):
+                raise e.UnknownAgent("wrong secret")
+            token, ttl = self.issue_token(agent.id)
+            return {"accessToken": token, "expiresIn": ttl, "tokenType": "Bearer"}
+        assert op.player is not None
+        with ledger.atomic():
+            if op.operation == "create":
+                player = ledger.open(self.name, agent.id, op.player, agent.currency, Decimal(0))
+                player.site_id = op.params["site_id"]
+                return {}
+            if op.operation == "balance":
+                player = self._player(op)
+                return {
+                    "agentId": agent.id,
+                    "username": player.id,
+                    "currency": player.currency,
+                    "balance": out(player.balance, BALANCE_PLACES),
+                }
+            if op.operation == "check":
+                self._player(op)
+                assert op.transaction is not None
+                txn = ledger.find(self.name, agent.id, op.transaction)
+                if txn is None or txn.player != op.player:
+                    raise e.TransactionNotFound(f"no transaction {op.transaction!r} for {op.player!r}")
+                return {
+                    "agentId": agent.id,
+                    "transId": txn.id,
+                    "transactionTime": iso_ms(txn.time),
+                    "amount": out(txn.amount),
+                    "username": txn.player,
+                }
+            player = self._player(op, moves_money=True)
+            assert op.transaction is not None
+            if op.operation == "cashout":
+                fingerprint: tuple[Any, ...] = ("cashout", op.player)
+                if ledger.find(self.name, agent.id, op.transaction):
+                    return self._repeat(op, fingerprint)
+                if player.balance <= 0:
+                    raise e.InsufficientFunds("cashout of a zero balance")
+                debit, credit = player.balance, Decimal(0)
+            else:
+                amount: Decimal = op.params["amount"]
+                fingerprint = ("transaction", op.player, amount)
+                if ledger.find(self.name, agent.id, op.transaction):
+                    return self._repeat(op, fingerprint)
+                debit, credit = (-amount, Decimal(0)) if amount < 0 else (Decimal(0), amount)
+            txn = ledger.post(player, op.transaction, op.operation, debit=debit, credit=credit, fingerprint=fingerprint)
+            signed = txn.amount if op.operation != "cashout" else txn.debit
+            txn.result = {"amount": out(signed), "balance": out(txn.balance_after, BALANCE_PLACES)}
+            return dict(txn.result)
+
+    # rendering
+
+    def render_success(self, op: Operation, data: dict[str, Any]) -> Rendered:
+        body: dict[str, Any] = {"code": 0, "message": self.codes[0][1]}
+        if data:
+            body["data"] = data
+        body["logUUID"] = str(uuid.uuid4())
+        return 200, body, 0
+
+    def render_error(self, op: Operation, code: Any, message: str, status: int) -> Rendered:
+        return status, {"code": code, "message": message, "logUUID": str(uuid.uuid4())}, code

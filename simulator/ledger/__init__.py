@@ -1,0 +1,8 @@
+"""The in-memory wallet: players, Decimal balances, transactions, idempotency and reversal.
+
+Free of HTTP and of dialects: it raises :mod:`simulator.errors` domain errors and each dialect renders them.
+"""
+
+from simulator.ledger.core import Ledger, Player, PlayerKey, Transaction
+
+__all__ = ["Ledger", "Player", "PlayerKey", "Transaction"]

@@ -1,0 +1,355 @@
+"""Ledger core.
+
+Atomicity: every check-and-apply runs inside :meth:`Ledger.atomic` (a re-entrant lock) and never awaits,
+so concurrent requests on one event loop, or on several threads, can neither overdraw a balance nor
+apply one transaction twice. Idempotency keys are ``(dialect, tenant, transaction id)``; a key that is
+still being processed is *claimed* (:meth:`Ledger.claim`) and a second request with it is refused as
+pending.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from simulator.errors import DuplicateTransaction, InsufficientFunds, PlayerExists, TransactionPending
+from simulator.money import ZERO
+
+PlayerKey = tuple[str, str, str]  # (dialect, tenant, player id)
+TxnKey = tuple[str, str, str]  # (dialect, tenant, transaction id)
+
+APPLIED = "applied"
+ROLLED_BACK = "rolled_back"
+CANCELLED = "cancelled"
+REVERSALS = ("rollback", "cancel")
+
+
+@dataclass(slots=True, eq=False)
+class Player:
+    dialect: str
+    tenant: str
+    id: str
+    currency: str
+    balance: Decimal
+    opening: Decimal
+    created: float
+    updated: float
+    locked: bool = False
+    blocked: bool = False
+    disabled: bool = False
+    session_expired: bool = False
+    reality_check: bool = False
+    bet_limit: Decimal | None = None
+    site_id: str | None = None
+    sessions: dict[str, float] = field(default_factory=dict)  # session id -> first seen (epoch s)
+    history: list[Transaction] = field(default_factory=list)
+
+    @property
+    def key(self) -> PlayerKey:
+        return (self.dialect, self.tenant, self.id)
+
+    def flags(self) -> dict[str, Any]:
+        return {
+            "locked": self.locked,
+            "blocked": self.blocked,
+            "disabled": self.disabled,
+            "session_expired": self.session_expired,
+            "reality_check": self.reality_check,
+            "bet_limit": self.bet_limit,
+        }
+
+
+@dataclass(slots=True, eq=False)
+class Transaction:
+    seq: int
+    dialect: str
+    tenant: str
+    player: str
+    id: str
+    kind: str
+    debit: Decimal
+    credit: Decimal
+    balance_before: Decimal
+    balance_after: Decimal
+    time: float
+    status: str = APPLIED
+    round: str | None = None
+    game: str | None = None
+    ref: str | None = None  # the transaction this one refers to (deposit -> withdraw, rollback -> withdraw)
+    reversed_by: str | None = None
+    fingerprint: Any = None  # what identifies "the same request" for replays
+    result: Any = None  # what the dialect answered, replayed on an identical retry
+
+    @property
+    def amount(self) -> Decimal:
+        """Signed effect on the balance."""
+        return self.credit - self.debit
+
+
+class Ledger:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.players: dict[PlayerKey, Player] = {}
+            self._txns: dict[TxnKey, Transaction] = {}
+            self.log: list[Transaction] = []
+            self._rounds: dict[tuple[str, str, str, str], list[Transaction]] = {}
+            self._refs: dict[TxnKey, list[Transaction]] = {}
+            self._in_flight: set[TxnKey] = set()
+            self._sessions: dict[tuple[str, str, str], str] = {}  # (dialect, tenant, session) -> player id
+            self._seq = itertools.count(1)
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Checks and changes inside this block see and leave a consistent ledger."""
+        with self._lock:
+            yield
+
+    @contextmanager
+    def claim(self, dialect: str, tenant: str, txn_id: str) -> Iterator[None]:
+        """Mark a transaction id as being processed; a second claim meanwhile raises TransactionPending."""
+        key = (dialect, tenant, txn_id)
+        with self._lock:
+            if key in self._in_flight:
+                raise TransactionPending(f"transaction {txn_id!r} is still being processed")
+            self._in_flight.add(key)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.discard(key)
+
+    # players
+
+    def player(self, dialect: str, tenant: str, player_id: str) -> Player | None:
+        return self.players.get((dialect, tenant, player_id))
+
+    def open(self, dialect: str, tenant: str, player_id: str, currency: str, balance: Decimal, **flags: Any) -> Player:
+        """Create a player; an existing one raises PlayerExists."""
+        with self._lock:
+            key = (dialect, tenant, player_id)
+            if key in self.players:
+                raise PlayerExists(f"player {player_id!r} already exists")
+            now = self.clock()
+            player = Player(dialect, tenant, player_id, currency, balance, balance, now, now)
+            for name, value in flags.items():
+                setattr(player, name, value)
+            self.players[key] = player
+            return player
+
+    def ensure(self, dialect: str, tenant: str, player_id: str, currency: str, balance: Decimal) -> Player:
+        with self._lock:
+            found = self.players.get((dialect, tenant, player_id))
+            return found or self.open(dialect, tenant, player_id, currency, balance)
+
+    def set_balance(self, player: Player, balance: Decimal, reason: str = "admin") -> Transaction | None:
+        """Move a balance to an exact value with an ``adjust`` transaction, so the books still add up."""
+        with self._lock:
+            delta = balance - player.balance
+            if delta == 0:
+                return None
+            seq = next(self._seq)
+            return self._record(
+                player,
+                f"{reason}-{seq}",
+                "adjust",
+                debit=-delta if delta < 0 else ZERO,
+                credit=delta if delta > 0 else ZERO,
+                seq=seq,
+                indexed=False,
+            )
+
+    def bind_session(self, player: Player, session_id: str, create: bool = True) -> str | None:
+        """The player a session belongs to, binding it to ``player`` on first sight when ``create``."""
+        with self._lock:
+            key = (player.dialect, player.tenant, session_id)
+            owner = self._sessions.get(key)
+            if owner is None and session_id in player.sessions:
+                owner = self._sessions[key] = player.id
+            if owner is None and create:
+                owner = self._sessions[key] = player.id
+                player.sessions[session_id] = self.clock()
+            return owner
+
+    # transactions
+
+    def find(self, dialect: str, tenant: str, txn_id: str) -> Transaction | None:
+        return self._txns.get((dialect, tenant, txn_id))
+
+    def round(self, player: Player, round_id: str) -> list[Transaction]:
+        return self._rounds.get((*player.key, round_id), [])
+
+    def referring(self, txn: Transaction) -> list[Transaction]:
+        """Transactions whose ``ref`` names ``txn`` (deposits and rollbacks of a withdraw)."""
+        return self._refs.get((txn.dialect, txn.tenant, txn.id), [])
+
+    def post(
+        self,
+        player: Player,
+        txn_id: str,
+        kind: str,
+        *,
+        debit: Decimal = ZERO,
+        credit: Decimal = ZERO,
+        round_id: str | None = None,
+        game: str | None = None,
+        ref: str | None = None,
+        fingerprint: Any = None,
+    ) -> Transaction:
+        """The one check-and-apply: refuse a used id or a debit beyond the balance, else apply both legs."""
+        with self._lock:
+            if (player.dialect, player.tenant, txn_id) in self._txns:
+                raise DuplicateTransaction(f"transaction {txn_id!r} already exists")
+            if debit > player.balance:
+                raise InsufficientFunds(f"debit {debit} exceeds balance {player.balance}")
+            return self._record(
+                player,
+                txn_id,
+                kind,
+                debit=debit,
+                credit=credit,
+                round_id=round_id,
+                game=game,
+                ref=ref,
+                fingerprint=fingerprint,
+            )
+
+    def reverse(
+        self,
+        player: Player,
+        txn_id: str,
+        kind: str,
+        targets: list[Transaction],
+        *,
+        status: str,
+        round_id: str | None = None,
+        game: str | None = None,
+        ref: str | None = None,
+        fingerprint: Any = None,
+    ) -> Transaction:
+        """Refund the stored debits of ``targets`` not yet reversed, and mark them ``status``; targets
+        already reversed contribute nothing, so a second reversal changes no balance."""
+        with self._lock:
+            live = [t for t in targets if t.reversed_by is None]
+            refund = sum((t.debit for t in live), ZERO)
+            txn = self.post(
+                player,
+                txn_id,
+                kind,
+                credit=refund,
+                round_id=round_id,
+                game=game,
+                ref=ref,
+                fingerprint=fingerprint,
+            )
+            for target in live:
+                target.status = status
+                target.reversed_by = txn_id
+            return txn
+
+    def _record(
+        self,
+        player: Player,
+        txn_id: str,
+        kind: str,
+        *,
+        debit: Decimal,
+        credit: Decimal,
+        round_id: str | None = None,
+        game: str | None = None,
+        ref: str | None = None,
+        fingerprint: Any = None,
+        seq: int | None = None,
+        indexed: bool = True,
+    ) -> Transaction:
+        now = self.clock()
+        before = player.balance
+        player.balance = before - debit + credit
+        player.updated = now
+        txn = Transaction(
+            seq if seq is not None else next(self._seq),
+            player.dialect,
+            player.tenant,
+            player.id,
+            txn_id,
+            kind,
+            debit,
+            credit,
+            before,
+            player.balance,
+            now,
+            round=round_id,
+            game=game,
+            ref=ref,
+            fingerprint=fingerprint,
+        )
+        self.log.append(txn)
+        player.history.append(txn)
+        if indexed:
+            self._txns[(player.dialect, player.tenant, txn_id)] = txn
+            if round_id is not None:
+                self._rounds.setdefault((*player.key, round_id), []).append(txn)
+            if ref is not None:
+                self._refs.setdefault((player.dialect, player.tenant, ref), []).append(txn)
+        return txn
+
+    # self-check
+
+    def invariants(self) -> dict[str, Any]:
+        """Every balance equals its opening plus its applied transactions, none is negative, no
+        transaction id is applied twice and no debit is refunded twice."""
+        with self._lock:
+            problems: list[dict[str, Any]] = []
+            for player in self.players.values():
+                implied = player.opening + sum((t.amount for t in player.history), ZERO)
+                if implied != player.balance:
+                    problems.append(
+                        {
+                            "problem": "balance differs from its transactions",
+                            "player": list(player.key),
+                            "balance": player.balance,
+                            "implied": implied,
+                        }
+                    )
+                if player.balance < 0:
+                    problems.append(
+                        {"problem": "negative balance", "player": list(player.key), "balance": player.balance}
+                    )
+            seen: set[TxnKey] = set()
+            refunded: dict[TxnKey, Decimal] = {}  # reversal -> debits it marked as reversed
+            for txn in self.log:
+                key = (txn.dialect, txn.tenant, txn.id)
+                if key in seen:
+                    problems.append({"problem": "transaction applied twice", "transaction": list(key)})
+                seen.add(key)
+                if txn.reversed_by is not None:
+                    by = (txn.dialect, txn.tenant, txn.reversed_by)
+                    refunded[by] = refunded.get(by, ZERO) + txn.debit
+            for txn in self.log:
+                if txn.kind in REVERSALS:
+                    key = (txn.dialect, txn.tenant, txn.id)
+                    if txn.credit != refunded.get(key, ZERO):
+                        problems.append(
+                            {
+                                "problem": "refund differs from the debits it reversed",
+                                "transaction": list(key),
+                                "refund": txn.credit,
+                                "reversed": refunded.get(key, ZERO),
+                            }
+                        )
+            return {
+                "ok": not problems,
+                "players": len(self.players),
+                "transactions": len(self.log),
+                "problems": problems,
+            }

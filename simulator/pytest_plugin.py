@@ -1,0 +1,261 @@
+"""pytest plugin (entry point ``pytest11``): a wallet simulator for your test session, no glue code.
+
+::
+
+    def test_my_wallet_client(wallet_simulator):          # one server per session, reset before each test
+        wallet_simulator.load_scenario("scenarios/insufficient_funds.yaml")
+        client = MyClient(base_url=wallet_simulator.url)
+        ...
+        assert wallet_simulator.journal(operation="withdraw")[-1]["response"]["body"]["code"] == 2
+
+The server runs on 127.0.0.1 and a free port, in a background thread with its own event loop, so sync and
+async tests alike can call it; the handle talks to it through the ``/_sim`` control API. Options:
+``--wallet-sim-config FILE`` and ``--wallet-sim-scenario FILE`` (repeatable); marker
+``@pytest.mark.wallet_scenario("file.yaml")`` loads a scenario for one test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator import jsonio
+
+STARTUP_TIMEOUT = 30.0
+
+
+class WalletSimulatorError(AssertionError):
+    pass
+
+
+class WalletSimulator:
+    """A handle on a running simulator: its URL and the control API as plain method calls."""
+
+    def __init__(self, url: str, base_scenario: str) -> None:
+        self.url = url
+        self._base_scenario = base_scenario
+        self._scenario_changed = False
+
+    # transport
+
+    def _call(self, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, Any]:
+        data = text.encode("utf-8") if text is not None else (None if body is None else jsonio.dumps(body).encode())
+        request = urllib.request.Request(self.url + "/_sim" + path, data=data, method=method)
+        request.add_header("Content-Type", "application/yaml" if text is not None else "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, jsonio.loads(raw)
+        except jsonio.JSONError:
+            return status, raw.decode("utf-8", "replace")
+
+    def _ok(self, method: str, path: str, body: Any = None, text: str | None = None) -> Any:
+        status, answer = self._call(method, path, body, text)
+        if status >= 400:
+            raise WalletSimulatorError(f"{method} /_sim{path} answered {status}: {answer}")
+        return answer
+
+    @staticmethod
+    def _query(**params: Any) -> str:
+        given = {k: v for k, v in params.items() if v is not None}
+        return "?" + urllib.parse.urlencode(given) if given else ""
+
+    # the control API
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._ok("GET", "/health")
+        return result
+
+    def reset(self) -> None:
+        if self._scenario_changed:
+            self._ok("PUT", "/scenario", text=self._base_scenario)
+            self._scenario_changed = False
+        self._ok("POST", "/reset")
+
+    def load_scenario(self, scenario: str | os.PathLike[str]) -> dict[str, Any]:
+        """Load a scenario file (a path) or YAML text; an invalid one raises with the validator's message."""
+        text = str(scenario)
+        if "\n" not in text and Path(text).is_file():
+            text = Path(text).read_text(encoding="utf-8")
+        self._scenario_changed = True
+        result: dict[str, Any] = self._ok("PUT", "/scenario", text=text)
+        return result
+
+    def set_player(self, dialect: str, player: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._ok("PUT", f"/players/{dialect}/{urllib.parse.quote(player, safe='')}", fields)
+        return result
+
+    def player(self, dialect: str, player: str, tenant: str | None = None) -> dict[str, Any]:
+        key = "public_key" if dialect == "fizzy" else "agent"
+        query = self._query(**{key: tenant})
+        result: dict[str, Any] = self._ok("GET", f"/players/{dialect}/{urllib.parse.quote(player, safe='')}{query}")
+        return result
+
+    def players(self, dialect: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._ok("GET", "/players" + self._query(dialect=dialect, q=q))
+        return result
+
+    def transactions(
+        self, dialect: str | None = None, player: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = self._query(dialect=dialect, player=player, status=status)
+        result: list[dict[str, Any]] = self._ok("GET", "/transactions" + query)
+        return result
+
+    def journal(
+        self,
+        dialect: str | None = None,
+        operation: str | None = None,
+        player: str | None = None,
+        rule: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recorded requests, oldest first (so ``[-1]`` is the latest)."""
+        query = self._query(dialect=dialect, operation=operation, player=player, rule=rule, limit=limit)
+        result: list[dict[str, Any]] = self._ok("GET", "/journal" + query)
+        return result
+
+    def clear_journal(self) -> None:
+        self._ok("DELETE", "/journal")
+
+    def verify(
+        self, match: dict[str, Any], count: int | None = None, *, min: int | None = None, max: int | None = None
+    ) -> dict[str, Any]:
+        """Assert how many recorded requests match; the AssertionError shows the closest ones."""
+        body: dict[str, Any] = {"match": match}
+        for key, value in (("count", count), ("min", min), ("max", max)):
+            if value is not None:
+                body[key] = value
+        status, answer = self._call("POST", "/journal/verify", body)
+        if status == 409:
+            raise WalletSimulatorError(f"journal verify failed for {match}: {jsonio.pretty(answer)}")
+        if status != 200:
+            raise WalletSimulatorError(f"journal verify refused: {answer}")
+        result: dict[str, Any] = answer
+        return result
+
+    def invariants(self) -> dict[str, Any]:
+        status, answer = self._call("GET", "/invariants")
+        if status != 200:
+            raise WalletSimulatorError(f"ledger invariants broken: {jsonio.pretty(answer)}")
+        result: dict[str, Any] = answer
+        return result
+
+
+class _ServerThread:
+    """The simulator in a daemon thread with its own event loop."""
+
+    def __init__(self, config_path: str | None, scenario_paths: list[str]) -> None:
+        from simulator.config import load
+        from simulator.scenarios import loader
+
+        self.settings = load(config_path)
+        self.settings = _on_free_loopback_port(self.settings)
+        self.scenario = loader.load_files(scenario_paths, self.settings)
+        self.url = ""
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="wallet-simulator", daemon=True)
+
+    def _run(self) -> None:
+        from simulator.cli import serve
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+
+            def ready(url: str) -> None:
+                self.url = url
+                self._ready.set()
+
+            await serve(self.settings, self.scenario, admin_token=None, ready=ready, stop=self._stop)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+            self._ready.set()
+
+    def start(self) -> str:
+        self._thread.start()
+        if not self._ready.wait(STARTUP_TIMEOUT) or self._error is not None:
+            raise RuntimeError(f"the wallet simulator did not start: {self._error!r}")
+        return self.url
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=STARTUP_TIMEOUT)
+
+
+def _on_free_loopback_port(settings: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(settings, server=replace(settings.server, host="127.0.0.1", port=0, log_requests=False))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("wallet-simulator", "wallet-API simulator fixture")
+    group.addoption("--wallet-sim-config", default=None, help="simulator config file for the wallet_simulator fixture")
+    group.addoption(
+        "--wallet-sim-scenario",
+        action="append",
+        default=[],
+        help="scenario file loaded by the wallet_simulator fixture (repeatable, applied in order)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "wallet_scenario(path): load this scenario file into the wallet simulator for one test"
+    )
+
+
+@pytest.fixture(scope="session")
+def wallet_simulator_session(request: pytest.FixtureRequest) -> Iterator[WalletSimulator]:
+    """The session's simulator; most tests want ``wallet_simulator`` (reset before each test) instead."""
+    from simulator.scenarios import loader
+
+    server = _ServerThread(
+        request.config.getoption("--wallet-sim-config"), request.config.getoption("--wallet-sim-scenario")
+    )
+    url = server.start()
+    try:
+        yield WalletSimulator(url, loader.dump(server.scenario))
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def wallet_simulator(wallet_simulator_session: WalletSimulator, request: pytest.FixtureRequest) -> WalletSimulator:
+    """The session's simulator, back at its starting state: players, no transactions, empty journal."""
+    sim = wallet_simulator_session
+    sim.reset()
+    marker = request.node.get_closest_marker("wallet_scenario")
+    if marker is not None:
+        if not marker.args:
+            raise pytest.UsageError("wallet_scenario needs a path: @pytest.mark.wallet_scenario('file.yaml')")
+        sim.load_scenario(_resolve(str(marker.args[0]), request))
+    return sim
+
+
+def _resolve(path: str, request: pytest.FixtureRequest) -> str:
+    for base in (Path.cwd(), Path(str(request.node.path)).parent, Path(str(request.config.rootpath))):
+        candidate = base / path
+        if candidate.is_file():
+            return str(candidate)
+    raise pytest.UsageError(f"wallet_scenario: no file {path!r} (looked in the cwd, the test's folder, the rootdir)")

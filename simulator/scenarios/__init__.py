@@ -1,0 +1,1 @@
+"""Scenario files: starting wallets and fault injection (the format of SCENARIOS.md)."""

@@ -1,0 +1,258 @@
+"""Loading and validating scenario files.
+
+A file is checked in two passes, both reporting ``file:line: key: message``: the JSON Schema that ships
+with the package (``schema.json``, usable by editors), then what a schema cannot say (regular expressions,
+codes that exist in the rule's dialect, operations that exist in it, tenants that are configured, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from simulator import codes, yamlsrc
+from simulator.config import Settings
+from simulator.errors import SourceError
+from simulator.money import parse_amount
+from simulator.scenarios.model import EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
+
+DIALECT_OPERATIONS = {
+    "xpro": {"auth", "create", "balance", "deposit", "withdraw", "cashout", "check"},
+    "fizzy": {"balance", "withdraw", "deposit", "rollback"},
+    "ambslot": {"balance", "bet", "payout", "settle", "cancel"},
+}
+MAX_DELAY = 600.0
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("simulator.scenarios").joinpath("schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def schema_path() -> str:
+    return str(resources.files("simulator.scenarios").joinpath("schema.json"))
+
+
+class _Checker:
+    def __init__(self, source: yamlsrc.SourceMap, settings: Settings | None) -> None:
+        self.source = source
+        self.settings = settings
+        self.problems: list[str] = []
+
+    def problem(self, path: list[str | int], message: str) -> None:
+        self.problems.append(self.source.where(path, message))
+
+    def amount(self, path: list[str | int], value: Any, *, negative: bool = False) -> Any:
+        try:
+            amount = parse_amount(value)
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return None
+        if not negative and amount < 0:
+            self.problem(path, "must not be negative")
+        return amount
+
+    def delay(self, path: list[str | int], spec: Any) -> Delay | None:
+        if isinstance(spec, str):
+            result = Delay("fixed", duration(spec))
+        elif "median" in spec:
+            cap = duration(spec["max"]) if "max" in spec else None
+            result = Delay("lognormal", duration(spec["median"]), sigma=float(spec["sigma"]), cap=cap)
+        else:
+            low, high = duration(spec["min"]), duration(spec["max"])
+            if low > high:
+                self.problem(path, f"min ({spec['min']}) is larger than max ({spec['max']})")
+                return None
+            result = Delay("uniform", low, high)
+        if max(result.a, result.b, result.cap or 0) > MAX_DELAY:
+            self.problem(path, f"delays are capped at {MAX_DELAY:.0f}s")
+            return None
+        return result
+
+    def tenant(self, path: list[str | int], dialect: str, tenant: Any) -> None:
+        if self.settings is not None and tenant is not None and tenant not in self.settings.tenants(dialect):
+            known = ", ".join(self.settings.tenants(dialect))
+            self.problem(path, f"{tenant!r} is not a configured {dialect} tenant (configured: {known})")
+
+    def rule(self, index: int, raw: dict[str, Any], seed: int, file_index: int) -> Rule | None:
+        base: list[str | int] = ["rules", index]
+        before = len(self.problems)
+        m = raw.get("match", {})
+        dialect = m.get("dialect")
+        if dialect and m.get("operation") and m["operation"] not in DIALECT_OPERATIONS[dialect]:
+            ops = ", ".join(sorted(DIALECT_OPERATIONS[dialect]))
+            self.problem([*base, "match", "operation"], f"{dialect} has no operation {m['operation']!r} ({ops})")
+        if "nth" in m and "after" in m:
+            self.problem([*base, "match", "after"], "use nth or after, not both")
+        pattern = None
+        if "transaction" in m:
+            try:
+                pattern = re.compile(m["transaction"])
+            except re.error as exc:
+                self.problem([*base, "match", "transaction"], f"not a regular expression: {exc}")
+        bounds = tuple(
+            (name, self.amount([*base, "match", "amount", name], value, negative=True))
+            for name, value in m.get("amount", {}).items()
+        )
+        if dialect:
+            self.tenant([*base, "match", "agent"], dialect, m.get("agent"))
+
+        respond = raw.get("respond")
+        if respond is not None and "code" in respond:
+            if not dialect:
+                self.problem(
+                    [*base, "respond", "code"],
+                    "a raw code needs match.dialect (codes differ per dialect); or use respond.error",
+                )
+            else:
+                code = codes.raw_code(dialect, respond["code"])
+                if code is None:
+                    known = ", ".join(str(c) for c in codes.CODES[dialect] if c not in (0, "0"))
+                    self.problem([*base, "respond", "code"], f"{respond['code']!r} is not a {dialect} code ({known})")
+                else:
+                    respond = {**respond, "code": code}
+        actions = [k for k in ("respond", "fault", "duplicate") if raw.get(k) not in (None, False)]
+        if len(actions) > 1:
+            self.problem([*base, actions[1]], f"choose one of respond, fault and duplicate (this rule has {actions})")
+        if not actions and "delay" not in raw:
+            self.problem(base, "a rule needs an action: respond, fault, duplicate or delay")
+        delay = self.delay([*base, "delay"], raw["delay"]) if "delay" in raw else None
+        if len(self.problems) > before:
+            return None
+        return Rule(
+            name=raw.get("name") or f"rules[{index}]",
+            match=Match(
+                equal=tuple((k, m[k]) for k in EQUALITY_KEYS if k in m),
+                transaction=pattern,
+                amount=bounds,
+                nth=m.get("nth"),
+                after=m.get("after"),
+                probability=m.get("probability"),
+            ),
+            respond=respond,
+            delay=delay,
+            duplicate=bool(raw.get("duplicate", False)),
+            fault=raw.get("fault"),
+            apply=bool(raw.get("apply", False)),
+            times=raw.get("times"),
+            rng_seed=f"{seed}/{file_index}/{index}",
+        )
+
+    def players(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        seen: dict[tuple[str, str | None, str], int] = {}
+        for index, entry in enumerate(entries):
+            base: list[str | int] = ["players", index]
+            if "generate" in entry:
+                gen = dict(entry["generate"])
+                tenant_key = "public_key" if gen["dialect"] == "fizzy" else "agent"
+                self.tenant([*base, "generate", tenant_key], gen["dialect"], gen.get(tenant_key))
+                balance = gen.get("balance")
+                if isinstance(balance, dict):
+                    low = self.amount([*base, "generate", "balance", "min"], balance["min"])
+                    high = self.amount([*base, "generate", "balance", "max"], balance["max"])
+                    if low is not None and high is not None and low > high:
+                        self.problem([*base, "generate", "balance"], "min is larger than max")
+                    gen["balance"] = {"min": low, "max": high}
+                elif balance is not None:
+                    gen["balance"] = self.amount([*base, "generate", "balance"], balance)
+                out.append({"generate": gen, "index": index})
+                continue
+            player = dict(entry)
+            dialect = player["dialect"]
+            tenant_key = "public_key" if dialect == "fizzy" else "agent"
+            name_key = "playerId" if dialect == "fizzy" else "username"
+            self.tenant([*base, tenant_key], dialect, player.get(tenant_key))
+            for key in ("balance", "bet_limit"):
+                if key in player:
+                    player[key] = self.amount([*base, key], player[key])
+            ident = (dialect, player.get(tenant_key), player[name_key])
+            if ident in seen:
+                self.problem(
+                    [*base, name_key],
+                    f"player {player[name_key]!r} is already defined at players[{seen[ident]}]",
+                )
+            seen[ident] = index
+            out.append(player)
+        return out
+
+
+def parse(text: str, filename: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
+    """One scenario document from YAML text. Raises SourceError listing every problem."""
+    data, source = yamlsrc.load(text, filename)
+    if not isinstance(data, dict):
+        raise SourceError([source.where([], "a scenario is a mapping with at least a name")])
+    problems = yamlsrc.schema_problems(data, schema(), source)
+    if problems:
+        raise SourceError(problems)
+    checker = _Checker(source, settings)
+    seed = int(data.get("seed", 0))
+    players = checker.players(data.get("players", []))
+    rules = [checker.rule(i, raw, seed, file_index) for i, raw in enumerate(data.get("rules", []))]
+    if checker.problems:
+        raise SourceError(checker.problems)
+    for player in players:
+        player.setdefault("seed", seed)
+    return Scenario(
+        name=data["name"],
+        description=data.get("description", ""),
+        seed=seed,
+        players=players,
+        rules=[r for r in rules if r is not None],
+        sources=[filename],
+        text=text,
+    )
+
+
+def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise SourceError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise SourceError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
+    return parse(text, path, settings, file_index)
+
+
+def combine(scenarios: list[Scenario]) -> Scenario:
+    """Several files applied in order: players and rules concatenated, the first file's seed kept."""
+    if not scenarios:
+        return Scenario.empty()
+    if len(scenarios) == 1:
+        return scenarios[0]
+    text = "\n".join(f"# --- {s.sources[0]}\n{s.text}" for s in scenarios)
+    return Scenario(
+        name=" + ".join(s.name for s in scenarios),
+        description="\n".join(s.description for s in scenarios if s.description),
+        seed=scenarios[0].seed,
+        players=[p for s in scenarios for p in s.players],
+        rules=[r for s in scenarios for r in s.rules],
+        sources=[src for s in scenarios for src in s.sources],
+        text=text,
+    )
+
+
+def load_files(paths: list[str], settings: Settings | None = None) -> Scenario:
+    """Every file checked; all problems of all files reported together."""
+    loaded: list[Scenario] = []
+    problems: list[str] = []
+    for index, path in enumerate(paths):
+        try:
+            loaded.append(read(path, settings, index))
+        except SourceError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SourceError(problems)
+    return combine(loaded)
+
+
+def dump(scenario: Scenario) -> str:
+    return scenario.text or yaml.safe_dump({"name": scenario.name})

@@ -1,0 +1,125 @@
+"""Scenario objects: matches, delays and rules, small and composable, each with an explicit lifetime."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from simulator.operations import Operation
+
+
+def duration(text: str) -> float:
+    """``250ms`` -> 0.25, ``2s`` -> 2.0 (validated by the schema's pattern before it gets here)."""
+    return float(text[:-2]) / 1000 if text.endswith("ms") else float(text[:-1])
+
+
+@dataclass(frozen=True)
+class Delay:
+    kind: str  # fixed | uniform | lognormal
+    a: float  # fixed value, uniform min, or lognormal median (seconds)
+    b: float = 0.0  # uniform max
+    sigma: float = 0.0
+    cap: float | None = None
+
+    def sample(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        value = self.a * math.exp(self.sigma * rng.gauss(0.0, 1.0))
+        return min(value, self.cap) if self.cap is not None else value
+
+
+COMPARISONS = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+}
+
+EQUALITY_KEYS = ("dialect", "operation", "endpoint", "agent", "player", "round", "game", "currency")
+
+
+@dataclass(frozen=True)
+class Match:
+    """The static part of a rule's match: every key given must hold on the decoded operation."""
+
+    equal: tuple[tuple[str, str], ...] = ()
+    transaction: re.Pattern[str] | None = None
+    amount: tuple[tuple[str, Decimal], ...] = ()
+    nth: int | None = None
+    after: int | None = None
+    probability: float | None = None
+
+    def holds(self, op: Operation) -> bool:
+        for key, expected in self.equal:
+            if getattr(op, key) != expected:
+                return False
+        if self.transaction is not None and (op.transaction is None or not self.transaction.search(op.transaction)):
+            return False
+        if self.amount:
+            if op.amount is None:
+                return False
+            return all(COMPARISONS[name](op.amount, bound) for name, bound in self.amount)
+        return True
+
+
+@dataclass(eq=False)
+class Rule:
+    name: str
+    match: Match
+    respond: dict[str, Any] | None = None
+    delay: Delay | None = None
+    duplicate: bool = False
+    fault: str | None = None
+    apply: bool = False
+    times: int | None = None
+    rng_seed: str = ""
+    # run-time state, reset with the simulator
+    seen: int = 0
+    hits: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def reset(self) -> None:
+        self.seen = 0
+        self.hits = 0
+        self.rng = random.Random(self.rng_seed)
+
+    @property
+    def retired(self) -> bool:
+        return self.times is not None and self.hits >= self.times
+
+    def fires(self, op: Operation) -> bool:
+        """Count the request if the static match holds, then apply nth / after / probability."""
+        if self.retired or not self.match.holds(op):
+            return False
+        self.seen += 1
+        m = self.match
+        if m.nth is not None and self.seen != m.nth:
+            return False
+        if m.after is not None and self.seen <= m.after:
+            return False
+        if m.probability is not None and self.rng.random() >= m.probability:
+            return False
+        self.hits += 1
+        return True
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str = ""
+    seed: int = 0
+    players: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    text: str = ""  # YAML as loaded (GET /_sim/scenario)
+
+    @classmethod
+    def empty(cls) -> Scenario:
+        return cls(name="(none)", text="name: (none)\n")

@@ -1,0 +1,114 @@
+"""The one HTTP-free pipeline every dialect goes through: claim -> scenario engine -> ledger -> journal.
+
+:class:`Simulator` owns the state of a running simulator (settings, ledger, scenario engine, journal) and
+is what the dialects, the admin API and the tests talk to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from simulator import jsonio
+from simulator.config import Settings
+from simulator.errors import DomainError, DuplicateTransaction, Injected
+from simulator.journal import Entry, Journal
+from simulator.ledger import Ledger
+from simulator.operations import Operation, Outcome
+from simulator.scenarios.engine import Engine
+from simulator.scenarios.model import Scenario
+from simulator.scenarios.seeding import seed_players
+
+log = logging.getLogger("simulator.access")
+
+Perform = Callable[[Operation], dict[str, Any]]
+
+
+class Simulator:
+    def __init__(
+        self, settings: Settings, scenario: Scenario | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.ledger = Ledger(clock)
+        self.journal = Journal(settings.server.journal_size)
+        self.engine = Engine(scenario or Scenario.empty())
+        self.started = clock()
+        seed_players(self)
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.engine.scenario
+
+    def reset(self) -> None:
+        """Back to the start: players from config and scenario, no transactions, empty journal, counters 0."""
+        self.ledger.reset()
+        self.journal.clear()
+        self.engine.reset()
+        seed_players(self)
+
+    def replace_scenario(self, scenario: Scenario) -> None:
+        """Load a new scenario: its rules replace the old ones and the ledger restarts from its players."""
+        self.engine = Engine(scenario)
+        self.reset()
+
+    async def run(self, op: Operation, perform: Perform) -> Outcome:
+        """Decide and carry out one decoded request. Domain errors come back in the outcome."""
+        claim = (
+            self.ledger.claim(op.dialect, op.agent or "", op.transaction)
+            if op.mutating and op.transaction is not None
+            else contextlib.nullcontext()
+        )
+        rule: str | None = None
+        try:
+            with claim:
+                decision = self.engine.decide(op)
+                if decision is None:
+                    return Outcome(data=perform(op))
+                rule = decision.rule
+                if decision.delay:
+                    await asyncio.sleep(decision.delay)
+                if not decision.intervenes:
+                    return Outcome(data=perform(op), rule=rule)
+                data = None
+                if decision.apply:
+                    with contextlib.suppress(DomainError):  # "applied" means: as far as the ledger allows
+                        data = perform(op)
+                if decision.fault:
+                    return Outcome(data=data, fault=decision.fault, rule=rule)
+                if decision.duplicate:
+                    return Outcome(error=DuplicateTransaction("injected duplicate"), rule=rule)
+                assert decision.respond is not None
+                return Outcome(error=decision.respond, rule=rule)
+        except DomainError as err:
+            return Outcome(error=err, rule=rule)
+
+    def record(self, entry: Entry) -> None:
+        self.journal.append(entry)
+        if self.settings.server.log_requests:
+            self.log_line(entry)
+
+    def log_line(self, entry: Entry) -> None:
+        fields = {
+            "dialect": entry.dialect,
+            "operation": entry.operation,
+            "player": entry.player,
+            "transaction": entry.transaction,
+            "rule": entry.rule,
+            "status": entry.status,
+            "code": entry.code,
+            "ms": round(entry.ms, 2),
+        }
+        if self.settings.server.log_format == "json":
+            log.info(jsonio.dumps({"endpoint": entry.endpoint, **fields, "detail": entry.detail}))
+        else:
+            text = " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
+            log.info("%s %s%s", entry.endpoint, text, f" detail={entry.detail!r}" if entry.detail else "")
+
+
+def injected_for(error: str | None = None, code: Any = None) -> Injected:
+    return Injected(error=error, code=code)

@@ -1,0 +1,126 @@
+"""YAML documents that remember where every value came from.
+
+``load`` returns the plain data and a :class:`SourceMap`, which turns a key path such as
+``("rules", 0, "match", "operation")`` into ``file:line: rules[0].match.operation``. Config and scenario
+validation use it so that every mistake is reported with file, line and key. Duplicate keys, which
+PyYAML silently collapses, are reported as mistakes too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from simulator.errors import SourceError
+
+Path = Sequence[str | int]
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``("rules", 0, "match")`` -> ``rules[0].match``; the empty path is ``(top level)``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+@dataclass
+class SourceMap:
+    filename: str
+    root: yaml.Node | None
+    duplicates: list[str] = field(default_factory=list)
+
+    def line(self, path: Path) -> int:
+        """1-based line of the deepest node along ``path`` (the key's line for mapping entries)."""
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else 1
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                        line, node = key.start_mark.line + 1, value
+                        break
+                else:
+                    return line
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                return line
+        return line
+
+    def where(self, path: Path, message: str) -> str:
+        return f"{self.filename}:{self.line(path)}: {dotted(path)}: {message}"
+
+
+def _check_duplicates(node: yaml.Node | None, filename: str, path: list[str | int], out: list[str]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            if name in seen:
+                out.append(
+                    f"{filename}:{key.start_mark.line + 1}: {dotted([*path, name])}: duplicate key "
+                    "(YAML would silently keep only the last one)"
+                )
+            seen.add(name)
+            _check_duplicates(value, filename, [*path, name], out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicates(item, filename, [*path, index], out)
+
+
+def load(text: str, filename: str) -> tuple[Any, SourceMap]:
+    """Parse one YAML document; syntax errors and duplicate keys raise :class:`SourceError`."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise SourceError([f"{filename}:{line}: (syntax): {exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise SourceError([f"{filename}:1: (syntax): {exc}"]) from None
+    finally:
+        loader.dispose()
+    source = SourceMap(filename, root)
+    _check_duplicates(root, filename, [], source.duplicates)
+    if source.duplicates:
+        raise SourceError(source.duplicates)
+    return data, source
+
+
+def read(path: str) -> tuple[Any, SourceMap]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise SourceError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise SourceError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
+    return load(text, path)
+
+
+def schema_problems(data: Any, schema: dict[str, Any], source: SourceMap) -> list[str]:
+    """Validate ``data`` against a JSON Schema; every error as ``file:line: key: message``, in file order."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    found: list[tuple[int, str]] = []
+    for error in validator.iter_errors(data):
+        # Report the most specific reason inside anyOf/oneOf rather than "is not valid under any schema".
+        best = jsonschema.exceptions.best_match([error])
+        path = list(best.absolute_path)
+        message = best.message
+        if best.validator == "additionalProperties" and isinstance(best.instance, dict):
+            allowed = set(best.schema.get("properties", {}))
+            extra = sorted(k for k in best.instance if k not in allowed)
+            if extra:
+                path = [*path, extra[0]]
+                message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        found.append((source.line(path), source.where(path, message)))
+    return [text for _, text in sorted(found)]

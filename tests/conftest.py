@@ -1,0 +1,102 @@
+"""Shared fixtures: a real server on 127.0.0.1 and a free port per test, always stopped, plus the
+reference clients pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from simulator import config, jsonio
+from simulator.app import create_app
+from simulator.client import AmbslotClient, FizzyClient, XproClient
+from simulator.scenarios import loader
+from simulator.service import Simulator
+
+pytest_plugins = ["pytester"]
+
+
+class Clock:
+    """A settable clock for the simulator (token expiry, timestamps, session TTL)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    sim: Simulator
+    server: TestServer
+    url: str
+    http: aiohttp.ClientSession
+    xpro: XproClient
+    fizzy: FizzyClient
+    amb: AmbslotClient
+
+    async def admin(self, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, Any]:
+        data = text.encode() if text is not None else (jsonio.dumps(body).encode() if body is not None else None)
+        async with self.http.request(method, self.url + path, data=data) as response:
+            raw = await response.read()
+            try:
+                return response.status, jsonio.loads(raw)
+            except jsonio.JSONError:
+                return response.status, raw.decode()
+
+    async def close(self) -> None:
+        for client in (self.xpro, self.fizzy, self.amb):
+            await client.close()
+        await self.http.close()
+        await self.server.close()
+
+
+Start = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Start]:
+    started: list[Harness] = []
+
+    async def _start(
+        cfg: dict[str, Any] | None = None,
+        scenario: str | None = None,
+        clock: Callable[[], float] | None = None,
+        admin_token: str | None = None,
+    ) -> Harness:
+        settings = config.from_dict(cfg or {})
+        scen = loader.parse(scenario, "(test)", settings) if scenario else None
+        sim = Simulator(settings, scen, clock=clock) if clock else Simulator(settings, scen)
+        server = TestServer(create_app(sim, admin_token), host="127.0.0.1", port=0)
+        await server.start_server()
+        url = str(server.make_url("")).rstrip("/")
+        http = aiohttp.ClientSession()
+        harness = Harness(
+            sim, server, url, http, XproClient(url, session=http), FizzyClient(url, session=http),
+            AmbslotClient(url, session=http),
+        )  # fmt: skip
+        started.append(harness)
+        return harness
+
+    yield _start
+    for harness in started:
+        await harness.close()
+
+
+@pytest.fixture
+async def h(start: Start) -> Harness:
+    return await start()
+
+
+@pytest.fixture
+async def xp(h: Harness) -> Harness:
+    """A harness whose XPro client holds a token and whose agent has player001 with balance 0."""
+    await h.xpro.authenticate()
+    reply = await h.xpro.create_member("player001")
+    assert reply.json["code"] == 0
+    return h
