@@ -139,8 +139,11 @@ class Fizzy(Dialect):
         ledger = self.sim.ledger
         player = ledger.player(self.name, op.agent, op.player)
         if player is None:
-            if not create or self.settings.players == "strict":
+            if self.settings.players == "strict":
                 raise e.UnknownPlayer(f"no player {op.player!r}")
+            if not create:  # a deposit or rollback for a player never seen: its withdraw cannot exist
+                missing = e.WithdrawNotFound if op.operation == "deposit" else e.RollbackTargetNotFound
+                raise missing(f"no player {op.player!r}, so no withdraw {op.params['withdraw_id']!r}")
             currency = op.currency or self.sim.settings.fizzy.brands[op.agent].currency
             player = ledger.open(self.name, op.agent, op.player, currency, self.settings.default_balance)
         if op.currency is not None and op.currency != player.currency:
