@@ -10,7 +10,6 @@ import collections
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from simulator.operations import Operation
@@ -30,6 +29,7 @@ class Entry:
     fault: str | None
     detail: str | None
     ms: float
+    delay: float = 0.0
 
     @property
     def operation(self) -> str | None:
@@ -61,6 +61,7 @@ class Entry:
             "rule": self.rule,
             "detail": self.detail,
             "ms": round(self.ms, 3),
+            "delay_ms": round(self.delay * 1000, 3),
         }
 
 
@@ -105,7 +106,3 @@ class Journal:
             and (rule is None or e.rule == rule)
         ]
         return found[-limit:] if limit else found
-
-
-def amount_of(entry: Entry) -> Decimal | None:
-    return entry.op.amount if entry.op else None

@@ -54,3 +54,4 @@ class Outcome:
     error: DomainError | None = None
     fault: str | None = None
     rule: str | None = None
+    delay: float = 0.0  # seconds of injected latency

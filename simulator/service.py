@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from simulator import jsonio
 from simulator.config import Settings
-from simulator.errors import DomainError, DuplicateTransaction, Injected
+from simulator.errors import DomainError, DuplicateTransaction
 from simulator.journal import Entry, Journal
 from simulator.ledger import Ledger
 from simulator.operations import Operation, Outcome
@@ -30,10 +30,15 @@ Perform = Callable[[Operation], dict[str, Any]]
 
 class Simulator:
     def __init__(
-        self, settings: Settings, scenario: Scenario | None = None, clock: Callable[[], float] = time.time
+        self,
+        settings: Settings,
+        scenario: Scenario | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.sleep = sleep  # injected latency goes through here (tests shorten it)
         self.ledger = Ledger(clock)
         self.journal = Journal(settings.server.journal_size)
         self.engine = Engine(scenario or Scenario.empty())
@@ -64,28 +69,29 @@ class Simulator:
             else contextlib.nullcontext()
         )
         rule: str | None = None
+        delay = 0.0
         try:
             with claim:
                 decision = self.engine.decide(op)
                 if decision is None:
                     return Outcome(data=perform(op))
-                rule = decision.rule
-                if decision.delay:
-                    await asyncio.sleep(decision.delay)
+                rule, delay = decision.rule, decision.delay
+                if delay:
+                    await self.sleep(delay)
                 if not decision.intervenes:
-                    return Outcome(data=perform(op), rule=rule)
+                    return Outcome(data=perform(op), rule=rule, delay=delay)
                 data = None
                 if decision.apply:
                     with contextlib.suppress(DomainError):  # "applied" means: as far as the ledger allows
                         data = perform(op)
                 if decision.fault:
-                    return Outcome(data=data, fault=decision.fault, rule=rule)
+                    return Outcome(data=data, fault=decision.fault, rule=rule, delay=delay)
                 if decision.duplicate:
-                    return Outcome(error=DuplicateTransaction("injected duplicate"), rule=rule)
+                    return Outcome(error=DuplicateTransaction("injected duplicate"), rule=rule, delay=delay)
                 assert decision.respond is not None
-                return Outcome(error=decision.respond, rule=rule)
+                return Outcome(error=decision.respond, rule=rule, delay=delay)
         except DomainError as err:
-            return Outcome(error=err, rule=rule)
+            return Outcome(error=err, rule=rule, delay=delay)
 
     def record(self, entry: Entry) -> None:
         self.journal.append(entry)
@@ -108,7 +114,3 @@ class Simulator:
         else:
             text = " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
             log.info("%s %s%s", entry.endpoint, text, f" detail={entry.detail!r}" if entry.detail else "")
-
-
-def injected_for(error: str | None = None, code: Any = None) -> Injected:
-    return Injected(error=error, code=code)

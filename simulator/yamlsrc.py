@@ -122,5 +122,7 @@ def schema_problems(data: Any, schema: dict[str, Any], source: SourceMap) -> lis
             if extra:
                 path = [*path, extra[0]]
                 message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        elif best.validator == "pattern" and "description" in best.schema:
+            message = f"{best.instance!r} is not valid: {best.schema['description']}"
         found.append((source.line(path), source.where(path, message)))
     return [text for _, text in sorted(found)]

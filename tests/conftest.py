@@ -9,12 +9,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp import web
 
 from simulator import config, jsonio
 from simulator.app import create_app
+from simulator.cli import bind
 from simulator.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
+from simulator.scenarios.model import Scenario
 from simulator.service import Simulator
 
 pytest_plugins = ["pytester"]
@@ -33,7 +35,7 @@ class Clock:
 @dataclass
 class Harness:
     sim: Simulator
-    server: TestServer
+    runner: web.AppRunner
     url: str
     http: aiohttp.ClientSession
     xpro: XproClient
@@ -53,7 +55,7 @@ class Harness:
         for client in (self.xpro, self.fizzy, self.amb):
             await client.close()
         await self.http.close()
-        await self.server.close()
+        await self.runner.cleanup()
 
 
 Start = Callable[..., Awaitable[Harness]]
@@ -68,18 +70,37 @@ async def start() -> AsyncIterator[Start]:
         scenario: str | None = None,
         clock: Callable[[], float] | None = None,
         admin_token: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        scenario_file: str | None = None,
     ) -> Harness:
         settings = config.from_dict(cfg or {})
-        scen = loader.parse(scenario, "(test)", settings) if scenario else None
-        sim = Simulator(settings, scen, clock=clock) if clock else Simulator(settings, scen)
-        server = TestServer(create_app(sim, admin_token), host="127.0.0.1", port=0)
-        await server.start_server()
-        url = str(server.make_url("")).rstrip("/")
+        scen: Scenario | None
+        if scenario_file:
+            scen = loader.read(scenario_file, settings)
+        else:
+            scen = loader.parse(scenario, "(test)", settings) if scenario else None
+        options: dict[str, Any] = {}
+        if clock:
+            options["clock"] = clock
+        if sleep:
+            options["sleep"] = sleep
+        sim = Simulator(settings, scen, **options)
+        # the same runner as `serve`: in particular no handler cancellation when a client disconnects
+        runner = web.AppRunner(create_app(sim, admin_token), access_log=None, shutdown_timeout=5)
+        await runner.setup()
+        sock = bind("127.0.0.1", 0)
+        await web.SockSite(runner, sock).start()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         http = aiohttp.ClientSession()
         harness = Harness(
-            sim, server, url, http, XproClient(url, session=http), FizzyClient(url, session=http),
+            sim,
+            runner,
+            url,
+            http,
+            XproClient(url, session=http),
+            FizzyClient(url, session=http),
             AmbslotClient(url, session=http),
-        )  # fmt: skip
+        )
         started.append(harness)
         return harness
 

@@ -146,6 +146,7 @@ class Dialect(ABC):
                 fault=outcome.fault,
                 detail=outcome.error.detail if outcome.error else None,
                 ms=(time.perf_counter() - started) * 1000,
+                delay=outcome.delay,
             )
         )
         return response

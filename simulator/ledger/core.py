@@ -129,6 +129,9 @@ class Ledger:
             with self._lock:
                 self._in_flight.discard(key)
 
+    def in_flight(self, dialect: str, tenant: str, txn_id: str) -> bool:
+        return (dialect, tenant, txn_id) in self._in_flight
+
     # players
 
     def player(self, dialect: str, tenant: str, player_id: str) -> Player | None:
