@@ -94,15 +94,19 @@ def load(text: str, filename: str) -> tuple[Any, SourceMap]:
     return data, source
 
 
-def read(path: str) -> tuple[Any, SourceMap]:
+def read_text(path: str) -> str:
+    """A config or scenario file's text; unreadable or non-UTF-8 files raise :class:`SourceError`."""
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read()
     except OSError as exc:
         raise SourceError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError as exc:
         raise SourceError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
-    return load(text, path)
+
+
+def read(path: str) -> tuple[Any, SourceMap]:
+    return load(read_text(path), path)
 
 
 def schema_problems(data: Any, schema: dict[str, Any], source: SourceMap) -> list[str]:

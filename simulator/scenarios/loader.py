@@ -212,14 +212,7 @@ def parse(text: str, filename: str, settings: Settings | None = None, file_index
 
 
 def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise SourceError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise SourceError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
-    return parse(text, path, settings, file_index)
+    return parse(yamlsrc.read_text(path), path, settings, file_index)
 
 
 def combine(scenarios: list[Scenario]) -> Scenario:

@@ -1,0 +1,110 @@
+"""The pytest plugin as a CI user meets it: a project with no conftest, run in its own pytest process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+USER_TESTS = """
+import json
+import urllib.request
+
+import pytest
+
+
+def post(url, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def bet(url, round_id, amount):
+    return post(url + "/bet", {
+        "username": "member001", "agent": "demo", "game": "G", "gameId": "G", "roundId": round_id,
+        "amount": amount, "currency": "THB", "transactionId": "tx-" + round_id, "timestamp": "2026-01-01T00:00:00.000",
+        "isEndRound": False, "featureBuy": False,
+    })
+
+
+def test_a_sync_client(wallet_simulator):
+    wallet_simulator.set_player("ambslot", "member001", balance=100)
+    assert bet(wallet_simulator.url, "r1", 30)["data"]["balance"] == {"before": 100, "after": 70}
+    assert wallet_simulator.journal(operation="bet")[-1]["response"]["body"]["status"]["code"] == 0
+    wallet_simulator.verify({"dialect": "ambslot", "operation": "bet"}, 1)
+    assert wallet_simulator.players(dialect="ambslot")[0]["balance"] == 70
+    assert wallet_simulator.transactions(player="member001")[0]["amount"] == -30
+    assert wallet_simulator.invariants()["ok"]
+
+
+def test_each_test_starts_from_a_reset(wallet_simulator):
+    assert wallet_simulator.journal() == []
+    assert wallet_simulator.transactions() == []
+
+
+def test_load_scenario_and_a_failing_verify(wallet_simulator):
+    broke = "name: broke\\nrules:\\n  - {match: {operation: bet}, respond: {error: insufficient_funds}}\\n"
+    wallet_simulator.load_scenario(broke)
+    assert bet(wallet_simulator.url, "r2", 1)["status"]["code"] == 800
+    with pytest.raises(AssertionError, match="closest"):
+        wallet_simulator.verify({"operation": "payout"}, 1)
+
+
+def test_the_scenario_is_back_to_the_sessions_after_a_load(wallet_simulator):
+    assert bet(wallet_simulator.url, "r3", 1)["status"]["code"] == 0
+
+
+@pytest.mark.wallet_scenario("locked.yaml")
+def test_marker(wallet_simulator):
+    assert bet(wallet_simulator.url, "r4", 1)["status"]["code"] == 999
+
+
+@pytest.mark.asyncio
+async def test_an_async_client(wallet_simulator):
+    import aiohttp
+    async with aiohttp.ClientSession() as session:
+        body = {"username": "member001", "agentId": "demo"}
+        async with session.post(wallet_simulator.url + "/balance", json=body) as r:
+            assert (await r.json())["status"]["code"] == 0
+    assert wallet_simulator.journal()[-1]["operation"] == "balance"
+
+
+def test_an_invalid_scenario_is_refused_with_its_line(wallet_simulator):
+    with pytest.raises(AssertionError, match=r":2: rules"):
+        wallet_simulator.load_scenario("name: bad\\nrules: 3\\n")
+"""
+
+LOCKED = "name: locked\nplayers:\n  - {dialect: ambslot, username: member001, balance: 5, locked: true}\n"
+
+
+def test_fixture_marker_and_reset_without_any_conftest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_wallet=USER_TESTS)
+    pytester.makefile(".yaml", locked=LOCKED)
+    result = pytester.runpytest_subprocess("-p", "asyncio", "-q")
+    result.assert_outcomes(passed=7)
+
+
+def test_command_line_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_opts="""
+def test_session_scenario_and_config(wallet_simulator):
+    players = {p["player"]: p for p in wallet_simulator.players()}
+    assert players["player001"]["balance"] == 1000            # from the session scenario
+    assert wallet_simulator.health()["scenario"] == "happy-path"
+    assert any(p["tenant"] == "shop" for p in wallet_simulator.players("xpro")) is False
+    assert wallet_simulator.set_player("xpro", "x1", agent="shop")["tenant"] == "shop"   # from the config
+"""
+    )
+    pytester.makefile(".yaml", cfg="xpro:\n  agents:\n    - {id: shop, secret: s, api_key: " + "k" * 32 + "}\n")
+    pytester.makefile(".yaml", happy=(ROOT / "scenarios" / "happy_path.yaml").read_text())
+    result = pytester.runpytest_subprocess(
+        "-q", "--wallet-sim-config", "cfg.yaml", "--wallet-sim-scenario", "happy.yaml"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_plugin_options_are_listed_in_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(["*--wallet-sim-config*", "*--wallet-sim-scenario*"])
