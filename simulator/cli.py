@@ -85,9 +85,13 @@ async def serve(
     admin_token: str | None,
     ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    keep: Callable[[Simulator], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or ``stop``); requests in flight get ``shutdown_timeout`` to finish."""
+    """Serve until SIGTERM/SIGINT (or ``stop``); requests in flight get ``shutdown_timeout`` to finish.
+    ``ready`` is called with the base URL once listening; ``keep`` gets the Simulator (embedding, tests)."""
     sim = Simulator(settings, scenario)
+    if keep:
+        keep(sim)
     app = create_app(sim, admin_token)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout

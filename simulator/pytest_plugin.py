@@ -154,22 +154,29 @@ class WalletSimulator:
         return result
 
 
-class _ServerThread:
-    """The simulator in a daemon thread with its own event loop."""
+class ServerThread:
+    """A simulator in a daemon thread with its own event loop, on 127.0.0.1 and a free port."""
 
-    def __init__(self, config_path: str | None, scenario_paths: list[str]) -> None:
-        from simulator.config import load
-        from simulator.scenarios import loader
+    def __init__(self, settings: Any, scenario: Any = None) -> None:
+        from simulator.scenarios.model import Scenario
 
-        self.settings = load(config_path)
-        self.settings = _on_free_loopback_port(self.settings)
-        self.scenario = loader.load_files(scenario_paths, self.settings)
+        self.settings = _on_free_loopback_port(settings)
+        self.scenario = scenario or Scenario.empty()
         self.url = ""
+        self.simulator: Any = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="wallet-simulator", daemon=True)
+
+    @classmethod
+    def from_files(cls, config_path: str | None, scenario_paths: list[str]) -> ServerThread:
+        from simulator.config import load
+        from simulator.scenarios import loader
+
+        settings = load(config_path)
+        return cls(settings, loader.load_files(scenario_paths, settings))
 
     def _run(self) -> None:
         from simulator.cli import serve
@@ -182,13 +189,16 @@ class _ServerThread:
                 self.url = url
                 self._ready.set()
 
-            await serve(self.settings, self.scenario, admin_token=None, ready=ready, stop=self._stop)
+            await serve(self.settings, self.scenario, admin_token=None, ready=ready, stop=self._stop, keep=self._keep)
 
         try:
             asyncio.run(main())
         except BaseException as exc:  # reported by start()
             self._error = exc
             self._ready.set()
+
+    def _keep(self, simulator: Any) -> None:
+        self.simulator = simulator
 
     def start(self) -> str:
         self._thread.start()
@@ -230,7 +240,7 @@ def wallet_simulator_session(request: pytest.FixtureRequest) -> Iterator[WalletS
     """The session's simulator; most tests want ``wallet_simulator`` (reset before each test) instead."""
     from simulator.scenarios import loader
 
-    server = _ServerThread(
+    server = ServerThread.from_files(
         request.config.getoption("--wallet-sim-config"), request.config.getoption("--wallet-sim-scenario")
     )
     url = server.start()

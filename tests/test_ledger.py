@@ -131,3 +131,17 @@ def test_reset_forgets_everything() -> None:
     ledger.post(player, "t", "withdraw", debit=D(1))
     ledger.reset()
     assert not ledger.players and not ledger.log and ledger.find("fizzy", "brand", "t") is None
+
+
+def test_a_failed_atomic_block_takes_back_players_and_sessions() -> None:
+    ledger, player = make("5")
+    with pytest.raises(InsufficientFunds), ledger.atomic():
+        newcomer = ledger.open("fizzy", "brand", "p2", "EUR", D(1))
+        ledger.bind_session(newcomer, "s-new")
+        ledger.bind_session(player, "s-old")
+        ledger.post(player, "w", "withdraw", debit=D(6))
+    assert ledger.player("fizzy", "brand", "p2") is None and "s-old" not in player.sessions
+    assert ledger.bind_session(player, "s-new", create=False) is None
+    with ledger.atomic():
+        ledger.bind_session(player, "s-old")
+    assert "s-old" in player.sessions  # a block that succeeds keeps what it did

@@ -116,22 +116,7 @@ class Dialect(ABC):
             log.exception("simulator bug while handling %s %s", self.name, path)
             outcome = Outcome(error=InternalError(f"simulator bug: {type(exc).__name__}: {exc}"))
 
-        headers: dict[str, str] = {}
-        if outcome.rule:
-            headers["X-Sim-Rule"] = outcome.rule
-        if outcome.error is not None:
-            headers["X-Sim-Detail"] = _header_safe(outcome.error.detail)
-        if outcome.fault:
-            status, payload, code = 0, None, None
-            response = self._fault(request, op, outcome)
-        else:
-            status, payload, code = self.render(op, outcome)
-            response = web.Response(
-                body=jsonio.dumps(payload).encode("utf-8"),
-                status=status,
-                content_type="application/json",
-                headers=headers,
-            )
+        response, status, payload, code = self._respond(request, op, outcome)
         self.sim.record(
             Entry(
                 seq=self.sim.journal.next_seq(),
@@ -150,6 +135,34 @@ class Dialect(ABC):
             )
         )
         return response
+
+    def _respond(
+        self, request: web.Request, op: Operation, outcome: Outcome
+    ) -> tuple[web.StreamResponse, int, Any, Any]:
+        """The HTTP response for an outcome; if rendering itself fails (a bug), the internal error shape."""
+        headers: dict[str, str] = {}
+        if outcome.rule:
+            headers["X-Sim-Rule"] = outcome.rule
+        if outcome.error is not None:
+            headers["X-Sim-Detail"] = _header_safe(outcome.error.detail)
+        if outcome.fault:
+            return self._fault(request, op, outcome), 0, None, None
+        try:
+            status, payload, code = self.render(op, outcome)
+            body = jsonio.dumps(payload).encode("utf-8")
+        except Exception as exc:
+            log.exception("simulator bug while rendering %s %s", self.name, op.endpoint)
+            outcome.error = InternalError(f"simulator bug: {type(exc).__name__}: {exc}")
+            outcome.data = None
+            status, payload, code = self.render(op, outcome)
+            body = jsonio.dumps(payload).encode("utf-8")
+            headers["X-Sim-Detail"] = _header_safe(outcome.error.detail)
+        return (
+            web.Response(body=body, status=status, content_type="application/json", headers=headers),
+            status,
+            payload,
+            code,
+        )
 
     def _fault(self, request: web.Request, op: Operation, outcome: Outcome) -> web.StreamResponse:
         fault = outcome.fault

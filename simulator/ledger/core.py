@@ -96,6 +96,7 @@ class Ledger:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._lock = threading.RLock()
+        self._undo: list[Callable[[], object]] | None = None  # set inside the outermost atomic()
         self.reset()
 
     def reset(self) -> None:
@@ -111,9 +112,26 @@ class Ledger:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        """Checks and changes inside this block see and leave a consistent ledger."""
+        """Checks and changes inside this block see and leave a consistent ledger, and a block that raises
+        leaves nothing behind: players it created and sessions it bound are taken back (a refused request
+        changes nothing). Transactions need no undo: ``post`` changes nothing until its checks have passed."""
         with self._lock:
-            yield
+            if self._undo is not None:  # nested: the outermost block owns the undo log
+                yield
+                return
+            self._undo = []
+            try:
+                yield
+            except BaseException:
+                for undo in reversed(self._undo):
+                    undo()
+                raise
+            finally:
+                self._undo = None
+
+    def _on_failure(self, undo: Callable[[], object]) -> None:
+        if self._undo is not None:
+            self._undo.append(undo)
 
     @contextmanager
     def claim(self, dialect: str, tenant: str, txn_id: str) -> Iterator[None]:
@@ -148,6 +166,7 @@ class Ledger:
             for name, value in flags.items():
                 setattr(player, name, value)
             self.players[key] = player
+            self._on_failure(lambda: self.players.pop(key, None))
             return player
 
     def ensure(self, dialect: str, tenant: str, player_id: str, currency: str, balance: Decimal) -> Player:
@@ -182,6 +201,12 @@ class Ledger:
             if owner is None and create:
                 owner = self._sessions[key] = player.id
                 player.sessions[session_id] = self.clock()
+
+                def unbind() -> None:
+                    self._sessions.pop(key, None)
+                    player.sessions.pop(session_id, None)
+
+                self._on_failure(unbind)
             return owner
 
     # transactions
