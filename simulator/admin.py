@@ -112,8 +112,6 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
-            return await handler(request)
         if token and request.path != f"{PREFIX}/health":
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -123,7 +121,8 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
         except AdminError as exc:
             return reply(exc.body, exc.status)
 
-    app.middlewares.append(guard)
+    # a sub-application, so that its middleware never touches dialect traffic
+    admin = web.Application(middlewares=[guard])
 
     def dialect_of(request: web.Request) -> str:
         dialect = request.match_info["dialect"]
@@ -317,8 +316,8 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
     async def not_found(request: web.Request) -> web.Response:
         raise AdminError(404, f"no control call {request.method} {request.path}; see GET {PREFIX}/health")
 
-    p = PREFIX
-    app.router.add_routes(
+    p = ""
+    admin.router.add_routes(
         [
             web.get(f"{p}/health", health),
             web.post(f"{p}/reset", reset),
@@ -335,6 +334,7 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
             web.route("*", f"{p}/{{tail:.*}}", not_found),
         ]
     )
+    app.add_subapp(PREFIX, admin)
 
 
 def _int(value: str | None, name: str) -> int | None:

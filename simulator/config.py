@@ -358,7 +358,8 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
     """Settings from a parsed config document (``None``: the defaults). Raises :class:`SourceError`."""
     raw_file = raw_file or {}
     src = source or yamlsrc.SourceMap("(defaults)", None)
-    problems = yamlsrc.schema_problems(raw_file, CONFIG_SCHEMA, src)
+    # nothing to check in an empty document (and no jsonschema import on the plain start-up path)
+    problems = yamlsrc.schema_problems(raw_file, CONFIG_SCHEMA, src) if raw_file else []
     if problems:
         raise SourceError(problems)
     raw = _merge(DEFAULTS, raw_file)

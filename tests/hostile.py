@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+import simplejson
 from hypothesis import strategies as st
 
 from simulator import jsonio
@@ -83,6 +84,11 @@ values = st.recursive(
 )
 
 
+def _dumps(payload: Any) -> str:
+    """Like the simulator's JSON, but letting through what it would refuse to write (we are the hostile side)."""
+    return simplejson.dumps(payload, use_decimal=True, ensure_ascii=False, default=str)
+
+
 def mutate(draw: st.DrawFn, valid: dict[str, Any]) -> bytes:
     """A valid payload damaged in one of many ways, or something else altogether, as raw JSON bytes."""
     payload = dict(valid)
@@ -103,14 +109,14 @@ def mutate(draw: st.DrawFn, valid: dict[str, Any]) -> bytes:
     elif how == "surrogate":  # a JSON-escaped lone surrogate: valid JSON text, not a valid string
         key = draw(st.sampled_from(sorted(payload)))
         payload[key] = "__S__"
-        return jsonio.dumps(payload).replace('"__S__"', '"\\udc80x"').encode()
+        return _dumps(payload).replace('"__S__"', '"\\udc80x"').encode()
     elif how == "garbage":
         return draw(st.binary(max_size=200))
     elif how == "value":
         return json.dumps(draw(values), default=str).encode()
     elif how == "huge":
         payload[draw(st.sampled_from(sorted(payload)))] = "y" * draw(st.sampled_from([256, 70_000]))
-    return jsonio.dumps(payload).encode("utf-8", "surrogatepass")  # lone surrogates: invalid UTF-8, on purpose
+    return _dumps(payload).encode("utf-8", "surrogatepass")  # lone surrogates: invalid UTF-8, on purpose
 
 
 @st.composite

@@ -84,3 +84,13 @@ def test_loads_refuses(text: str | bytes) -> None:
 def test_loads_accepts_surrogate_pairs_and_non_ascii() -> None:
     assert jsonio.loads('"\\ud83d\\ude00 plä"') == "\U0001f600 plä"
     assert jsonio.dumps("plä") == '"plä"'
+
+
+def test_log_ids_are_uuid4() -> None:
+    import uuid
+
+    from simulator.dialects.base import log_id
+
+    ids = {log_id() for _ in range(500)}
+    assert len(ids) == 500
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)

@@ -16,7 +16,7 @@ from simulator import jsonio
 from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered
 from simulator.dialects.xpro import iso_ms
-from simulator.ledger import Player
+from simulator.ledger import Player, Transaction
 from simulator.ledger.core import CANCELLED
 from simulator.money import out
 from simulator.operations import Operation
@@ -147,11 +147,10 @@ class Ambslot(Dialect):
             if existing is not None:
                 if existing.fingerprint != op.params["fingerprint"]:
                     raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
-                replayed: dict[str, Any] = existing.result
-                return replayed
+                return self._answer(existing)
             round_txns = ledger.round(player, op.round)
             fp = op.params["fingerprint"]
-            common: dict[str, Any] = {"round_id": op.round, "game": op.game, "fingerprint": fp}
+            common: dict[str, Any] = {"round_id": op.round, "game": op.game, "fingerprint": fp, "track_round": True}
             if op.operation in DEBITS:
                 stake = op.params["bet"] if op.operation == "settle" else op.amount
                 if player.locked or player.blocked:
@@ -172,13 +171,18 @@ class Ambslot(Dialect):
                 bets = [t for t in round_txns if t.kind == "bet"]
                 # unknown round or second cancel: recorded, refunds nothing (reverse() skips reversed bets)
                 txn = ledger.reverse(player, op.transaction, "cancel", bets, status=CANCELLED, **common)
-            txn.result = {
-                "username": player.id,
-                "wallet": self._wallet(player),
-                "balance": {"before": out(txn.balance_before), "after": out(txn.balance_after)},
-                "refId": txn.id,
-            }
-            return dict(txn.result)
+            return self._answer(txn)
+
+    @staticmethod
+    def _answer(txn: Transaction) -> dict[str, Any]:
+        """``data`` of a money call, built from its record (so a replay answers exactly the same)."""
+        after = out(txn.balance_after)
+        return {
+            "username": txn.player,
+            "wallet": {"balance": after, "lastUpdate": iso_ms(txn.time)},
+            "balance": {"before": out(txn.balance_before), "after": after},
+            "refId": txn.id,
+        }
 
     @staticmethod
     def _wallet(player: Player) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -25,12 +26,17 @@ IV_LEN, TAG_LEN = 12, 16
 IV_B64_LEN, TAG_B64_LEN = 16, 24
 
 
+@functools.lru_cache(maxsize=256)
+def _aead(key: bytes) -> AESGCM:
+    return AESGCM(key)
+
+
 def xpro_encrypt(key: bytes, plaintext: bytes, iv: bytes | None = None) -> str:
     """Encrypt to the XPro wire form. ``iv`` is random unless given (tests use fixed vectors)."""
     iv = iv if iv is not None else os.urandom(IV_LEN)
     if len(iv) != IV_LEN:
         raise ValueError("the IV must be 12 bytes")
-    sealed = AESGCM(key).encrypt(iv, plaintext, None)
+    sealed = _aead(key).encrypt(iv, plaintext, None)
     data, tag = sealed[:-TAG_LEN], sealed[-TAG_LEN:]
     return "".join(base64.b64encode(part).decode("ascii") for part in (iv, tag, data))
 
@@ -52,7 +58,7 @@ def xpro_split(cipher_text: str) -> tuple[bytes, bytes, bytes]:
 def xpro_decrypt(key: bytes, cipher_text: str) -> bytes:
     iv, tag, data = xpro_split(cipher_text)
     try:
-        return AESGCM(key).decrypt(iv, data + tag, None)
+        return _aead(key).decrypt(iv, data + tag, None)
     except InvalidTag:
         raise DecryptionFailed("GCM authentication failed: wrong key, or the cipherText was altered") from None
 

@@ -69,12 +69,18 @@ def json_object(value: Any) -> dict[str, Any]:
     return value
 
 
-def fingerprint(value: Any) -> Any:
-    """A hashable, number-normalised form of a request: ``10`` and ``10.0`` are the same payload."""
+def fingerprint(fields: dict[str, Any]) -> int:
+    """What identifies "the same payload": a hash of the request, in which ``10`` and ``10.0`` are equal
+    (``Decimal`` hashes by value) and key order does not matter. Kept as one int per transaction."""
+    try:
+        return hash(frozenset(fields.items()))
+    except TypeError:  # nested lists or objects: freeze them first
+        return hash(_frozen(fields))
+
+
+def _frozen(value: Any) -> Any:
     if isinstance(value, dict):
-        return tuple(sorted((k, fingerprint(v)) for k, v in value.items()))
+        return frozenset((k, _frozen(v)) for k, v in value.items())
     if isinstance(value, list):
-        return tuple(fingerprint(v) for v in value)
-    if isinstance(value, Decimal):
-        return ("n", value.normalize() if value else Decimal(0))
+        return tuple(_frozen(v) for v in value)
     return value

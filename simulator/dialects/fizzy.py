@@ -6,8 +6,6 @@ The signature is verified on the raw bytes before anything is parsed. Errors are
 
 from __future__ import annotations
 
-import time
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +14,7 @@ from aiohttp import web
 from simulator import errors as e
 from simulator import jsonio
 from simulator.dialects import fields as F
-from simulator.dialects.base import Dialect, Rendered
+from simulator.dialects.base import Dialect, Rendered, log_id
 from simulator.dialects.crypto import fizzy_signature, same_hex
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import ROLLED_BACK
@@ -171,8 +169,9 @@ class Fizzy(Dialect):
             return None
         if existing.fingerprint != op.params["fingerprint"]:
             raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
-        replayed: dict[str, Any] = existing.result
-        return replayed
+        player = self.sim.ledger.player(self.name, op.agent, existing.player)
+        assert player is not None
+        return self._result(existing.balance_after, player.currency, existing.time)
 
     def _withdraw(self, op: Operation, player: Player, not_found: type[e.DomainError]) -> Transaction:
         assert op.agent is not None
@@ -193,7 +192,7 @@ class Fizzy(Dialect):
             player = self._player(op, create=kind in ("balance", "withdraw"))
             self._session(op, player)
             if kind == "balance":
-                return self._result(player.balance, player.currency)
+                return self._result(player.balance, player.currency, self.sim.clock())
             fp = op.params["fingerprint"]
             if kind == "withdraw":
                 assert op.amount is not None and op.transaction is not None
@@ -240,13 +239,13 @@ class Fizzy(Dialect):
                     ref=withdraw.id,
                     fingerprint=fp,
                 )
-            txn.result = self._result(txn.balance_after, player.currency)
-            return dict(txn.result)
+            return self._result(txn.balance_after, player.currency, txn.time)
 
-    def _result(self, balance: Decimal, currency: str) -> dict[str, Any]:
+    def _result(self, balance: Decimal, currency: str, when: float) -> dict[str, Any]:
+        """A 200 body; for a transaction it is built from its record, so a replay answers the same."""
         result: dict[str, Any] = {"balance": out(balance), "currency": currency}
         if self.settings.resolve_timestamp:
-            result["resolveTimestamp"] = int(time.time() * 1000)
+            result["resolveTimestamp"] = int(when * 1000)
         return result
 
     # rendering
@@ -255,4 +254,4 @@ class Fizzy(Dialect):
         return 200, data, None
 
     def render_error(self, op: Operation, code: Any, message: str, status: int) -> Rendered:
-        return status, {"code": code, "description": message, "traceId": uuid.uuid4().hex}, code
+        return status, {"code": code, "description": message, "traceId": log_id().replace("-", "")}, code

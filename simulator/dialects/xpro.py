@@ -6,10 +6,9 @@ Checks run in the documented order: headers and signature (83) -> agent (10) -> 
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import re
-import uuid
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -19,9 +18,9 @@ from aiohttp import web
 from simulator import errors as e
 from simulator import jsonio
 from simulator.config import XproAgent
-from simulator.dialects.base import Dialect, Rendered
+from simulator.dialects.base import Dialect, Rendered, log_id
 from simulator.dialects.crypto import same_hex, xpro_decrypt, xpro_signature
-from simulator.ledger import Player
+from simulator.ledger import Player, Transaction
 from simulator.money import decimals, is_amount, out
 from simulator.operations import Operation
 from simulator.service import Simulator
@@ -31,11 +30,19 @@ NONCE = re.compile(r"[0-9a-f]{32}")
 TIMESTAMP = re.compile(r"[0-9]{1,16}")
 SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 BALANCE_PLACES = 6
+TOKEN_CACHE = 10_000
+
+
+_SECOND: list[Any] = [None, ""]  # the last whole second formatted (every response formats a time)
 
 
 def iso_ms(epoch: float) -> str:
-    """``2026-02-02T10:30:00.000Z``"""
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """``2026-02-02T10:30:00.000Z`` (UTC, milliseconds)."""
+    millis = int(epoch * 1000)
+    second, ms = divmod(millis, 1000)
+    if _SECOND[0] != second:
+        _SECOND[0], _SECOND[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_SECOND[1]}.{ms:03d}Z"
 
 
 class NonceCache:
@@ -96,6 +103,7 @@ class Xpro(Dialect):
         super().__init__(sim)
         self.settings = sim.settings.xpro
         self.nonces = NonceCache(self.settings.timestamp_skew, self.settings.max_nonces)
+        self._tokens: dict[str, dict[str, Any]] = {}  # verified tokens -> claims (expiry still checked)
 
     @property
     def prefix(self) -> str:
@@ -112,15 +120,21 @@ class Xpro(Dialect):
     def check_token(self, header: str | None, agent_id: str) -> None:
         if not header or not header.startswith("Bearer ") or not header[7:].strip():
             raise e.AuthFailed("missing Authorization: Bearer <accessToken>")
-        try:
-            claims = jwt.decode(
-                header[7:].strip(),
-                self.settings.token_secret,
-                algorithms=["HS256"],
-                options={"verify_exp": False, "verify_iat": False, "require": ["exp", "iat"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise e.AuthFailed(f"invalid token: {exc}") from None
+        token = header[7:].strip()
+        claims = self._tokens.get(token)
+        if claims is None:  # verify a token's signature once; its claims cannot change
+            try:
+                claims = jwt.decode(
+                    token,
+                    self.settings.token_secret,
+                    algorithms=["HS256"],
+                    options={"verify_exp": False, "verify_iat": False, "require": ["exp", "iat"]},
+                )
+            except jwt.PyJWTError as exc:
+                raise e.AuthFailed(f"invalid token: {exc}") from None
+            if len(self._tokens) >= TOKEN_CACHE:
+                self._tokens.clear()
+            self._tokens[token] = claims
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp <= self.sim.clock():
             raise e.AuthFailed("token expired")
@@ -241,7 +255,7 @@ class Xpro(Dialect):
             raise e.WalletLocked(f"player {op.player!r} is locked")
         return player
 
-    def _repeat(self, op: Operation, fingerprint: tuple[Any, ...]) -> dict[str, Any]:
+    def _repeat(self, op: Operation, fingerprint: int) -> dict[str, Any]:
         """A used transId: replay the original answer or refuse with 3, as ``duplicate_transid`` says."""
         assert op.agent is not None and op.transaction is not None
         existing = self.sim.ledger.find(self.name, op.agent, op.transaction)
@@ -249,8 +263,7 @@ class Xpro(Dialect):
         policy = self.settings.duplicate_transid
         same = existing.fingerprint == fingerprint
         if same and (policy == "replay" or (policy == "per_endpoint" and op.operation == "cashout")):
-            replayed: dict[str, Any] = existing.result
-            return replayed
+            return self._answer(existing)
         raise e.DuplicateTransaction(f"transId {op.transaction!r} was already used")
 
     def perform(self, op: Operation) -> dict[str, Any]:
@@ -292,7 +305,7 @@ class Xpro(Dialect):
             player = self._player(op, moves_money=True)
             assert op.transaction is not None
             if op.operation == "cashout":
-                fingerprint: tuple[Any, ...] = ("cashout", op.player)
+                fingerprint = hash(("cashout", op.player))
                 if ledger.find(self.name, agent.id, op.transaction):
                     return self._repeat(op, fingerprint)
                 if player.balance <= 0:
@@ -300,14 +313,18 @@ class Xpro(Dialect):
                 debit, credit = player.balance, Decimal(0)
             else:
                 amount: Decimal = op.params["amount"]
-                fingerprint = ("transaction", op.player, amount)
+                fingerprint = hash(("transaction", op.player, amount))
                 if ledger.find(self.name, agent.id, op.transaction):
                     return self._repeat(op, fingerprint)
                 debit, credit = (-amount, Decimal(0)) if amount < 0 else (Decimal(0), amount)
             txn = ledger.post(player, op.transaction, op.operation, debit=debit, credit=credit, fingerprint=fingerprint)
-            signed = txn.amount if op.operation != "cashout" else txn.debit
-            txn.result = {"amount": out(signed), "balance": out(txn.balance_after, BALANCE_PLACES)}
-            return dict(txn.result)
+            return self._answer(txn)
+
+    @staticmethod
+    def _answer(txn: Transaction) -> dict[str, Any]:
+        """``data`` of a transfer or cashout, built from its record (so a replay answers the same)."""
+        amount = txn.debit if txn.kind == "cashout" else txn.amount
+        return {"amount": out(amount), "balance": out(txn.balance_after, BALANCE_PLACES)}
 
     # rendering
 
@@ -315,8 +332,8 @@ class Xpro(Dialect):
         body: dict[str, Any] = {"code": 0, "message": self.codes[0][1]}
         if data:
             body["data"] = data
-        body["logUUID"] = str(uuid.uuid4())
+        body["logUUID"] = log_id()
         return 200, body, 0
 
     def render_error(self, op: Operation, code: Any, message: str, status: int) -> Rendered:
-        return status, {"code": code, "message": message, "logUUID": str(uuid.uuid4())}, code
+        return status, {"code": code, "message": message, "logUUID": log_id()}, code

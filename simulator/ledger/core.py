@@ -10,10 +10,10 @@ pending.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -83,13 +83,58 @@ class Transaction:
     game: str | None = None
     ref: str | None = None  # the transaction this one refers to (deposit -> withdraw, rollback -> withdraw)
     reversed_by: str | None = None
-    fingerprint: Any = None  # what identifies "the same request" for replays
-    result: Any = None  # what the dialect answered, replayed on an identical retry
+    fingerprint: int | None = None  # identifies "the same request": a repeat is replayed from this record
 
     @property
     def amount(self) -> Decimal:
         """Signed effect on the balance."""
         return self.credit - self.debit
+
+
+class _Atomic:
+    """``Ledger.atomic()``: a class rather than a generator, as it wraps every request."""
+
+    __slots__ = ("ledger", "outermost")
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.outermost = False
+
+    def __enter__(self) -> None:
+        ledger = self.ledger
+        ledger._lock.acquire()
+        if ledger._undo is None:  # nested blocks share the outermost block's undo log
+            self.outermost = True
+            ledger._undo = []
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        ledger = self.ledger
+        try:
+            if self.outermost:
+                undo, ledger._undo = ledger._undo or [], None
+                if kind is not None:
+                    for step in reversed(undo):
+                        step()
+        finally:
+            ledger._lock.release()
+
+
+class _Claim:
+    __slots__ = ("key", "ledger")
+
+    def __init__(self, ledger: Ledger, key: TxnKey) -> None:
+        self.ledger, self.key = ledger, key
+
+    def __enter__(self) -> None:
+        ledger = self.ledger
+        with ledger._lock:
+            if self.key in ledger._in_flight:
+                raise TransactionPending(f"transaction {self.key[2]!r} is still being processed")
+            ledger._in_flight.add(self.key)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        with self.ledger._lock:
+            self.ledger._in_flight.discard(self.key)
 
 
 class Ledger:
@@ -102,50 +147,29 @@ class Ledger:
     def reset(self) -> None:
         with self._lock:
             self.players: dict[PlayerKey, Player] = {}
-            self._txns: dict[TxnKey, Transaction] = {}
+            # indexes are nested per tenant / player so that a million transactions cost no key tuples
+            self._txns: dict[tuple[str, str], dict[str, Transaction]] = {}
             self.log: list[Transaction] = []
-            self._rounds: dict[tuple[str, str, str, str], list[Transaction]] = {}
+            # a round's transactions: the one transaction itself (the common case), or a list of them
+            self._rounds: dict[PlayerKey, dict[str, Transaction | list[Transaction]]] = {}
             self._refs: dict[TxnKey, list[Transaction]] = {}
             self._in_flight: set[TxnKey] = set()
             self._sessions: dict[tuple[str, str, str], str] = {}  # (dialect, tenant, session) -> player id
             self._seq = itertools.count(1)
 
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self) -> _Atomic:
         """Checks and changes inside this block see and leave a consistent ledger, and a block that raises
         leaves nothing behind: players it created and sessions it bound are taken back (a refused request
         changes nothing). Transactions need no undo: ``post`` changes nothing until its checks have passed."""
-        with self._lock:
-            if self._undo is not None:  # nested: the outermost block owns the undo log
-                yield
-                return
-            self._undo = []
-            try:
-                yield
-            except BaseException:
-                for undo in reversed(self._undo):
-                    undo()
-                raise
-            finally:
-                self._undo = None
+        return _Atomic(self)
 
     def _on_failure(self, undo: Callable[[], object]) -> None:
         if self._undo is not None:
             self._undo.append(undo)
 
-    @contextmanager
-    def claim(self, dialect: str, tenant: str, txn_id: str) -> Iterator[None]:
+    def claim(self, dialect: str, tenant: str, txn_id: str) -> _Claim:
         """Mark a transaction id as being processed; a second claim meanwhile raises TransactionPending."""
-        key = (dialect, tenant, txn_id)
-        with self._lock:
-            if key in self._in_flight:
-                raise TransactionPending(f"transaction {txn_id!r} is still being processed")
-            self._in_flight.add(key)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._in_flight.discard(key)
+        return _Claim(self, (dialect, tenant, txn_id))
 
     def in_flight(self, dialect: str, tenant: str, txn_id: str) -> bool:
         return (dialect, tenant, txn_id) in self._in_flight
@@ -212,10 +236,16 @@ class Ledger:
     # transactions
 
     def find(self, dialect: str, tenant: str, txn_id: str) -> Transaction | None:
-        return self._txns.get((dialect, tenant, txn_id))
+        by_id = self._txns.get((dialect, tenant))
+        return by_id.get(txn_id) if by_id is not None else None
 
     def round(self, player: Player, round_id: str) -> list[Transaction]:
-        return self._rounds.get((*player.key, round_id), [])
+        """Transactions posted with ``track_round`` for this player's round."""
+        rounds = self._rounds.get(player.key)
+        found = rounds.get(round_id) if rounds is not None else None
+        if found is None:
+            return []
+        return found if isinstance(found, list) else [found]
 
     def referring(self, txn: Transaction) -> list[Transaction]:
         """Transactions whose ``ref`` names ``txn`` (deposits and rollbacks of a withdraw)."""
@@ -232,11 +262,12 @@ class Ledger:
         round_id: str | None = None,
         game: str | None = None,
         ref: str | None = None,
-        fingerprint: Any = None,
+        fingerprint: int | None = None,
+        track_round: bool = False,
     ) -> Transaction:
         """The one check-and-apply: refuse a used id or a debit beyond the balance, else apply both legs."""
         with self._lock:
-            if (player.dialect, player.tenant, txn_id) in self._txns:
+            if self.find(player.dialect, player.tenant, txn_id) is not None:
                 raise DuplicateTransaction(f"transaction {txn_id!r} already exists")
             if debit > player.balance:
                 raise InsufficientFunds(f"debit {debit} exceeds balance {player.balance}")
@@ -250,6 +281,7 @@ class Ledger:
                 game=game,
                 ref=ref,
                 fingerprint=fingerprint,
+                track_round=track_round,
             )
 
     def reverse(
@@ -263,7 +295,8 @@ class Ledger:
         round_id: str | None = None,
         game: str | None = None,
         ref: str | None = None,
-        fingerprint: Any = None,
+        fingerprint: int | None = None,
+        track_round: bool = False,
     ) -> Transaction:
         """Refund the stored debits of ``targets`` not yet reversed, and mark them ``status``; targets
         already reversed contribute nothing, so a second reversal changes no balance."""
@@ -279,6 +312,7 @@ class Ledger:
                 game=game,
                 ref=ref,
                 fingerprint=fingerprint,
+                track_round=track_round,
             )
             for target in live:
                 target.status = status
@@ -296,13 +330,14 @@ class Ledger:
         round_id: str | None = None,
         game: str | None = None,
         ref: str | None = None,
-        fingerprint: Any = None,
+        fingerprint: int | None = None,
         seq: int | None = None,
         indexed: bool = True,
+        track_round: bool = False,
     ) -> Transaction:
         now = self.clock()
         before = player.balance
-        player.balance = before - debit + credit
+        player.balance = before - debit + credit if debit or credit else before
         player.updated = now
         txn = Transaction(
             seq if seq is not None else next(self._seq),
@@ -311,22 +346,29 @@ class Ledger:
             player.id,
             txn_id,
             kind,
-            debit,
-            credit,
+            debit or ZERO,  # one shared zero instead of a Decimal per transaction
+            credit or ZERO,
             before,
             player.balance,
             now,
             round=round_id,
-            game=game,
+            game=sys.intern(game) if game is not None else None,  # a few game codes, a million transactions
             ref=ref,
             fingerprint=fingerprint,
         )
         self.log.append(txn)
         player.history.append(txn)
         if indexed:
-            self._txns[(player.dialect, player.tenant, txn_id)] = txn
-            if round_id is not None:
-                self._rounds.setdefault((*player.key, round_id), []).append(txn)
+            self._txns.setdefault((player.dialect, player.tenant), {})[txn_id] = txn
+            if track_round and round_id is not None:
+                rounds = self._rounds.setdefault(player.key, {})
+                previous = rounds.get(round_id)
+                if previous is None:
+                    rounds[round_id] = txn
+                elif isinstance(previous, list):
+                    previous.append(txn)
+                else:
+                    rounds[round_id] = [previous, txn]
             if ref is not None:
                 self._refs.setdefault((player.dialect, player.tenant, ref), []).append(txn)
         return txn
