@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, jsonio, yamlsrc
+from simulator import __version__, jsonio
 from simulator.config import DIALECTS
 from simulator.dialects.xpro import iso_ms
 from simulator.errors import PlayerExists, SourceError
@@ -356,6 +356,3 @@ def _closest(entries: list[Entry], match: Match) -> list[Entry]:
 
     scored = sorted((misses(e), -e.seq, i) for i, e in enumerate(entries))
     return [entries[i] for _, _, i in scored[:5]]
-
-
-__all__ = ["PREFIX", "setup", "yamlsrc"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import signal
@@ -139,8 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.quiet:
             overrides["log_requests"] = False
         if overrides:
-            raw_server = {**_file_server(settings), **overrides}
-            settings = _with_server(settings, raw_server)
+            settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, **overrides))
         scenario = loader.load_files(args.scenario or [], settings)
     except SourceError as exc:
         print("refusing to start:\n" + "\n".join(f"  {p}" for p in exc.problems), file=sys.stderr)
@@ -161,19 +161,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _file_server(settings: Settings) -> dict[str, Any]:
-    return dict(settings.raw.get("server", {}))
-
-
-def _with_server(settings: Settings, server: dict[str, Any]) -> Settings:
-    from dataclasses import replace
-
-    from simulator.config import ServerSettings
-
-    merged = {**settings.server.__dict__, **server}
-    return replace(settings, server=ServerSettings(**merged))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -12,10 +12,9 @@ import binascii
 import copy
 import functools
 import ipaddress
-import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -312,7 +311,6 @@ class Settings:
     fizzy: FizzySettings
     ambslot: AmbslotSettings
     source: str = "(defaults)"
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def tenants(self, dialect: str) -> list[str]:
         """Configured tenants of a dialect, first one first (the default tenant of admin calls)."""
@@ -453,7 +451,6 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             agents=amb_agents,
         ),
         source=src.filename,
-        raw=raw,
     )
 
 
@@ -470,10 +467,3 @@ def load(path: str | None) -> Settings:
 def from_dict(data: dict[str, Any]) -> Settings:
     """Settings from a plain dict (tests, the pytest plugin)."""
     return build(data, yamlsrc.SourceMap("(dict)", None))
-
-
-_HOSTNAME = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|::1)$")
-
-
-def is_loopback(host: str) -> bool:
-    return bool(_HOSTNAME.match(host))
