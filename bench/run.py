@@ -164,6 +164,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per throughput run")
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each target keeps its best")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument(
         "--transactions",
@@ -194,10 +195,16 @@ def main() -> int:
             ("XPro /v2/members/transaction", lambda: prepare_xpro(base, port, budget), port, b'"code":0'),
             ("Fizzy /wallet/withdraw", lambda: prepare_fizzy(base, port, budget), port, b'"balance"'),
             ("AMBSlot /bet", lambda: prepare_ambslot(base, port, budget), port, b'"code":0'),
-            ("bare aiohttp handler (again)", lambda: prepare_bare(bare_port, budget * 3), bare_port, b""),
         ]
-        for name, prepare, target, success in runs:
-            rows.append((name, load(prepare(), target, args, success)))
+        # Interleaved rounds, best of them for every target alike: this VM's speed drifts by tens of percent
+        # between runs, and a baseline measured once would make every ratio depend on one lucky or unlucky run.
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(args.rounds):
+            for name, prepare, target, success in runs:
+                result = load(prepare(), target, args, success)
+                if name not in best or result["rps"] > best[name]["rps"]:
+                    best[name] = result
+        rows = [(name, best[name]) for name, *_ in runs]
 
         # injected delay: 50 ms on AMBSlot /balance under the same concurrency
         put_scenario(base, "name: delay\nrules:\n  - {match: {dialect: ambslot, operation: balance}, delay: 50ms}\n")
@@ -231,10 +238,11 @@ def main() -> int:
         bare.stop()
         os.unlink(scenario.name)
 
-    bare_rps = max(rows[0][1]["rps"], rows[-1][1]["rps"])  # the better baseline: ratios never flatter
+    bare_rps = rows[0][1]["rps"]
     print(
         f"\nWallet simulator benchmark: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {args.connections} connections, {args.seconds:.0f} s per run\n"
+        f"{platform.python_version()}, {args.connections} connections, "
+        f"best of {args.rounds} interleaved {args.seconds:.0f} s runs\n"
     )
     print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8} {'failed':>7}")
     for name, r in rows:
