@@ -22,7 +22,6 @@ from simulator.money import out
 from simulator.operations import Operation
 from simulator.service import Simulator
 
-# Fields of each endpoint beyond what is validated by hand.
 MONEY_ENDPOINTS = ("withdraw", "deposit")
 
 

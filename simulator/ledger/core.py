@@ -193,11 +193,6 @@ class Ledger:
             self._on_failure(lambda: self.players.pop(key, None))
             return player
 
-    def ensure(self, dialect: str, tenant: str, player_id: str, currency: str, balance: Decimal) -> Player:
-        with self._lock:
-            found = self.players.get((dialect, tenant, player_id))
-            return found or self.open(dialect, tenant, player_id, currency, balance)
-
     def set_balance(self, player: Player, balance: Decimal, reason: str = "admin") -> Transaction | None:
         """Move a balance to an exact value with an ``adjust`` transaction, so the books still add up."""
         with self._lock:
