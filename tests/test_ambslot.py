@@ -224,3 +224,14 @@ async def test_concurrent_bets_never_overdraw(start: Start) -> None:
     codes = [code(r) for r in replies]
     assert codes.count(0) == 14 and codes.count(800) == 16
     assert await wallet(h) == 2 and h.sim.ledger.invariants()["ok"]
+
+
+async def test_allow_list_uses_x_forwarded_for_only_when_trusted(start: Start) -> None:
+    body = {"username": "member001", "agentId": "demo"}
+    headers = {"X-Forwarded-For": "10.1.2.3, 127.0.0.1"}
+    trusting = await start({"server": {"trust_forwarded": True}, "ambslot": {"allowed_sources": ["10.0.0.0/8"]}})
+    async with trusting.http.post(trusting.url + "/balance", json=body, headers=headers) as response:
+        assert (await response.json())["status"]["code"] == 0
+    direct = await start({"ambslot": {"allowed_sources": ["10.0.0.0/8"]}})
+    async with direct.http.post(direct.url + "/balance", json=body, headers=headers) as response:
+        assert (await response.json())["status"]["code"] == 998  # a client cannot claim an address
