@@ -16,7 +16,7 @@ from aiohttp import web
 from simulator import __version__, jsonio
 from simulator.config import DIALECTS
 from simulator.dialects.xpro import iso_ms
-from simulator.errors import PlayerExists, SourceError
+from simulator.errors import SourceError
 from simulator.journal import Entry
 from simulator.ledger import Player, Transaction
 from simulator.money import parse_amount
@@ -184,19 +184,10 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
         for flag in FLAGS:
             if flag in body and not isinstance(body[flag], bool):
                 raise AdminError(400, f"{flag} must be true or false")
-        amounts: dict[str, Decimal | None] = {}
-        for key in ("balance", "bet_limit"):
-            if key in body and body[key] is not None:
-                try:
-                    amounts[key] = parse_amount(body[key])
-                except ValueError as exc:
-                    raise AdminError(400, f"{key}: {exc}") from None
-                if amounts[key] < 0:  # type: ignore[operator]
-                    raise AdminError(400, f"{key} must not be negative")
-            elif key in body:
-                amounts[key] = None
         if "balance" in body and body["balance"] is None:
             raise AdminError(400, "balance must be a number")
+        balance = money(body, "balance")
+        bet_limit = money(body, "bet_limit")  # None (absent or null) lifts the limit
         currency = body.get("currency")
         if currency is not None and (not isinstance(currency, str) or not currency):
             raise AdminError(400, "currency must be a non-empty string")
@@ -209,34 +200,21 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
             player = ledger.player(dialect, tenant, pid)
             created = player is None
             if player is None:
-                default = {
-                    "xpro": Decimal(0),
-                    "fizzy": sim.settings.fizzy.default_balance,
-                    "ambslot": sim.settings.ambslot.default_balance,
-                }[dialect]
-                start = amounts.get("balance")
-                try:
-                    player = ledger.open(
-                        dialect,
-                        tenant,
-                        pid,
-                        currency or sim.settings.currency(dialect, tenant) or "EUR",
-                        default if start is None else start,
-                    )
-                except PlayerExists:  # pragma: no cover - impossible under the lock
-                    raise AdminError(409, "player created concurrently") from None
+                _, tenant_currency, default = sim.settings.new_player(dialect, tenant)
+                start = default if balance is None else balance
+                player = ledger.open(dialect, tenant, pid, currency or tenant_currency, start)
             else:
                 if currency is not None and currency != player.currency:
                     if player.history:
                         raise AdminError(409, "the currency of a player with transactions cannot change")
                     player.currency = currency
-                if amounts.get("balance") is not None:
-                    ledger.set_balance(player, amounts["balance"])  # type: ignore[arg-type]
+                if balance is not None:
+                    ledger.set_balance(player, balance)
             for flag in FLAGS:
                 if flag in body:
                     setattr(player, flag, body[flag])
             if "bet_limit" in body:
-                player.bet_limit = amounts.get("bet_limit")
+                player.bet_limit = bet_limit
             for session in sessions:
                 ledger.bind_session(player, session)
         return reply(player_view(player), 201 if created else 200)
@@ -335,6 +313,19 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
         ]
     )
     app.add_subapp(PREFIX, admin)
+
+
+def money(body: dict[str, Any], key: str) -> Decimal | None:
+    """An amount field of an admin body: absent or null is None, anything else a non-negative amount."""
+    if body.get(key) is None:
+        return None
+    try:
+        amount = parse_amount(body[key])
+    except ValueError as exc:
+        raise AdminError(400, f"{key}: {exc}") from None
+    if amount < 0:
+        raise AdminError(400, f"{key} must not be negative")
+    return amount
 
 
 def _int(value: str | None, name: str) -> int | None:

@@ -330,6 +330,13 @@ class Settings:
         amb = self.ambslot.agents.get(tenant)
         return amb.currency if amb else None
 
+    def new_player(self, dialect: str, tenant: str | None = None) -> tuple[str, str, Decimal]:
+        """(tenant, currency, balance) of a player created without saying: the first configured tenant,
+        its currency, and 0 on the XPro transfer wallet or ``default_balance`` on the seamless ones."""
+        tenant = tenant or self.tenants(dialect)[0]
+        balance = {"xpro": Decimal(0), "fizzy": self.fizzy.default_balance, "ambslot": self.ambslot.default_balance}
+        return tenant, self.currency(dialect, tenant) or "EUR", balance[dialect]
+
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)

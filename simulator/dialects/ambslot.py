@@ -125,8 +125,8 @@ class Ambslot(Dialect):
         if player is None:
             if self.settings.players == "strict":
                 raise e.UnknownPlayer(f"no player {op.player!r}")
-            currency = self.settings.agents[op.agent].currency
-            player = ledger.open(self.name, op.agent, op.player, currency, self.settings.default_balance)
+            _, currency, balance = self.sim.settings.new_player(self.name, op.agent)
+            player = ledger.open(self.name, op.agent, op.player, currency, balance)
         if player.disabled:
             raise e.AccountDisabled(f"player {op.player!r} is disabled")
         return player

@@ -141,8 +141,8 @@ class Fizzy(Dialect):
             if not create:  # a deposit or rollback for a player never seen: its withdraw cannot exist
                 missing = e.WithdrawNotFound if op.operation == "deposit" else e.RollbackTargetNotFound
                 raise missing(f"no player {op.player!r}, so no withdraw {op.params['withdraw_id']!r}")
-            currency = op.currency or self.sim.settings.fizzy.brands[op.agent].currency
-            player = ledger.open(self.name, op.agent, op.player, currency, self.settings.default_balance)
+            _, brand_currency, balance = self.sim.settings.new_player(self.name, op.agent)
+            player = ledger.open(self.name, op.agent, op.player, op.currency or brand_currency, balance)
         if op.currency is not None and op.currency != player.currency:
             raise e.CurrencyMismatch(f"currency {op.currency} differs from the player's {player.currency}")
         if player.disabled:

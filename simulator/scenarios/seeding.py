@@ -7,24 +7,10 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from simulator.money import ZERO
-
 if TYPE_CHECKING:
     from simulator.service import Simulator
 
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check", "bet_limit")
-
-
-def _defaults(sim: Simulator, dialect: str, tenant: str | None) -> tuple[str, str, Decimal]:
-    settings = sim.settings
-    tenant = tenant or settings.tenants(dialect)[0]
-    currency = settings.currency(dialect, tenant) or "EUR"
-    balance = {
-        "xpro": ZERO,
-        "fizzy": settings.fizzy.default_balance,
-        "ambslot": settings.ambslot.default_balance,
-    }
-    return tenant, currency, balance[dialect]
 
 
 def _open(
@@ -53,7 +39,7 @@ def seed_players(sim: Simulator) -> None:
         dialect = entry["dialect"]
         tenant_key = "public_key" if dialect == "fizzy" else "agent"
         pid = entry["playerId"] if dialect == "fizzy" else entry["username"]
-        tenant, currency, balance = _defaults(sim, dialect, entry.get(tenant_key))
+        tenant, currency, balance = sim.settings.new_player(dialect, entry.get(tenant_key))
         flags = {k: entry[k] for k in FLAGS if k in entry}
         flags["sessions"] = entry.get("sessions", [])
         balance = entry.get("balance", balance)
@@ -69,7 +55,9 @@ def generate(sim: Simulator, spec: dict[str, Any], seed: int, index: int) -> Non
     from faker import Faker  # imported here: it costs ~70 ms of start-up and only generation needs it
 
     dialect = spec["dialect"]
-    tenant, currency, balance = _defaults(sim, dialect, spec.get("public_key" if dialect == "fizzy" else "agent"))
+    tenant, currency, balance = sim.settings.new_player(
+        dialect, spec.get("public_key" if dialect == "fizzy" else "agent")
+    )
     currency = spec.get("currency") or currency
     fake = Faker()
     fake.seed_instance(f"{seed}/players/{index}")
