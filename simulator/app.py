@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from simulator import admin
+from simulator import control
 from simulator.dialects.ambslot import Ambslot
 from simulator.dialects.base import Dialect
 from simulator.dialects.fizzy import Fizzy
@@ -22,5 +22,5 @@ def create_app(sim: Simulator, admin_token: str | None = None) -> web.Applicatio
     app[DIALECTS_KEY] = dialects
     for dialect in dialects.values():
         app.router.add_routes(dialect.routes())
-    admin.setup(app, sim, admin_token if admin_token is not None else sim.settings.server.admin_token)
+    control.setup(app, sim, admin_token if admin_token is not None else sim.settings.server.admin_token)
     return app

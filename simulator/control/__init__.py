@@ -1,0 +1,44 @@
+"""The ``/_sim`` control API (see the README's "Control API"): a sub-application with its own middleware,
+so admin checks never touch dialect traffic.
+
+Routes are tables of small handlers, one table per room: :mod:`simulator.control.routes` holds the core
+calls (health, reset, players, transactions, journal, scenario, invariants); other rooms add their own
+table to :data:`TABLES` below. Every handler reaches the simulator through
+:func:`simulator.control.http.sim_of`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from simulator.control import routes
+from simulator.control.http import PREFIX, SIM, AdminError, reply
+from simulator.service import Simulator
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: every room's route table; the catch-all "no such call" route comes last
+TABLES: list[list[web.RouteDef]] = [routes.ROUTES]
+
+
+def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path != f"{PREFIX}/health":
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return reply({"error": "this call needs Authorization: Bearer <admin token>"}, 401)
+        try:
+            return await handler(request)
+        except AdminError as exc:
+            return reply(exc.body, exc.status)
+
+    admin = web.Application(middlewares=[guard])
+    admin[SIM] = sim
+    for table in TABLES:
+        admin.router.add_routes(table)
+    admin.router.add_route("*", "/{tail:.*}", routes.not_found)
+    app.add_subapp(PREFIX, admin)

@@ -1,0 +1,96 @@
+"""What every control-API handler shares: the error type, JSON replies, body parsing and lookups.
+
+Handlers anywhere (the core routes, the scorecard, the dashboard) take the running simulator from the
+request with :func:`sim_of`, raise :class:`AdminError` for a mistake, and answer with :func:`reply`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from simulator import jsonio
+from simulator.config import DIALECTS
+from simulator.ledger import Player
+from simulator.money import parse_amount
+from simulator.service import Simulator
+
+PREFIX = "/_sim"
+SIM = web.AppKey("control_simulator", Simulator)
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": message, **extra}
+
+
+def sim_of(request: web.Request) -> Simulator:
+    return request.config_dict[SIM]
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=jsonio.dumps(data), status=status, content_type="application/json")
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = jsonio.loads(raw)
+    except jsonio.JSONError as exc:
+        raise AdminError(400, f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise AdminError(400, "the body must be a JSON object")
+    return body
+
+
+def query_int(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise AdminError(400, f"{name} must be a whole number")
+    return int(value)
+
+
+def money(body: dict[str, Any], key: str) -> Decimal | None:
+    """An amount field of an admin body: absent or null is None, anything else a non-negative amount."""
+    if body.get(key) is None:
+        return None
+    try:
+        amount = parse_amount(body[key])
+    except ValueError as exc:
+        raise AdminError(400, f"{key}: {exc}") from None
+    if amount < 0:
+        raise AdminError(400, f"{key} must not be negative")
+    return amount
+
+
+def dialect_of(request: web.Request) -> str:
+    dialect = request.match_info["dialect"]
+    if dialect not in DIALECTS:
+        raise AdminError(404, f"unknown dialect {dialect!r} (one of {', '.join(DIALECTS)})")
+    return dialect
+
+
+def tenant_of(sim: Simulator, dialect: str, given: Any) -> str:
+    tenants = sim.settings.tenants(dialect)
+    if given is None:
+        return tenants[0]
+    if given not in tenants:
+        raise AdminError(400, f"{given!r} is not a configured {dialect} tenant ({', '.join(tenants)})")
+    return str(given)
+
+
+def find_player(request: web.Request) -> Player:
+    sim = sim_of(request)
+    dialect = dialect_of(request)
+    tenant = tenant_of(sim, dialect, request.query.get("agent") or request.query.get("public_key"))
+    player = sim.ledger.player(dialect, tenant, request.match_info["player"])
+    if player is None:
+        raise AdminError(404, f"no {dialect} player {request.match_info['player']!r} under {tenant!r}")
+    return player

@@ -1,0 +1,272 @@
+"""The core control calls: health, reset, players, transactions, journal, scenario, invariants.
+
+Every answer is JSON with exact numbers, except ``GET /_sim/scenario`` (YAML text). Mistakes answer 400
+with ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from simulator import __version__, jsonio
+from simulator.config import DIALECTS
+from simulator.control.http import (
+    PREFIX,
+    AdminError,
+    dialect_of,
+    find_player,
+    json_body,
+    money,
+    query_int,
+    reply,
+    sim_of,
+    tenant_of,
+)
+from simulator.dialects.xpro import iso_ms
+from simulator.errors import SourceError
+from simulator.journal import Entry
+from simulator.ledger import Player, Transaction
+from simulator.scenarios import loader
+from simulator.scenarios.model import Match
+from simulator.service import Simulator
+
+FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")
+VERIFY_FORBIDDEN = ("nth", "after", "probability")
+
+
+def player_view(player: Player, with_transactions: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "dialect": player.dialect,
+        "tenant": player.tenant,
+        "player": player.id,
+        "balance": player.balance,
+        "currency": player.currency,
+        **player.flags(),
+        "sessions": sorted(player.sessions),
+        "created": iso_ms(player.created),
+        "updated": iso_ms(player.updated),
+    }
+    if with_transactions:
+        view["transactions"] = [txn_view(t) for t in reversed(player.history)]
+    return view
+
+
+def txn_view(txn: Transaction) -> dict[str, Any]:
+    return {
+        "seq": txn.seq,
+        "dialect": txn.dialect,
+        "tenant": txn.tenant,
+        "player": txn.player,
+        "transaction": txn.id,
+        "kind": txn.kind,
+        "amount": txn.amount,
+        "debit": txn.debit,
+        "credit": txn.credit,
+        "balance_before": txn.balance_before,
+        "balance_after": txn.balance_after,
+        "status": txn.status,
+        "round": txn.round,
+        "game": txn.game,
+        "ref": txn.ref,
+        "reversed_by": txn.reversed_by,
+        "time": iso_ms(txn.time),
+    }
+
+
+def match_from(spec: Any, sim: Simulator) -> Match:
+    """A journal-verify match: the scenario match keys but nth / after / probability."""
+    if not isinstance(spec, dict):
+        raise AdminError(400, "match must be an object of scenario match keys")
+    bad = [k for k in VERIFY_FORBIDDEN if k in spec]
+    if bad:
+        raise AdminError(400, f"{', '.join(bad)} make no sense when counting recorded requests")
+    text = jsonio.dumps({"name": "verify", "rules": [{"match": spec, "delay": "0ms"}]})
+    try:
+        scenario = loader.parse(text, "(match)", sim.settings)
+    except SourceError as exc:
+        raise AdminError(400, "invalid match: " + "; ".join(p.split(": ", 1)[-1] for p in exc.problems)) from None
+    return scenario.rules[0].match
+
+
+async def health(request: web.Request) -> web.Response:
+    sim = sim_of(request)
+    return reply({"status": "ok", "version": __version__, "dialects": list(DIALECTS), "scenario": sim.scenario.name})
+
+
+async def reset(request: web.Request) -> web.Response:
+    sim = sim_of(request)
+    sim.reset()
+    return reply({"ok": True, "players": len(sim.ledger.players)})
+
+
+async def players(request: web.Request) -> web.Response:
+    dialect, q = request.query.get("dialect"), request.query.get("q")
+    found = [
+        player_view(p)
+        for p in sim_of(request).ledger.players.values()
+        if (not dialect or p.dialect == dialect) and (not q or q.lower() in p.id.lower())
+    ]
+    return reply(found)
+
+
+async def get_player(request: web.Request) -> web.Response:
+    return reply(player_view(find_player(request), with_transactions=True))
+
+
+async def put_player(request: web.Request) -> web.Response:
+    sim = sim_of(request)
+    dialect = dialect_of(request)
+    body = await json_body(request)
+    tenant_key = "public_key" if dialect == "fizzy" else "agent"
+    allowed = {"balance", "currency", "bet_limit", "sessions", tenant_key, *FLAGS}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise AdminError(400, f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    tenant = tenant_of(sim, dialect, body.get(tenant_key))
+    for flag in FLAGS:
+        if flag in body and not isinstance(body[flag], bool):
+            raise AdminError(400, f"{flag} must be true or false")
+    if "balance" in body and body["balance"] is None:
+        raise AdminError(400, "balance must be a number")
+    balance = money(body, "balance")
+    bet_limit = money(body, "bet_limit")  # None (absent or null) lifts the limit
+    currency = body.get("currency")
+    if currency is not None and (not isinstance(currency, str) or not currency):
+        raise AdminError(400, "currency must be a non-empty string")
+    sessions = body.get("sessions", [])
+    if not isinstance(sessions, list) or not all(isinstance(s, str) and s for s in sessions):
+        raise AdminError(400, "sessions must be a list of session ids")
+    pid = request.match_info["player"]
+    ledger = sim.ledger
+    with ledger.atomic():
+        player = ledger.player(dialect, tenant, pid)
+        created = player is None
+        if player is None:
+            _, tenant_currency, default = sim.settings.new_player(dialect, tenant)
+            start = default if balance is None else balance
+            player = ledger.open(dialect, tenant, pid, currency or tenant_currency, start)
+        else:
+            if currency is not None and currency != player.currency:
+                if player.history:
+                    raise AdminError(409, "the currency of a player with transactions cannot change")
+                player.currency = currency
+            if balance is not None:
+                ledger.set_balance(player, balance)
+        for flag in FLAGS:
+            if flag in body:
+                setattr(player, flag, body[flag])
+        if "bet_limit" in body:
+            player.bet_limit = bet_limit
+        for session in sessions:
+            ledger.bind_session(player, session)
+    return reply(player_view(player), 201 if created else 200)
+
+
+async def transactions(request: web.Request) -> web.Response:
+    q = request.query
+    limit = query_int(q.get("limit"), "limit")
+    found = [
+        txn_view(t)
+        for t in reversed(sim_of(request).ledger.log)
+        if (not q.get("dialect") or t.dialect == q["dialect"])
+        and (not q.get("player") or t.player == q["player"])
+        and (not q.get("status") or t.status == q["status"])
+    ]
+    return reply(found[:limit] if limit else found)
+
+
+async def journal(request: web.Request) -> web.Response:
+    q = request.query
+    entries = sim_of(request).journal.query(
+        dialect=q.get("dialect"),
+        operation=q.get("operation"),
+        player=q.get("player"),
+        rule=q.get("rule"),
+        limit=query_int(q.get("limit"), "limit"),
+    )
+    return reply([e.to_dict() for e in entries])
+
+
+async def clear_journal(request: web.Request) -> web.Response:
+    sim_of(request).journal.clear()
+    return reply({"ok": True})
+
+
+async def verify(request: web.Request) -> web.Response:
+    sim = sim_of(request)
+    body = await json_body(request)
+    match = match_from(body.get("match", {}), sim)
+    bounds = {k: body[k] for k in ("count", "min", "max") if k in body}
+    if not bounds:
+        raise AdminError(400, "give count, or min and/or max")
+    for key, value in bounds.items():
+        if not isinstance(value, Decimal) or value != int(value) or value < 0:
+            raise AdminError(400, f"{key} must be a whole number >= 0")
+    entries = list(sim.journal)
+    hits = [e for e in entries if e.op is not None and match.holds(e.op)]
+    n = len(hits)
+    ok = (
+        ("count" not in bounds or n == bounds["count"])
+        and ("min" not in bounds or n >= bounds["min"])
+        and ("max" not in bounds or n <= bounds["max"])
+    )
+    if ok:
+        return reply({"ok": True, "found": n})
+    closest = hits[:5] if hits else _closest(entries, match)
+    return reply({"ok": False, "found": n, "expected": bounds, "closest": [e.to_dict() for e in closest]}, 409)
+
+
+async def get_scenario(request: web.Request) -> web.Response:
+    return web.Response(text=loader.dump(sim_of(request).scenario), content_type="application/yaml")
+
+
+async def put_scenario(request: web.Request) -> web.Response:
+    sim = sim_of(request)
+    text = await request.text()
+    try:
+        scenario = loader.parse(text, "(PUT /_sim/scenario)", sim.settings)
+    except SourceError as exc:
+        raise AdminError(400, str(exc), problems=exc.problems) from None
+    sim.replace_scenario(scenario)
+    return reply({"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(sim.ledger.players)})
+
+
+async def invariants(request: web.Request) -> web.Response:
+    result = sim_of(request).ledger.invariants()
+    return reply(result, 200 if result["ok"] else 409)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    raise AdminError(404, f"no control call {request.method} {request.path}; see GET {PREFIX}/health")
+
+
+def _closest(entries: list[Entry], match: Match) -> list[Entry]:
+    """The recorded requests that miss the match on the fewest equality keys."""
+
+    def misses(entry: Entry) -> int:
+        op = entry.op
+        if op is None:
+            return len(match.equal) + 1
+        return sum(1 for key, value in match.equal if getattr(op, key) != value)
+
+    scored = sorted((misses(e), -e.seq, i) for i, e in enumerate(entries))
+    return [entries[i] for _, _, i in scored[:5]]
+
+
+ROUTES: list[web.RouteDef] = [
+    web.get("/health", health),
+    web.post("/reset", reset),
+    web.get("/players", players),
+    web.get("/players/{dialect}/{player}", get_player),
+    web.put("/players/{dialect}/{player}", put_player),
+    web.get("/transactions", transactions),
+    web.get("/journal", journal),
+    web.delete("/journal", clear_journal),
+    web.post("/journal/verify", verify),
+    web.get("/scenario", get_scenario),
+    web.put("/scenario", put_scenario),
+    web.get("/invariants", invariants),
+]
