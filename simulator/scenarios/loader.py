@@ -81,8 +81,8 @@ class _Checker:
             known = ", ".join(self.settings.tenants(dialect))
             self.problem(path, f"{tenant!r} is not a configured {dialect} tenant (configured: {known})")
 
-    def rule(self, index: int, raw: dict[str, Any], seed: int, file_index: int) -> Rule | None:
-        base: list[str | int] = ["rules", index]
+    def rule(self, base: list[str | int], raw: dict[str, Any], name: str, rng_seed: str) -> Rule | None:
+        """One rule at ``base`` in the document (``["rules", i]`` in a scenario, ``[]`` for a lone rule)."""
         before = len(self.problems)
         m = raw.get("match", {})
         dialect = m.get("dialect")
@@ -127,7 +127,7 @@ class _Checker:
         if len(self.problems) > before:
             return None
         return Rule(
-            name=raw.get("name") or f"rules[{index}]",
+            name=raw.get("name") or name,
             match=Match(
                 equal=tuple((k, m[k]) for k in EQUALITY_KEYS if k in m),
                 transaction=pattern,
@@ -142,7 +142,8 @@ class _Checker:
             fault=raw.get("fault"),
             apply=bool(raw.get("apply", False)),
             times=raw.get("times"),
-            rng_seed=f"{seed}/{file_index}/{index}",
+            rng_seed=rng_seed,
+            definition=raw,
         )
 
     def players(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -195,7 +196,10 @@ def parse(text: str, filename: str, settings: Settings | None = None, file_index
     checker = _Checker(source, settings)
     seed = int(data.get("seed", 0))
     players = checker.players(data.get("players", []))
-    rules = [checker.rule(i, raw, seed, file_index) for i, raw in enumerate(data.get("rules", []))]
+    rules = [
+        checker.rule(["rules", i], raw, f"rules[{i}]", f"{seed}/{file_index}/{i}")
+        for i, raw in enumerate(data.get("rules", []))
+    ]
     if checker.problems:
         raise SourceError(checker.problems)
     for player in players:
@@ -209,6 +213,31 @@ def parse(text: str, filename: str, settings: Settings | None = None, file_index
         sources=[filename],
         text=text,
     )
+
+
+def parse_rule(
+    text: str, filename: str, settings: Settings | None = None, seed: int = 0, name: str | None = None
+) -> Rule:
+    """One rule on its own (JSON or YAML), checked like a rule of a scenario file; it must have a name
+    (``name`` is the default, for a replacement addressed by name).
+
+    Problems read ``filename:line: match.operation: ...``, lines counted in ``text``.
+    """
+    data, source = yamlsrc.load(text, filename)
+    if not isinstance(data, dict):
+        raise SourceError([source.where([], "a rule is a mapping (name, match, and an action)")])
+    problems = yamlsrc.schema_problems(data, {**schema()["$defs"]["rule"], "$defs": schema()["$defs"]}, source)
+    if name is not None and "name" not in data:
+        data = {"name": name, **data}
+    if not problems and not data.get("name"):
+        problems = [source.where([], "a rule added at run time needs a name (to replace or remove it later)")]
+    if problems:
+        raise SourceError(problems)
+    checker = _Checker(source, settings)
+    rule = checker.rule([], data, data["name"], f"{seed}/runtime/{data['name']}")
+    if rule is None:
+        raise SourceError(checker.problems)
+    return rule
 
 
 def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
