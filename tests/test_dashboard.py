@@ -1,0 +1,312 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by
+Selenium). ``make test`` installs them through ``scripts/system-deps.sh``; when they are missing these tests
+fail with the command to run, they are never skipped.
+
+One browser and one simulator (in a background thread, as the pytest plugin runs it) serve the whole
+module; each test resets the simulator and loads the page afresh. Screenshots of every view land in
+``test-output/dashboard/`` (git-ignored) for review.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.ui import WebDriverWait
+
+from simulator import config
+from simulator.client import XproClient
+from simulator.pytest_plugin import ServerThread
+from simulator.scenarios import loader
+
+ROOT = Path(__file__).parent.parent
+HAPPY = ROOT / "scenarios" / "happy_path.yaml"
+SHOTS = ROOT / "test-output" / "dashboard"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+WAIT = 10.0  # generous bound for page actions on a busy CI machine
+LIVE_WITHIN = 1.0  # the issue's promise: a request shows in the live list within a second
+TOKEN = "s3cret-admin-token"
+TYPE_IN = "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))"
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--window-size=1280,900",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        pytest.fail(
+            f"the dashboard tests need Debian's chromium and chromium-driver ({', '.join(missing)} missing): "
+            "run `sudo sh scripts/system-deps.sh` (make test does it when run as root)",
+            pytrace=False,
+        )
+    profile = tempfile.mkdtemp(prefix="wallet-sim-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # an explicit driver path: Selenium Manager never looks for (or downloads) anything
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _server(**server: Any) -> ServerThread:
+    settings = config.from_dict({"server": server})
+    scenario = loader.read(str(HAPPY), settings)
+    thread = ServerThread(settings, scenario)
+    thread.start()
+    return thread
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerThread]:
+    thread = _server()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+@pytest.fixture
+def page(browser: WebDriver, server: ServerThread) -> WebDriver:
+    call(server.url, "PUT", "/_sim/scenario", text=HAPPY.read_text())  # the scenario back, ledger reset
+    browser.set_window_size(1280, 900)
+    browser.get(server.url + "/_sim/ui")
+    wait_text(browser, "feed-status", "live")
+    browser.get_log("browser")  # start each test with an empty console
+    return browser
+
+
+def call(url: str, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, Any]:
+    data = text.encode() if text is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method)
+    request.add_header("Content-Type", "application/yaml" if text is not None else "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def bet(url: str, round_id: str, amount: int = 1) -> int:
+    body = {
+        "username": "member001",
+        "agent": "demo",
+        "game": "G",
+        "gameId": "G",
+        "roundId": round_id,
+        "amount": amount,
+        "currency": "THB",
+        "transactionId": "tx-" + round_id,
+        "timestamp": "2026-01-01T00:00:00.000",
+        "isEndRound": False,
+        "featureBuy": False,
+    }
+    code: int = call(url, "POST", "/bet", body)[1]["status"]["code"]
+    return code
+
+
+def wait(driver: WebDriver, timeout: float = WAIT) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(driver, timeout, poll_frequency=0.05)
+
+
+def wait_text(driver: WebDriver, element_id: str, text: str, timeout: float = WAIT) -> None:
+    wait(driver, timeout).until(ec.text_to_be_present_in_element((By.ID, element_id), text))
+
+
+def visible(driver: WebDriver, css: str, timeout: float = WAIT) -> WebElement:
+    found: WebElement = wait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    return found
+
+
+def tab(driver: WebDriver, name: str) -> None:
+    driver.find_element(By.ID, f"tab-{name}").click()
+    visible(driver, f"#view-{name}")
+
+
+def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def shot(driver: WebDriver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def test_every_view_loads_without_console_errors_at_desktop_and_phone_width(
+    page: WebDriver, server: ServerThread
+) -> None:
+    for i in range(3):
+        assert bet(server.url, f"S{i}", 5) == 0
+    visible(page, "#traffic-rows tr")
+    page.find_element(By.CSS_SELECTOR, "#traffic-rows tr").click()
+    visible(page, "#entry-detail")
+    shot(page, "traffic")
+    tab(page, "players")
+    visible(page, "#player-rows tr")
+    shot(page, "players")
+    tab(page, "scenario")
+    wait(page).until(lambda d: "happy-path" in d.find_element(By.ID, "yaml").get_attribute("value"))
+    shot(page, "scenario")
+    tab(page, "health")
+    wait_text(page, "invariants", "The books balance")
+    wait_text(page, "dialect-cards", "3 requests")
+    shot(page, "health")
+    assert page.find_element(By.ID, "scorecard-panel").is_displayed() is False  # no /_sim/report here
+    page.set_window_size(390, 844)
+    for name in ("traffic", "players"):
+        tab(page, name)
+        shot(page, f"phone-{name}")
+    width = page.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    assert console_errors(page) == []
+
+
+def test_a_request_appears_in_the_live_list_within_a_second_with_its_decrypted_plaintext(
+    page: WebDriver, server: ServerThread
+) -> None:
+    async def transfer() -> None:
+        client = XproClient(server.url)
+        try:
+            await client.authenticate()
+            await client.create_member("player042")
+            await client.transfer("player042", "12.34", "DASH-1")
+        finally:
+            await client.close()
+
+    asyncio.run(transfer())
+    row = "#traffic-rows tr[data-seq] td:nth-child(5)"
+    wait(page, LIVE_WITHIN).until(lambda d: any(c.text == "DASH-1" for c in d.find_elements(By.CSS_SELECTOR, row)))
+    page.find_element(By.XPATH, "//td[text()='DASH-1']").click()
+    request = visible(page, "#entry-request").text
+    assert '"username": "player042"' in request and '"amount": 12.34' in request  # decrypted, exact
+    assert '"code": 0' in page.find_element(By.ID, "entry-answer").text
+    Select(page.find_element(By.ID, "f-dialect")).select_by_visible_text("ambslot")
+    assert page.find_elements(By.CSS_SELECTOR, "#traffic-rows tr") == []
+    Select(page.find_element(By.ID, "f-dialect")).select_by_visible_text("any")
+    page.find_element(By.ID, "pause").click()
+    assert bet(server.url, "P1") == 0
+    wait_text(page, "traffic-info", "paused: 1 new")
+    assert not any(c.text == "tx-P1" for c in page.find_elements(By.CSS_SELECTOR, row))
+    page.find_element(By.ID, "pause").click()
+    visible(page, "#traffic-rows tr:first-child").find_element(By.XPATH, "//td[text()='tx-P1']")
+
+
+def test_editing_a_balance_in_the_page_books_an_adjustment(page: WebDriver, server: ServerThread) -> None:
+    tab(page, "players")
+    field = visible(page, 'input[aria-label="Balance of member001 (ambslot)"]')
+    field.clear()
+    field.send_keys("123.45\n")
+    wait(page).until(lambda d: "saved" in (field.get_attribute("class") or ""))
+    sim = server.simulator
+    player = sim.ledger.player("ambslot", "demo", "member001")
+    assert player.balance == Decimal("123.45")
+    assert [t.kind for t in player.history][-1] == "adjust"
+    locked = page.find_element(By.CSS_SELECTOR, 'input[aria-label="locked: member001 (ambslot)"]')
+    locked.send_keys(" ")  # the keyboard toggles it
+    wait(page).until(lambda d: player.locked)
+    assert bet(server.url, "L1") == 999
+    page.find_element(By.CSS_SELECTOR, 'button[aria-label="Transactions of member001 (ambslot)"]').click()
+    wait_text(page, "txn-rows", "adjust")
+    page.find_element(By.ID, "p-id").send_keys("newbie7")
+    page.find_element(By.ID, "p-balance").send_keys("5.50\n")
+    wait_text(page, "notice", "Added xpro player newbie7")
+    assert sim.ledger.player("xpro", "demo", "newbie7").balance == Decimal("5.50")
+
+
+def test_a_broken_scenario_shows_its_problems_by_line_and_stays_unloaded(page: WebDriver, server: ServerThread) -> None:
+    tab(page, "scenario")
+    editor = visible(page, "#yaml")
+    wait(page).until(lambda d: "happy-path" in editor.get_attribute("value"))
+    broken = "name: broken\nrules:\n  - match:\n      operation: withdrawal\n    respond: {error: insufficient_funds}\n"
+    page.execute_script(
+        "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))", editor, broken
+    )
+    page.find_element(By.ID, "validate").click()
+    problem = visible(page, '#problems li[data-line="4"]')
+    assert "rules[0].match.operation" in problem.text and "withdrawal" in problem.text
+    assert page.find_element(By.CSS_SELECTOR, "#gutter .problem").text == "4"
+    shot(page, "scenario-problems")
+    page.find_element(By.ID, "apply").click()
+    wait_text(page, "scenario-result", "not applied")
+    assert server.simulator.scenario.name == "happy-path"
+    fixed = broken.replace("withdrawal", "withdraw")
+    page.execute_script(
+        "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))", editor, fixed
+    )
+    page.find_element(By.ID, "apply").click()
+    wait_text(page, "scenario-result", 'applied "broken"')
+    assert server.simulator.scenario.name == "broken"
+
+
+def test_the_quick_action_makes_the_next_matching_request_fail(page: WebDriver, server: ServerThread) -> None:
+    tab(page, "scenario")
+    Select(page.find_element(By.ID, "q-dialect")).select_by_visible_text("ambslot")
+    page.find_element(By.ID, "q-player").send_keys("member001")
+    page.find_element(By.ID, "q-operation").send_keys("bet")
+    Select(page.find_element(By.ID, "q-error")).select_by_visible_text("insufficient_funds")
+    page.find_element(By.CSS_SELECTOR, "#quick button[type=submit]").click()
+    wait_text(page, "quick-result", "answers insufficient_funds")
+    assert bet(server.url, "Q1") == 800
+    assert bet(server.url, "Q2") == 0
+    _, listed = call(server.url, "GET", "/_sim/rules")
+    assert listed["rules"][0]["hits"] == 1 and listed["rules"][0]["remaining"] == 0
+    name = listed["rules"][0]["name"]
+    wait(page).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, f'#rule-rows tr[data-rule="{name}"] td.hits').text == "1"
+    )
+    shot(page, "scenario-rules")
+    page.find_element(By.CSS_SELECTOR, f'button[aria-label="Remove rule {name}"]').click()
+    wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rule-rows tr[data-rule="{name}"]'))
+
+
+def test_the_page_asks_for_the_admin_token_once_and_keeps_it_for_the_tab(browser: WebDriver) -> None:
+    locked = _server(admin_token=TOKEN)
+    try:
+        browser.set_window_size(1280, 900)
+        browser.get(locked.url + "/_sim/ui#players")
+        token = visible(browser, "#token-input")
+        token.send_keys("wrong\n")
+        visible(browser, "#token-error")  # asked again, saying the last one was refused
+        token.send_keys(TOKEN + "\n")
+        wait_text(browser, "feed-status", "live")
+        visible(browser, 'input[aria-label="Balance of member001 (ambslot)"]')
+        browser.refresh()  # the same tab: no second prompt
+        wait_text(browser, "feed-status", "live")
+        assert not browser.find_element(By.ID, "token-dialog").is_displayed()
+        stored = browser.execute_script("return sessionStorage.getItem('wallet-sim-admin-token')")
+        assert stored == TOKEN
+        assert call(locked.url, "GET", "/_sim/players")[0] == 401
+    finally:
+        locked.stop()
