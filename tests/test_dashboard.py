@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.webdriver import Chrome
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
@@ -58,7 +58,7 @@ FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def browser() -> Iterator[Chrome]:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing:
         pytest.fail(
@@ -99,7 +99,7 @@ def server() -> Iterator[ServerThread]:
 
 
 @pytest.fixture
-def page(browser: WebDriver, server: ServerThread) -> WebDriver:
+def page(browser: Chrome, server: ServerThread) -> Chrome:
     call(server.url, "PUT", "/_sim/scenario", text=HAPPY.read_text())  # the scenario back, ledger reset
     browser.set_window_size(1280, 900)
     browser.get(server.url + "/_sim/ui")
@@ -137,36 +137,34 @@ def bet(url: str, round_id: str, amount: int = 1) -> int:
     return code
 
 
-def wait(driver: WebDriver, timeout: float = WAIT) -> WebDriverWait[WebDriver]:
+def wait(driver: Chrome, timeout: float = WAIT) -> WebDriverWait[Chrome]:
     return WebDriverWait(driver, timeout, poll_frequency=0.05)
 
 
-def wait_text(driver: WebDriver, element_id: str, text: str, timeout: float = WAIT) -> None:
+def wait_text(driver: Chrome, element_id: str, text: str, timeout: float = WAIT) -> None:
     wait(driver, timeout).until(ec.text_to_be_present_in_element((By.ID, element_id), text))
 
 
-def visible(driver: WebDriver, css: str, timeout: float = WAIT) -> WebElement:
+def visible(driver: Chrome, css: str, timeout: float = WAIT) -> WebElement:
     found: WebElement = wait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
     return found
 
 
-def tab(driver: WebDriver, name: str) -> None:
+def tab(driver: Chrome, name: str) -> None:
     driver.find_element(By.ID, f"tab-{name}").click()
     visible(driver, f"#view-{name}")
 
 
-def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
+def console_errors(driver: Chrome) -> list[dict[str, Any]]:
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def shot(driver: WebDriver, name: str) -> None:
+def shot(driver: Chrome, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
-def test_every_view_loads_without_console_errors_at_desktop_and_phone_width(
-    page: WebDriver, server: ServerThread
-) -> None:
+def test_every_view_loads_without_console_errors_at_desktop_and_phone_width(page: Chrome, server: ServerThread) -> None:
     for i in range(3):
         assert bet(server.url, f"S{i}", 5) == 0
     visible(page, "#traffic-rows tr")
@@ -177,7 +175,7 @@ def test_every_view_loads_without_console_errors_at_desktop_and_phone_width(
     visible(page, "#player-rows tr")
     shot(page, "players")
     tab(page, "scenario")
-    wait(page).until(lambda d: "happy-path" in d.find_element(By.ID, "yaml").get_attribute("value"))
+    wait(page).until(lambda d: "happy-path" in (d.find_element(By.ID, "yaml").get_attribute("value") or ""))
     shot(page, "scenario")
     tab(page, "health")
     wait_text(page, "invariants", "The books balance")
@@ -194,7 +192,7 @@ def test_every_view_loads_without_console_errors_at_desktop_and_phone_width(
 
 
 def test_a_request_appears_in_the_live_list_within_a_second_with_its_decrypted_plaintext(
-    page: WebDriver, server: ServerThread
+    page: Chrome, server: ServerThread
 ) -> None:
     async def transfer() -> None:
         client = XproClient(server.url)
@@ -223,7 +221,7 @@ def test_a_request_appears_in_the_live_list_within_a_second_with_its_decrypted_p
     visible(page, "#traffic-rows tr:first-child").find_element(By.XPATH, "//td[text()='tx-P1']")
 
 
-def test_editing_a_balance_in_the_page_books_an_adjustment(page: WebDriver, server: ServerThread) -> None:
+def test_editing_a_balance_in_the_page_books_an_adjustment(page: Chrome, server: ServerThread) -> None:
     tab(page, "players")
     field = visible(page, 'input[aria-label="Balance of member001 (ambslot)"]')
     field.clear()
@@ -245,10 +243,10 @@ def test_editing_a_balance_in_the_page_books_an_adjustment(page: WebDriver, serv
     assert sim.ledger.player("xpro", "demo", "newbie7").balance == Decimal("5.50")
 
 
-def test_a_broken_scenario_shows_its_problems_by_line_and_stays_unloaded(page: WebDriver, server: ServerThread) -> None:
+def test_a_broken_scenario_shows_its_problems_by_line_and_stays_unloaded(page: Chrome, server: ServerThread) -> None:
     tab(page, "scenario")
     editor = visible(page, "#yaml")
-    wait(page).until(lambda d: "happy-path" in editor.get_attribute("value"))
+    wait(page).until(lambda d: "happy-path" in (editor.get_attribute("value") or ""))
     broken = "name: broken\nrules:\n  - match:\n      operation: withdrawal\n    respond: {error: insufficient_funds}\n"
     page.execute_script(
         "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))", editor, broken
@@ -270,7 +268,7 @@ def test_a_broken_scenario_shows_its_problems_by_line_and_stays_unloaded(page: W
     assert server.simulator.scenario.name == "broken"
 
 
-def test_the_quick_action_makes_the_next_matching_request_fail(page: WebDriver, server: ServerThread) -> None:
+def test_the_quick_action_makes_the_next_matching_request_fail(page: Chrome, server: ServerThread) -> None:
     tab(page, "scenario")
     Select(page.find_element(By.ID, "q-dialect")).select_by_visible_text("ambslot")
     page.find_element(By.ID, "q-player").send_keys("member001")
@@ -291,7 +289,7 @@ def test_the_quick_action_makes_the_next_matching_request_fail(page: WebDriver, 
     wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rule-rows tr[data-rule="{name}"]'))
 
 
-def test_the_page_asks_for_the_admin_token_once_and_keeps_it_for_the_tab(browser: WebDriver) -> None:
+def test_the_page_asks_for_the_admin_token_once_and_keeps_it_for_the_tab(browser: Chrome) -> None:
     locked = _server(admin_token=TOKEN)
     try:
         browser.set_window_size(1280, 900)

@@ -178,9 +178,10 @@ function trafficRow(entry) {
     "aria-selected": String(traffic.selected === entry) });
   row.append(
     cell(txt(entry.time).slice(11, 23), "mono"), cell(entry.dialect), cell(entry.operation ?? entry.endpoint),
-    cell(entry.player), cell(entry.transaction, "mono"), cell(entry.amount, "num"),
+    cell(entry.player), cell(entry.transaction, "mono txn"), cell(entry.amount, "num"),
     cell(entry.response.code ?? entry.response.status, "code"), cell(entry.rule, "rule"), cell(entry.response.fault, "fault"),
   );
+  for (const td of row.querySelectorAll("td.txn, td.code, td.rule")) td.title = td.textContent;
   const open = () => selectEntry(entry, row);
   row.addEventListener("click", open);
   row.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(); } });
