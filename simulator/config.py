@@ -28,7 +28,7 @@ DIALECTS = ("xpro", "fizzy", "ambslot")
 # entries, the newest (older ones are counted as dropped); UI_FEED_BACKLOG entries when a page connects;
 # at most UI_FEED_PAGES pages watching at once.
 UI_FEED_INTERVAL = 0.25
-UI_FEED_BATCH = 200
+UI_FEED_BATCH = 100
 UI_FEED_BACKLOG = 100
 UI_FEED_PAGES = 16
 

@@ -124,8 +124,8 @@ function show(name, focus = false) {
   refresh(name);
 }
 
-function refresh(name) {
-  Promise.resolve(refreshers[name]?.()).catch((error) => notice(String(error.message || error)));
+function refresh(name, live = false) {
+  Promise.resolve(refreshers[name]?.(live)).catch((error) => notice(String(error.message || error)));
 }
 
 function setupTabs() {
@@ -144,7 +144,7 @@ function setupTabs() {
 let refreshTimer = null;
 function trafficHappened() {
   if (refreshTimer) return;
-  refreshTimer = setTimeout(() => { refreshTimer = null; if (current !== "traffic") refresh(current); }, 1000);
+  refreshTimer = setTimeout(() => { refreshTimer = null; if (current !== "traffic") refresh(current, true); }, 1000);
 }
 
 // ---------- live traffic ----------
@@ -329,8 +329,12 @@ function renderCards() {
   $("dialect-cards").replaceChildren(...cards);
 }
 
-async function refreshHealth() {
+let invariantsChecked = 0;
+
+async function refreshHealth(live = false) {
   renderCards();
+  if (live && Date.now() - invariantsChecked < 5000) return;  // the check walks the whole ledger
+  invariantsChecked = Date.now();
   const box = $("invariants");
   const answer = await api("GET", "/invariants");
   if (answer.status === 200) {
@@ -400,13 +404,23 @@ function playerRow(p) {
   return row;
 }
 
-async function refreshPlayers() {
+const MAX_PLAYER_ROWS = 500;     // rows shown; search for the others
+const LIVE_PLAYERS = 2000;       // above this many, the list refreshes on demand only
+let playerCount = 0;
+
+async function refreshPlayers(live = false) {
+  if (live && playerCount > LIVE_PLAYERS) return;
   if ($("players").contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;  // not while editing
   const q = $("p-search").value.trim();
   const answer = await api("GET", "/players" + (q ? "?q=" + encodeURIComponent(q) : ""));
   if (!answer.ok) { notice(errorText(answer)); return; }
+  playerCount = answer.data.length;
   const players = answer.data.slice().sort((a, b) => playerKey(a).localeCompare(playerKey(b)));
-  $("player-rows").replaceChildren(...players.map(playerRow));
+  $("player-rows").replaceChildren(...players.slice(0, MAX_PLAYER_ROWS).map(playerRow));
+  $("players-info").textContent = players.length > MAX_PLAYER_ROWS
+    ? `showing ${MAX_PLAYER_ROWS} of ${players.length} players: search to narrow`
+    : `${players.length} player${players.length === 1 ? "" : "s"}`;
+  if (players.length > LIVE_PLAYERS) $("players-info").textContent += " (not refreshed live: too many; switch views to refresh)";
 }
 
 async function showTransactions(p) {
@@ -434,7 +448,7 @@ function setupPlayers() {
     $("p-id").value = ""; $("p-balance").value = "";
     refreshPlayers();
   });
-  $("p-search").addEventListener("input", refreshPlayers);
+  $("p-search").addEventListener("input", () => refreshPlayers());
   $("close-player").addEventListener("click", () => { $("player-detail").hidden = true; });
 }
 
@@ -574,7 +588,7 @@ async function start() {
   setupTraffic();
   setupPlayers();
   setupScenario();
-  refreshers.players = refreshPlayers;
+  refreshers.players = (live) => refreshPlayers(live);
   refreshers.scenario = () => { if (!scenarioLoaded) { scenarioLoaded = true; loadScenario(); } refreshRules(); };
   refreshers.health = refreshHealth;
   const features = await fetch("/_sim/ui/features", { cache: "no-store" }).then((r) => r.json()).catch(() => ({}));
