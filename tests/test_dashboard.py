@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from selenium import webdriver
 from selenium.webdriver import Chrome
 from selenium.webdriver.chrome.service import Service
@@ -30,7 +31,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
-from simulator import config
+from simulator import config, control
 from simulator.client import XproClient
 from simulator.pytest_plugin import ServerThread
 from simulator.scenarios import loader
@@ -287,6 +288,31 @@ def test_the_quick_action_makes_the_next_matching_request_fail(page: Chrome, ser
     shot(page, "scenario-rules")
     page.find_element(By.CSS_SELECTOR, f'button[aria-label="Remove rule {name}"]').click()
     wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rule-rows tr[data-rule="{name}"]'))
+
+
+def test_health_shows_broken_invariants_and_the_scorecard_once_its_route_exists(
+    browser: Chrome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def report(request: web.Request) -> web.Response:
+        finding = {"severity": "error", "message": "retried a refused withdraw with a new id", "dialect": "xpro",
+                   "player": "player001", "transaction": "WD-9", "verdict": "double debit risk"}  # fmt: skip
+        summary = {"judged": 3, "passed": 2, "failed": 1, "warnings": 0}
+        return web.json_response({"ok": False, "summary": summary, "findings": [finding]})
+
+    monkeypatch.setattr(control, "TABLES", [*control.TABLES, [web.get("/report", report)]])
+    judged = _server()
+    try:
+        player = judged.simulator.ledger.player("xpro", "demo", "player001")
+        player.balance += 1  # behind the ledger's back (the server is idle): the books no longer add up
+        browser.get(judged.url + "/_sim/ui#health")
+        wait_text(browser, "invariants", "Invariants broken")
+        assert "player001" in browser.find_element(By.ID, "invariants").text
+        visible(browser, "#scorecard-panel")
+        wait_text(browser, "findings", "retried a refused withdraw with a new id")
+        assert "judged 3, passed 2, failed 1, warnings 0" in browser.find_element(By.ID, "scorecard-summary").text
+        shot(browser, "health-scorecard")
+    finally:
+        judged.stop()
 
 
 def test_the_page_asks_for_the_admin_token_once_and_keeps_it_for_the_tab(browser: Chrome) -> None:

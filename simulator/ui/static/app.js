@@ -342,8 +342,12 @@ async function refreshHealth(live = false) {
     box.replaceChildren(el("strong", {}, "✓ The books balance"), " — every balance equals its opening plus its transactions.");
   } else {
     box.className = "status-box broken";
-    const offenders = { ...answer.data }; delete offenders.ok;
-    box.replaceChildren(el("strong", {}, `✗ Invariants broken (HTTP ${answer.status})`), el("pre", {}, pretty(offenders)));
+    const problems = Array.isArray(answer.data?.problems) ? answer.data.problems : null;
+    const offenders = problems
+      ? el("ul", {}, ...problems.map((p) => el("li", {}, el("strong", {}, txt(p.problem)), ": ",
+        Object.entries(p).filter(([k]) => k !== "problem").map(([k, v]) => `${k} ${Array.isArray(v) ? v.map(txt).join("/") : txt(v)}`).join(", "))))
+      : el("pre", {}, pretty(answer.data));
+    box.replaceChildren(el("strong", {}, `✗ Invariants broken (HTTP ${answer.status})`), offenders);
   }
   await refreshScorecard();
 }
