@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.conftest import Harness, Start
@@ -149,3 +150,24 @@ async def test_unnamed_file_rules_are_addressed_by_their_index_name(start: Start
 
 async def _no_sleep(seconds: float) -> None:
     return None
+
+
+async def test_a_request_held_by_a_rule_finishes_consistently_when_the_rule_goes(start: Start) -> None:
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def gate(seconds: float) -> None:
+        held.set()
+        await release.wait()
+
+    h = await start(scenario=SCENARIO, sleep=gate)
+    rule = {"name": "slow/bet", "match": {"operation": "bet"}, "delay": "5s"}
+    assert (await h.admin("POST", "/_sim/rules?position=0", rule))[0] == 201
+    pending = asyncio.ensure_future(bet_code(h, "R1", 10))
+    await held.wait()
+    assert (await h.admin("DELETE", "/_sim/rules/slow%2Fbet"))[0] == 200  # a name with a slash is addressable
+    assert await bet_code(h, "R2", 1) == 0  # not held: the rule is gone for the next request
+    release.set()
+    assert await pending == 0
+    assert [(e.transaction, e.rule) for e in h.sim.journal] == [("T-R2", None), ("T-R1", "slow/bet")]
+    player = h.sim.ledger.player("ambslot", "demo", "member001")
+    assert player is not None and player.balance == 89 and h.sim.ledger.invariants()["ok"]

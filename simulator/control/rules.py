@@ -68,6 +68,6 @@ async def remove_rule(request: web.Request) -> web.Response:
 ROUTES: list[web.RouteDef] = [
     web.get("/rules", list_rules),
     web.post("/rules", add_rule),
-    web.put("/rules/{name}", replace_rule),
-    web.delete("/rules/{name}", remove_rule),
+    web.put("/rules/{name:.+}", replace_rule),
+    web.delete("/rules/{name:.+}", remove_rule),
 ]
