@@ -184,11 +184,11 @@ def test_every_view_loads_without_console_errors_at_desktop_and_phone_width(page
     shot(page, "health")
     assert page.find_element(By.ID, "scorecard-panel").is_displayed() is False  # no /_sim/report here
     page.set_window_size(390, 844)
-    for name in ("traffic", "players"):
+    for name in ("traffic", "players", "scenario", "health"):
         tab(page, name)
         shot(page, f"phone-{name}")
-    width = page.execute_script("return document.documentElement.scrollWidth")
-    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+        width = page.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 390, f"the {name} view scrolls sideways on a phone ({width}px)"
     assert console_errors(page) == []
 
 

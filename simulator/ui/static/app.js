@@ -66,6 +66,7 @@ async function api(method, path, { json, yaml, raw } = {}) {
     let body;
     if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
     if (yaml !== undefined) { headers["Content-Type"] = "application/yaml"; body = yaml; }
+    if (method !== "GET" && !headers["Content-Type"]) headers["Content-Type"] = "application/json";  // the control API's CSRF rule
     const response = await fetch("/_sim" + path, { method, headers, body, cache: "no-store", credentials: "same-origin" });
     if (response.status === 401) { await askToken(Boolean(headers.Authorization)); continue; }
     const text = await response.text();
