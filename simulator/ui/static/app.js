@@ -525,7 +525,9 @@ async function applyScenario() {
     return;
   }
   showProblems([]);
-  $("scenario-result").textContent = `✓ applied "${txt(answer.data.name)}": ${txt(answer.data.rules)} rule(s), ledger reset`;
+  $("scenario-result").textContent = `✓ applied "${txt(answer.data.name)}": ${txt(answer.data.rules)} rule(s), ledger and journal reset`;
+  traffic.entries = [];  // the journal was emptied with the reset
+  renderTraffic();
   $("scenario-result").className = "";
   refreshHeader();
   refreshRules();
