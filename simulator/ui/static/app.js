@@ -264,8 +264,14 @@ async function connectFeed() {
   const status = $("feed-status");
   try {
     let response = await fetch("/_sim/events", { headers: authHeaders(), cache: "no-store" });
-    if (response.status === 401) {
-      await askToken(Boolean(authHeaders().Authorization));
+    while (response.status === 401) {
+      try {
+        await askToken(Boolean(authHeaders().Authorization));
+      } catch {  // the prompt was dismissed: wait for the user rather than ask again and again
+        status.textContent = "needs the admin token"; status.className = "pill down";
+        $("unlock").hidden = false;
+        return;
+      }
       response = await fetch("/_sim/events", { headers: authHeaders(), cache: "no-store" });
     }
     if (!response.ok) throw new Error(`the live feed answered ${response.status}`);
@@ -604,6 +610,7 @@ async function start() {
   renderCards();
   trafficInfo();
   refreshHeader().catch((error) => notice(String(error.message || error)));
+  $("unlock").addEventListener("click", () => { $("unlock").hidden = true; notice(""); connectFeed(); refresh(current); });
   connectFeed();
 }
 
