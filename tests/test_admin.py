@@ -265,3 +265,20 @@ async def test_admin_token(start: Start) -> None:
     async with h.http.get(h.url + "/_sim/players", headers={"Authorization": "Bearer t0ken-t0ken"}) as response:
         assert response.status == 200
     assert (await h.amb.balance("member001")).status == 200  # dialects need no admin token
+
+
+async def test_adjustments_never_share_a_namespace_with_client_ids(a: Harness) -> None:
+    await a.admin("PUT", "/_sim/players/xpro/player001", {"balance": 50})
+    await a.admin("PUT", "/_sim/players/xpro/player001", {"balance": 60})
+    _, txns = await a.admin("GET", "/_sim/transactions?player=player001")
+    adjustment = txns[0]
+    assert adjustment["kind"] == "adjust" and adjustment["amount"] == 10
+    # the id an adjustment shows is not a client id: XPro cannot see it, and may use it for itself
+    assert (await a.xpro.check("player001", adjustment["transaction"])).json["code"] == 4
+    for trans_id in {adjustment["transaction"], "admin-1", "admin-2", "admin-3"}:
+        assert (await a.xpro.transfer("player001", 1, trans_id)).json["code"] == 0
+    status, report = await a.admin("GET", "/_sim/invariants")
+    assert status == 200 and report["ok"] is True, report
+    assert (await a.xpro.balance("player001")).json["data"]["balance"] == 60 + len(
+        {adjustment["transaction"], "admin-1", "admin-2", "admin-3"}
+    )

@@ -71,7 +71,7 @@ def txn_view(txn: Transaction) -> dict[str, Any]:
         "round": txn.round,
         "game": txn.game,
         "ref": txn.ref,
-        "reversed_by": txn.reversed_by,
+        "reversed_by": txn.reversed_by.id if txn.reversed_by is not None else None,
         "time": iso_ms(txn.time),
     }
 
