@@ -251,3 +251,18 @@ def test_invariants_catch_a_debit_under_a_tombstone() -> None:
     ledger.post(amb, "b1", "bet", scope="bet", debit=D(5), round_id="R1", track_round=True)
     problems = [p["problem"] for p in ledger.invariants()["problems"]]
     assert problems == ["debit applied under a tombstone"] * 2
+
+
+def test_invariants_catch_a_refunded_debit_that_was_also_paid() -> None:
+    ledger, player = make("100")
+    withdraw = ledger.post(player, "w1", "withdraw", debit=D(10))
+    ledger.reverse(player, "rb1", "rollback", [withdraw], status=ROLLED_BACK, ref="w1")
+    assert ledger.invariants()["ok"]
+    ledger.post(player, "d1", "deposit", credit=D(25), ref="w1")  # as if the deposit rule had been skipped
+    amb = ledger.open("ambslot", "demo", "m1", "THB", D(100))
+    bet = ledger.post(amb, "b1", "bet", scope="bet", debit=D(10), round_id="R1", track_round=True)
+    ledger.reverse(amb, "c1", "cancel", [bet], scope="cancel", status=CANCELLED, round_id="R1", track_round=True)
+    assert [p["problem"] for p in ledger.invariants()["problems"]] == ["a refunded debit was also paid"]
+    ledger.post(amb, "p1", "payout", scope="payout", credit=D(30), round_id="R1", track_round=True)
+    problems = ledger.invariants()["problems"]
+    assert [p["problem"] for p in problems] == ["a refunded debit was also paid"] * 2

@@ -463,10 +463,15 @@ class Ledger:
 
     def invariants(self) -> dict[str, Any]:
         """Every balance equals its opening plus its applied transactions, none is negative, no
-        transaction id is applied twice in its scope, no debit is refunded twice, no tracked round is
-        debited twice and no debit was applied under a tombstone."""
+        transaction id is applied twice in its scope, no debit is refunded twice nor refunded and paid, no
+        tracked round is debited twice and no debit was applied under a tombstone."""
         with self._lock:
-            problems = self._balance_problems() + self._transaction_problems() + self._tombstone_problems()
+            problems = (
+                self._balance_problems()
+                + self._transaction_problems()
+                + self._round_problems()
+                + self._tombstone_problems()
+            )
             return {
                 "ok": not problems,
                 "players": len(self.players),
@@ -504,6 +509,10 @@ class Ledger:
             if txn.reversed_by is not None:
                 by = txn.reversed_by.seq
                 refunded[by] = refunded.get(by, ZERO) + txn.debit
+            if txn.ref is not None and txn.kind not in REVERSALS:
+                target = self.find(txn.dialect, txn.tenant, txn.ref, txn.scope)
+                if target is not None and target.reversed_by is not None:
+                    problems.append(_paid_after_refund(target, txn))
         for txn in self.log:
             if txn.kind in REVERSALS and txn.credit != refunded.get(txn.seq, ZERO):
                 problems.append(
@@ -514,11 +523,22 @@ class Ledger:
                         "reversed": refunded.get(txn.seq, ZERO),
                     }
                 )
+        return problems
+
+    def _round_problems(self) -> list[dict[str, Any]]:
+        """Rounds posted with ``track_round`` take one debit, and a refunded one is not paid as well."""
+        problems: list[dict[str, Any]] = []
         for owner, rounds in self._rounds.items():
             for round_id, found in rounds.items():
-                if isinstance(found, list) and sum(1 for t in found if t.debit) > 1:
+                if not isinstance(found, list):  # one transaction alone breaks neither rule
+                    continue
+                if sum(1 for t in found if t.debit) > 1:
                     problem = {"problem": "round debited more than once", "player": list(owner), "round": round_id}
                     problems.append(problem)
+                refunded = next((t for t in found if t.reversed_by is not None), None)
+                paid = next((t for t in found if t.credit and t.kind not in REVERSALS), None)
+                if refunded is not None and paid is not None:
+                    problems.append(_paid_after_refund(refunded, paid))
         return problems
 
     def _tombstone_problems(self) -> list[dict[str, Any]]:
@@ -542,3 +562,12 @@ class Ledger:
                     }
                 )
         return problems
+
+
+def _paid_after_refund(refunded: Transaction, paid: Transaction) -> dict[str, Any]:
+    return {
+        "problem": "a refunded debit was also paid",
+        "transaction": [refunded.dialect, refunded.tenant, refunded.scope, refunded.id],
+        "refunded_by": refunded.reversed_by.id if refunded.reversed_by is not None else None,
+        "paid_by": paid.id,
+    }
