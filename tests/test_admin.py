@@ -282,3 +282,17 @@ async def test_adjustments_never_share_a_namespace_with_client_ids(a: Harness) -
     assert (await a.xpro.balance("player001")).json["data"]["balance"] == 60 + len(
         {adjustment["transaction"], "admin-1", "admin-2", "admin-3"}
     )
+
+
+async def test_tombstones_are_bounded_by_the_setting(start: Start) -> None:
+    h = await start({"server": {"max_tombstones": 1}})
+    for round_id in ("R1", "R2"):
+        assert (await h.amb.cancel("member001", round_id)).json["status"]["code"] == 0
+    status, stones = await h.admin("GET", "/_sim/tombstones")
+    assert status == 200 and (stones["count"], stones["cap"], stones["forgotten"]) == (1, 1, 1)
+    assert [s["round"] for s in stones["tombstones"]] == ["R2"]
+    assert (await h.amb.bet("member001", "R2", 5)).json["status"]["code"] == 997
+    assert (await h.amb.bet("member001", "R1", 5)).json["status"]["code"] == 0  # forgotten: accepted again
+    assert (await h.admin("GET", "/_sim/tombstones?limit=x"))[0] == 400
+    assert (await h.admin("POST", "/_sim/reset"))[0] == 200
+    assert (await h.admin("GET", "/_sim/tombstones"))[1]["count"] == 0

@@ -281,7 +281,7 @@ class Wallets(RuleBasedStateMachine):
     @rule(data=st.data(), amount=CENTS, settle=st.booleans())
     def amb_late_bet(self, data: st.DataObject, amount: Decimal, settle: bool) -> None:
         round_id = data.draw(st.sampled_from(self.late_rounds))
-        extra = {"bet": amount, "winlose": -amount, "turnover": amount} if settle else {}
+        extra: dict[str, Any] = {"bet": amount, "winlose": -amount, "turnover": amount} if settle else {}
         payload = self.amb.fields("member001", round_id, 0 if settle else amount, **extra)
         _, body = self.call(self.amb, "/settle" if settle else "/bet", payload)
         assert body["status"]["code"] == 997
