@@ -296,3 +296,28 @@ async def test_tombstones_are_bounded_by_the_setting(start: Start) -> None:
     assert (await h.admin("GET", "/_sim/tombstones?limit=x"))[0] == 400
     assert (await h.admin("POST", "/_sim/reset"))[0] == 200
     assert (await h.admin("GET", "/_sim/tombstones"))[1]["count"] == 0
+
+
+async def test_put_refuses_another_players_session_and_changes_nothing(a: Harness) -> None:
+    assert (await a.fizzy.balance("p-1", session="s-1")).status == 200
+    status, body = await a.admin("PUT", "/_sim/players/fizzy/p-1", {"balance": 7, "sessions": ["s-1"]})
+    assert status == 200 and body["balance"] == 7  # its own session: fine
+    status, body = await a.admin("PUT", "/_sim/players/fizzy/p-2", {"balance": 5, "sessions": ["s-1"]})
+    assert status == 409 and "s-1" in body["error"] and "p-1" in body["error"]
+    assert (await a.admin("GET", "/_sim/players/fizzy/p-2"))[0] == 404
+    status, body = await a.admin("PUT", "/_sim/players/fizzy/p-1", {"balance": 9, "sessions": ["s-2", "s-1"]})
+    assert status == 200
+    await a.fizzy.balance("p-3", session="s-3")
+    status, _ = await a.admin("PUT", "/_sim/players/fizzy/p-1", {"balance": 11, "sessions": ["s-4", "s-3"]})
+    assert status == 409
+    _, p1 = await a.admin("GET", "/_sim/players/fizzy/p-1")
+    assert p1["balance"] == 9 and "s-4" not in p1["sessions"]  # the refused call changed nothing
+    assert (await a.admin("GET", "/_sim/invariants"))[0] == 200
+
+
+async def test_seeded_sessions_belong_to_their_player(start: Start) -> None:
+    scenario = "name: s\nplayers:\n  - {dialect: fizzy, playerId: p-1, sessions: [seeded]}\n"
+    h = await start(scenario=scenario)
+    reply = await h.fizzy.balance("p-2", session="seeded")
+    assert reply.status == 400 and reply.json["code"] == "ERROR_INVALID_SESSION"
+    assert (await h.fizzy.balance("p-1", session="seeded")).status == 200

@@ -266,3 +266,19 @@ def test_invariants_catch_a_refunded_debit_that_was_also_paid() -> None:
     ledger.post(amb, "p1", "payout", scope="payout", credit=D(30), round_id="R1", track_round=True)
     problems = ledger.invariants()["problems"]
     assert [p["problem"] for p in problems] == ["a refunded debit was also paid"] * 2
+
+
+def test_discard_and_unbind_keep_sessions_consistent() -> None:
+    ledger, player = make()
+    ledger.bind_session(player, "s1")
+    ledger.discard(player)
+    assert ledger.player("fizzy", "brand", "p1") is None
+    again = ledger.open("fizzy", "brand", "p1", "EUR", D(1))
+    assert ledger.bind_session(again, "s1", create=False) is None  # the old binding went with the old player
+    ledger.bind_session(again, "s1")
+    other = ledger.open("fizzy", "brand", "p2", "EUR", D(1))
+    ledger.unbind_session("fizzy", "brand", "s1")
+    assert "s1" not in again.sessions and ledger.bind_session(other, "s1") == "p2"
+    ledger.post(other, "w1", "withdraw", debit=D(1))
+    with pytest.raises(ValueError):
+        ledger.discard(other)  # a player with transactions stays: the books must add up

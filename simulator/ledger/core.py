@@ -246,6 +246,23 @@ class Ledger:
                 indexed=False,
             )
 
+    def discard(self, player: Player) -> None:
+        """Forget a player that has no transactions, with its sessions (a scenario file redefining it)."""
+        with self._lock:
+            if player.history:
+                raise ValueError(f"player {player.id!r} has transactions")
+            self.players.pop(player.key, None)
+            for session_id in player.sessions:
+                self._sessions.pop((player.dialect, player.tenant, session_id), None)
+
+    def unbind_session(self, dialect: str, tenant: str, session_id: str) -> None:
+        """Free a session from whichever player it was bound to."""
+        with self._lock:
+            owner = self._sessions.pop((dialect, tenant, session_id), None)
+            player = self.players.get((dialect, tenant, owner)) if owner is not None else None
+            if player is not None:
+                player.sessions.pop(session_id, None)
+
     def bind_session(self, player: Player, session_id: str, create: bool = True) -> str | None:
         """The player a session belongs to, binding it to ``player`` on first sight when ``create``."""
         with self._lock:
