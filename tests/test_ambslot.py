@@ -11,6 +11,7 @@ import pytest
 
 from simulator.client import AmbslotClient
 from tests.conftest import Harness, Start
+from tests.test_scenarios_http import Gate, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -296,8 +297,6 @@ async def test_cancel_before_the_bet_leaves_a_tombstone(h: Harness) -> None:
 
 
 async def test_cancel_while_the_bet_is_in_flight(start: Start) -> None:
-    from tests.test_scenarios_http import Gate, until
-
     gate = Gate()
     rule = "rules:\n  - {name: slow, match: {operation: bet}, delay: 2s, times: 1}\n"
     h = await start(scenario="name: slow\n" + rule, sleep=gate)

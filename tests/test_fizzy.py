@@ -11,6 +11,7 @@ import pytest
 from simulator.client import FizzyClient
 from simulator.dialects.crypto import fizzy_signature
 from tests.conftest import Clock, Harness, Start
+from tests.test_scenarios_http import Gate, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -461,8 +462,6 @@ async def test_refused_rollback_leaves_no_tombstone(h: Harness) -> None:
 
 
 async def test_rollback_while_its_withdraw_is_in_flight(start: Start) -> None:
-    from tests.test_scenarios_http import Gate, until
-
     gate = Gate()
     rule = "rules:\n  - {name: slow, match: {operation: withdraw}, delay: 2s, times: 1}\n"
     h = await start(scenario="name: slow\n" + rule, sleep=gate)
