@@ -346,7 +346,9 @@ async function refreshHealth(live = false) {
   const answer = await api("GET", "/invariants");
   if (answer.status === 200) {
     box.className = "status-box ok";
-    box.replaceChildren(el("strong", {}, "✓ The books balance"), " — every balance equals its opening plus its transactions.");
+    const d = answer.data;
+    const counted = d.players !== undefined ? ` (${txt(d.players)} players, ${txt(d.transactions)} transactions)` : "";
+    box.replaceChildren(el("strong", {}, "✓ The books balance"), ` — every balance equals its opening plus its transactions${counted}.`);
   } else {
     box.className = "status-box broken";
     const problems = Array.isArray(answer.data?.problems) ? answer.data.problems : null;
