@@ -87,6 +87,7 @@ def test_serve_prints_banner_with_real_port_and_stops_cleanly_on_sigterm(serve: 
         "demo-public-key",
         "demo-private-key",
         "happy-path",
+        f"Dashboard {served.url}/_sim/ui",
     ):
         assert text in served.banner
     health = served.get("/_sim/health")
