@@ -2,8 +2,8 @@
 Selenium). ``make test`` installs them through ``scripts/system-deps.sh``; when they are missing these tests
 fail with the command to run, they are never skipped.
 
-One browser and one simulator (in a background thread, as the pytest plugin runs it) serve the whole
-module; each test resets the simulator and loads the page afresh. Screenshots of every view land in
+One browser (a session fixture) and one simulator (in a background thread, as the pytest plugin runs it)
+serve the whole module; each test resets the simulator and loads the page afresh. Screenshots of every view land in
 ``test-output/dashboard/`` (git-ignored) for review.
 """
 
@@ -46,7 +46,7 @@ LIVE_WITHIN = 1.0  # the issue's promise: a request shows in the live list withi
 TOKEN = "s3cret-admin-token"
 TYPE_IN = "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))"
 FLAGS = [
-    "--headless=new",
+    "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
@@ -59,7 +59,7 @@ FLAGS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Chrome]:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing:
