@@ -394,3 +394,45 @@ def test_plugin_report_and_assert_clean(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*the client did 1 thing(s) wrong:*", "*[[]fail[]] ambslot abandoned: #* bet *"])
+
+
+# the verdict table and the journal's horizon
+
+
+@pytest.mark.parametrize(
+    ("dialect", "operation", "verdict", "severity"),
+    [
+        ("xpro", "deposit", "recovered", "info"),
+        ("xpro", "withdraw", "gave_up_cleanly", "info"),
+        ("xpro", "cashout", "abandoned", "fail"),
+        ("xpro", "deposit", "double_spend", "fail"),
+        ("xpro", "deposit", "unsafe_resend", "warn"),
+        ("fizzy", "withdraw", "gave_up_cleanly", "info"),
+        ("fizzy", "deposit", "gave_up_cleanly", "fail"),
+        ("fizzy", "rollback", "gave_up_cleanly", "fail"),
+        ("ambslot", "bet", "gave_up_cleanly", "info"),
+        ("ambslot", "settle", "gave_up_cleanly", "info"),
+        ("ambslot", "payout", "gave_up_cleanly", "fail"),
+        ("ambslot", "cancel", "gave_up_cleanly", "fail"),
+        ("ambslot", "cancel", "recovered", "info"),
+    ],
+)
+def test_which_verdicts_pass_per_dialect(dialect: str, operation: str, verdict: str, severity: str) -> None:
+    from simulator.scorecard.model import verdict_severity
+
+    assert verdict_severity(dialect, operation, verdict) == severity
+
+
+async def test_the_report_says_when_the_journal_has_forgotten_requests(start: Start) -> None:
+    h = await start(cfg={"server": {"journal_size": 3}})
+    for n in range(3):
+        await h.amb.balance(f"m{n}")
+    coverage = (await report(h))["journal"]
+    assert coverage["full"] is True and coverage["held"] == 3 and "aged out" in coverage["note"]
+    await h.amb.balance("m9")
+    assert (await report(h))["journal"]["first"] == 2
+
+
+async def test_an_unknown_report_format_is_refused(h: Harness) -> None:
+    status, body = await h.admin("GET", "/_sim/report?format=html")
+    assert status == 400 and "json, junit" in body["error"]

@@ -34,8 +34,8 @@ AMBIGUOUS_CODES: dict[str, frozenset[Any]] = {
     "ambslot": frozenset({999, 1600, 1601, 1602}),
 }
 FAULTS = {
-    "drop": "the connection closed without an answer",
-    "reset": "the connection was reset",
+    "drop": "no answer (the connection was closed)",
+    "reset": "a connection reset",
     "empty": "an empty 200 answer",
     "malformed": "a broken JSON answer",
     "gateway": "a 502 gateway page",
