@@ -19,6 +19,7 @@ within ``window`` seconds of the faulty answer. The first decisive one gives the
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,26 +107,83 @@ def judgeable(entry: Entry) -> bool:
 
 def judge(entries: list[Entry], books: Books, rules: Rules, now: float) -> list[m.Finding]:
     """One finding per ambiguous answer to a money-moving request in ``entries`` (oldest first)."""
-    moves: dict[tuple[str, str | None, str | None], list[Entry]] = defaultdict(list)
+    found = []
     for entry in entries:
-        if entry.op is not None and entry.op.player is not None:
-            moves[(entry.dialect, entry.op.agent, entry.op.player)].append(entry)
-    findings = []
-    for entry in entries:
-        if not judgeable(entry):
-            continue
-        cause = ambiguity(entry, rules.client_timeout)
-        if cause is not None:
-            player_moves = moves[(entry.dialect, entry.op.agent if entry.op else None, entry.player)]
-            findings.append(_verdict(entry, cause, player_moves, books, rules, now))
-    return findings
+        if judgeable(entry):
+            cause = ambiguity(entry, rules.client_timeout)
+            if cause is not None:
+                found.append((entry, cause))
+    moves = Moves(entries, {_player(entry) for entry, _ in found})
+    return [_verdict(entry, cause, moves, books, rules, now) for entry, cause in found]
 
 
-def _after(fault: Entry, moves: list[Entry], window: float) -> list[Entry]:
-    """The client's moves after the fault began, within the window of its answer, in the order they began."""
-    begin, horizon = started(fault), fault.time + window
-    later = [e for e in moves if e is not fault and (started(e), e.seq) > (begin, fault.seq) and started(e) <= horizon]
-    return sorted(later, key=lambda e: (started(e), e.seq))
+def _player(entry: Entry) -> tuple[str, str | None, str | None]:
+    return entry.dialect, entry.op.agent if entry.op else None, entry.player
+
+
+Timed = tuple[float, int, Entry]  # (when it began, seq, entry)
+
+
+def _order(item: Timed) -> tuple[float, int]:
+    return item[0], item[1]
+
+
+class Moves:
+    """Every player's requests, indexed by what could make one a follow-up of a fault (its transaction id,
+    the withdraw it refers to, the round it cancels, its operation and amount), each list in the order the
+    requests began: finding a fault's follow-up is a bisection, not a scan of the player's history."""
+
+    def __init__(self, entries: list[Entry], players: set[tuple[str, str | None, str | None]]) -> None:
+        """Index the requests of ``players`` (those with a fault to judge)."""
+        self._lists: dict[tuple[Any, ...], list[Timed]] = defaultdict(list)
+        for e in entries:
+            op = e.op
+            if op is None or op.player is None or _player(e) not in players:
+                continue
+            item = (started(e), e.seq, e)
+            for key in self._keys(e):
+                self._lists[key].append(item)
+        for items in self._lists.values():
+            items.sort(key=_order)
+
+    @staticmethod
+    def _keys(e: Entry, as_fault: bool = False) -> list[tuple[Any, ...]]:
+        op = e.op
+        assert op is not None
+        who = (e.dialect, op.agent, op.player)
+        keys: list[tuple[Any, ...]] = [(*who, "txn", op.transaction)]
+        if op.mutating:
+            keys.append((*who, "same", op.operation, op.amount, None if e.dialect == "xpro" else op.round))
+        ref = op.params.get("withdraw_id")
+        if as_fault:  # where a fault's follow-ups are filed
+            keys += [(*who, "ref", op.transaction), (*who, "cancel", op.round)]
+            if ref is not None:
+                keys.append((*who, "ref", ref))
+            return keys
+        if ref is not None:
+            keys.append((*who, "ref", ref))
+        if op.operation == "cancel":
+            keys.append((*who, "cancel", op.round))
+        return keys
+
+    def first(self, fault: Entry, window: float, decide: Callable[[Entry], str | None]) -> tuple[Entry, str] | None:
+        """The first move that began after ``fault`` did, within ``window`` of its answer, that ``decide``
+        gives a name; None when there is none."""
+        begin, horizon = (started(fault), fault.seq), fault.time + window
+        best: tuple[tuple[float, int], Entry, str] | None = None
+        for key in self._keys(fault, as_fault=True):
+            items = self._lists.get(key)
+            if not items:
+                continue
+            for i in range(bisect.bisect_right(items, begin, key=_order), len(items)):
+                at, seq, move = items[i]
+                if at > horizon or (best is not None and (at, seq) >= best[0]):
+                    break
+                kind = decide(move)
+                if kind is not None:
+                    best = ((at, seq), move, kind)
+                    break
+        return (best[1], best[2]) if best else None
 
 
 def classify(fault: Entry, move: Entry, client_timeout: float) -> str | None:
@@ -154,7 +212,7 @@ def classify(fault: Entry, move: Entry, client_timeout: float) -> str | None:
     return None
 
 
-def _verdict(fault: Entry, cause: str, moves: list[Entry], books: Books, rules: Rules, now: float) -> m.Finding:
+def _verdict(fault: Entry, cause: str, moves: Moves, books: Books, rules: Rules, now: float) -> m.Finding:
     op = fault.op
     assert op is not None and op.transaction is not None and op.player is not None
     stands = _standing(books, op.dialect, op.agent, op.player)
@@ -164,10 +222,9 @@ def _verdict(fault: Entry, cause: str, moves: list[Entry], books: Books, rules: 
     advice = ADVICE.get(f"{op.dialect} {op.operation}", ADVICE[op.dialect])
     extra: dict[str, Any] = {"cause": cause, "applied": applied}
     requests = [fault.seq]
-    for move in _after(fault, moves, rules.window):
-        kind = classify(fault, move, rules.client_timeout)
-        if kind is None:
-            continue
+    found = moves.first(fault, rules.window, lambda move: classify(fault, move, rules.client_timeout))
+    if found is not None:
+        move, kind = found
         requests.append(move.seq)
         extra["follow_up"] = kind
         if kind in RECOVERY:
