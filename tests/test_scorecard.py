@@ -436,3 +436,13 @@ async def test_the_report_says_when_the_journal_has_forgotten_requests(start: St
 async def test_an_unknown_report_format_is_refused(h: Harness) -> None:
     status, body = await h.admin("GET", "/_sim/report?format=html")
     assert status == 400 and "json, junit" in body["error"]
+
+
+async def test_lenient_numeric_strings_keep_the_request_as_sent_in_the_journal(start: Start) -> None:
+    h = await start(cfg={"fizzy": {"conformance": "lenient"}})
+    payload = h.fizzy.money("p-1", 5, txn="W-1")
+    payload.update(amount="5.50", cashAmount="5.50")
+    assert (await h.fizzy.call("/wallet/withdraw", payload)).json["balance"] == Decimal("994.5")
+    journal = (await h.admin("GET", "/_sim/journal"))[1]
+    assert journal[-1]["request"]["amount"] == "5.50"
+    assert {"amount sent as a string", "cashAmount sent as a string"} <= set(checks(await report(h)))

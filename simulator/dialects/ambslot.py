@@ -111,7 +111,7 @@ class Ambslot(Dialect):
             return F.tolerate(op, f, key, lenient)
 
         if lenient:
-            F.numeric_strings(op, f, ("amount", "turnover", "bet", "winlose"))
+            f = F.numeric_strings(op, f, ("amount", "turnover", "bet", "winlose"))
         op.agent = F.required_text(f, "agent")
         if not absent("game"):
             F.required_text(f, "game")

@@ -33,16 +33,19 @@ def tolerate(op: Operation, fields: dict[str, Any], key: str, lenient: bool) -> 
     return True
 
 
-def numeric_strings(op: Operation, fields: dict[str, Any], keys: tuple[str, ...]) -> None:
-    """Lenient mode: amounts sent as numeric strings (``"100.10"``) are read as those numbers, exactly."""
+def numeric_strings(op: Operation, fields: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Lenient mode: amounts sent as numeric strings (``"100.10"``) read as those numbers, exactly. Returns
+    a copy when it converts any (the request as sent stays in the journal), else ``fields`` itself."""
+    converted = dict(fields)
     for key in keys:
         value = fields.get(key)
         if isinstance(value, str):
             try:
-                fields[key] = parse_amount(value)
+                converted[key] = parse_amount(value)
             except ValueError:
                 continue  # not a number: the amount check refuses it as usual
             note(op, key, "sent as a string")
+    return converted if converted != fields else fields
 
 
 def text(fields: dict[str, Any], key: str, *, required: bool = True, max_len: int = MAX_ID) -> str | None:

@@ -130,7 +130,7 @@ class Fizzy(Dialect):
         ``cashAmount`` as ``amount - jackpotAmount`` and numeric strings as numbers."""
         places = self.settings.max_decimals
         if lenient:
-            F.numeric_strings(op, f, ("amount", "cashAmount", "jackpotAmount"))
+            f = F.numeric_strings(op, f, ("amount", "cashAmount", "jackpotAmount"))
         amount = F.required_amount(f, "amount", places)
         jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
         if "jackpotAmount" not in f:

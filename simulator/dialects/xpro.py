@@ -243,7 +243,7 @@ class Xpro(Dialect):
             op.mutating = op.operation != "check"
         if op.operation == "transaction":
             if self.settings.conformance == "lenient":
-                F.numeric_strings(op, f, ("amount",))
+                f = F.numeric_strings(op, f, ("amount",))
             amount = f.get("amount")
             if not is_amount(amount):
                 raise e.BadRequest("amount must be a finite number within 1e15")

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from simulator.config import Settings
 from simulator.dialects.fields import LENIENT
@@ -29,6 +30,7 @@ AMOUNT_FIELDS = {
 REQUIRED = re.compile(r"^(\w+) is required$")
 TOKEN_CALLS_MIN = 3  # fewer calls say nothing about a client's token habits
 SHOWN = 3  # example details quoted in a finding
+COVERED = ("already used", "from the simulator's clock")  # refusals the nonce and clock checks report
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,25 @@ def _who(entries: list[Entry]) -> str | None:
     return players.pop() if len(players) == 1 else None
 
 
+def _found(
+    check: str, severity: str, hits: list[Entry], message: str, *, kind: str = "hygiene", **more: Any
+) -> m.Finding:
+    """A finding about the requests ``hits`` (one dialect and tenant), named after its first request."""
+    first = hits[0]
+    return m.Finding(
+        id=f"{re.sub(r'[^A-Za-z0-9_]+', '-', check)}-{first.seq}",
+        kind=kind,
+        check=check,
+        severity=severity,
+        dialect=first.dialect,
+        tenant=first.op.agent if first.op else None,
+        player=_who(hits),
+        message=message,
+        requests=_seqs(hits),
+        **more,
+    )
+
+
 def reused_nonces(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     """An XPro nonce sent more than once by the same agent: a replay to the provider, refused with 83
     inside its window and a latent bug outside it."""
@@ -56,25 +77,17 @@ def reused_nonces(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     for e in entries:
         if e.dialect == "xpro" and e.op is not None and "nonce" in e.op.params:
             seen[(e.op.agent, e.op.params["nonce"])].append(e)
-    findings = []
-    for (agent, nonce), uses in seen.items():
-        if len(uses) > 1:
-            refused = sum(1 for e in uses if e.code == AUTH_FAILED["xpro"])
-            findings.append(
-                m.Finding(
-                    id=f"nonce-{uses[0].seq}",
-                    kind="hygiene",
-                    check="reused_nonce",
-                    severity=m.FAIL,
-                    dialect="xpro",
-                    tenant=agent,
-                    player=_who(uses),
-                    message=f"x-nonce {nonce} was sent {len(uses)} times ({refused} refused as a replay): "
-                    "every request needs a fresh random nonce",
-                    requests=_seqs(uses),
-                )
-            )
-    return findings
+    return [
+        _found(
+            "reused_nonce",
+            m.FAIL,
+            uses,
+            f"x-nonce {nonce} was sent {len(uses)} times ({sum(1 for e in uses if e.code == AUTH_FAILED['xpro'])} "
+            "refused as a replay): every request needs a fresh random nonce",
+        )
+        for (_, nonce), uses in seen.items()
+        if len(uses) > 1
+    ]
 
 
 def clock_skew(entries: list[Entry], ctx: Context) -> list[m.Finding]:
@@ -87,25 +100,17 @@ def clock_skew(entries: list[Entry], ctx: Context) -> list[m.Finding]:
         if e.dialect == "xpro" and e.op is not None and abs(e.op.params.get("clock_skew", 0)) >= threshold:
             off[e.op.agent].append(e)
     findings = []
-    for agent, skewed in off.items():
-        worst = max((e.op.params["clock_skew"] for e in skewed if e.op is not None), key=abs)
-        refused = sum(1 for e in skewed if e.op is not None and abs(e.op.params["clock_skew"]) > allowed)
+    for skewed in off.values():
+        skews = [e.op.params["clock_skew"] for e in skewed if e.op is not None]
+        worst = max(skews, key=abs)
+        refused = sum(1 for skew in skews if abs(skew) > allowed)
         side = "ahead of" if worst > 0 else "behind"
-        findings.append(
-            m.Finding(
-                id=f"skew-{skewed[0].seq}",
-                kind="hygiene",
-                check="clock_skew",
-                severity=m.FAIL if refused else m.WARN,
-                dialect="xpro",
-                tenant=agent,
-                player=_who(skewed),
-                message=f"{len(skewed)} request(s) had x-timestamp {threshold:g} s or more off the simulator's "
-                f"clock (worst {abs(worst):.0f} s {side}; {refused} refused beyond {allowed} s): sync the clock",
-                requests=_seqs(skewed),
-                extra={"worst_skew_s": round(worst, 3)},
-            )
+        message = (
+            f"{len(skewed)} request(s) had x-timestamp {threshold:g} s or more off the simulator's clock "
+            f"(worst {abs(worst):.0f} s {side}; {refused} refused beyond {allowed} s): sync the clock"
         )
+        severity = m.FAIL if refused else m.WARN
+        findings.append(_found("clock_skew", severity, skewed, message, extra={"worst_skew_s": round(worst, 3)}))
     return findings
 
 
@@ -113,62 +118,40 @@ def token_per_call(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     """XPro clients that fetch a token far more often than ``expiresIn`` asks for (tokens issued within
     the same second are identical, so ``/v2/auth`` calls count as well as distinct tokens)."""
     calls: dict[str | None, list[Entry]] = defaultdict(list)
-    auths: dict[str | None, list[Entry]] = defaultdict(list)
+    auths: dict[str | None, int] = defaultdict(int)
     for e in entries:
         if e.dialect == "xpro" and e.op is not None:
             if e.operation == "auth" and e.code == 0:
-                auths[e.op.agent].append(e)
+                auths[e.op.agent] += 1
             elif e.op.params.get("token_fingerprint"):
                 calls[e.op.agent].append(e)
     findings = []
     for agent, used in calls.items():
         tokens = {e.op.params["token_fingerprint"] for e in used if e.op is not None}
-        fetched = max(len(tokens), len(auths[agent]))
-        if len(used) >= TOKEN_CALLS_MIN and 2 * fetched >= len(used):
-            findings.append(
-                m.Finding(
-                    id=f"tokens-{used[0].seq}",
-                    kind="hygiene",
-                    check="token_per_call",
-                    severity=m.WARN,
-                    dialect="xpro",
-                    tenant=agent,
-                    player=_who(used),
-                    message=f"{len(used)} calls and {len(auths[agent])} /v2/auth calls ({len(tokens)} different "
-                    "tokens): fetch a token once and reuse it until expiresIn runs out",
-                    requests=_seqs(used),
-                )
+        if len(used) >= TOKEN_CALLS_MIN and 2 * max(len(tokens), auths[agent]) >= len(used):
+            message = (
+                f"{len(used)} calls and {auths[agent]} /v2/auth calls ({len(tokens)} different tokens): "
+                "fetch a token once and reuse it until expiresIn runs out"
             )
+            findings.append(_found("token_per_call", m.WARN, used, message))
     return findings
 
 
 def signature_failures(entries: list[Entry], ctx: Context) -> list[m.Finding]:
-    """Requests refused for their signature, token or headers (nonce and clock problems have their own
-    checks), with the simulator's own explanation: what it expected, e.g. the canonical string."""
+    """Requests refused for their signature, token or headers (a replayed nonce or a stale timestamp have
+    their own checks), with the simulator's own explanation: what it expected, e.g. the canonical string."""
     refused: dict[tuple[str, str | None, str], list[Entry]] = defaultdict(list)
     for e in entries:
         detail = (e.detail or "").lower()
-        if e.code != AUTH_FAILED.get(e.dialect) or "nonce" in detail or "x-timestamp is" in detail:
+        if e.code != AUTH_FAILED.get(e.dialect) or any(covered in detail for covered in COVERED):
             continue
         kind = "token" if "token" in detail else "signature" if "signature" in detail else "authentication"
         refused[(e.dialect, e.op.agent if e.op else None, kind)].append(e)
     findings = []
-    for (dialect, agent, kind), failed in refused.items():
+    for (_, _, kind), failed in refused.items():
         details = list(dict.fromkeys(e.detail for e in failed if e.detail))[-SHOWN:]
-        findings.append(
-            m.Finding(
-                id=f"auth-{failed[0].seq}",
-                kind="hygiene",
-                check=f"{kind}_failure",
-                severity=m.WARN,
-                dialect=dialect,
-                tenant=agent,
-                player=_who(failed),
-                message=f"{len(failed)} request(s) refused ({kind}): {details[-1] if details else 'no detail'}",
-                requests=_seqs(failed),
-                extra={"details": details},
-            )
-        )
+        message = f"{len(failed)} request(s) refused ({kind}): {details[-1] if details else 'no detail'}"
+        findings.append(_found(f"{kind}_failure", m.WARN, failed, message, extra={"details": details}))
     return findings
 
 
@@ -182,31 +165,20 @@ def cross_operation_ids(entries: list[Entry], ctx: Context) -> list[m.Finding]:
         if op is not None and op.transaction is not None and op.operation != "check":
             ops[(e.dialect, op.agent, op.transaction)].append(e)
     findings = []
-    for (dialect, agent, txn), used in ops.items():
-        names = list(dict.fromkeys(e.operation for e in used))
+    for (dialect, _, txn), used in ops.items():
+        names = list(dict.fromkeys(str(e.operation) for e in used))
         if len(names) > 1:
-            findings.append(
-                m.Finding(
-                    id=f"ids-{used[0].seq}",
-                    kind="hygiene",
-                    check="id_reused_across_operations",
-                    severity=m.INFO if dialect == "ambslot" else m.WARN,
-                    dialect=dialect,
-                    tenant=agent,
-                    player=_who(used),
-                    transaction=txn,
-                    message=f"transaction id {txn!r} was used for {', '.join(str(n) for n in names)}: "
-                    "give every operation its own id",
-                    requests=_seqs(used),
-                )
-            )
+            message = f"transaction id {txn!r} was used for {', '.join(names)}: give every operation its own id"
+            severity = m.INFO if dialect == "ambslot" else m.WARN
+            findings.append(_found("id_reused_across_operations", severity, used, message, transaction=txn))
     return findings
 
 
 def excess_decimals(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     """Amounts with more decimal places than the dialect takes (refused as a bad request)."""
     places = {"xpro": 2, "fizzy": ctx.settings.fizzy.max_decimals, "ambslot": ctx.settings.ambslot.max_decimals}
-    found: dict[tuple[str, str | None, str], list[tuple[Entry, Decimal]]] = defaultdict(list)
+    found: dict[tuple[str, str | None, str], list[Entry]] = defaultdict(list)
+    example: dict[tuple[str, str | None, str], Decimal] = {}
     for e in entries:
         request = e.op.request if e.op is not None else None
         if not isinstance(request, dict):
@@ -214,21 +186,18 @@ def excess_decimals(entries: list[Entry], ctx: Context) -> list[m.Finding]:
         for key in AMOUNT_FIELDS[e.dialect]:
             value = request.get(key)
             if isinstance(value, Decimal) and value.is_finite() and decimals(value) > places[e.dialect]:
-                found[(e.dialect, e.op.agent if e.op else None, key)].append((e, value))
+                group = (e.dialect, e.op.agent if e.op else None, key)
+                found[group].append(e)
+                example.setdefault(group, value)
     return [
-        m.Finding(
-            id=f"decimals-{hits[0][0].seq}",
-            kind="hygiene",
-            check="too_many_decimals",
-            severity=m.WARN,
-            dialect=dialect,
-            tenant=agent,
-            player=_who([e for e, _ in hits]),
-            message=f"{len(hits)} request(s) sent {key} with more than {places[dialect]} decimal places "
-            f"(e.g. {hits[0][1]}): round to the currency's unit before sending",
-            requests=_seqs(e for e, _ in hits),
+        _found(
+            "too_many_decimals",
+            m.WARN,
+            hits,
+            f"{len(hits)} request(s) sent {group[2]} with more than {places[group[0]]} decimal places "
+            f"(e.g. {example[group]}): round to the currency's unit before sending",
         )
-        for (dialect, agent, key), hits in found.items()
+        for group, hits in found.items()
     ]
 
 
@@ -240,19 +209,14 @@ def missing_fields(entries: list[Entry], ctx: Context) -> list[m.Finding]:
         if match:
             refused[(e.dialect, e.op.agent if e.op else None, e.operation, match.group(1))].append(e)
     return [
-        m.Finding(
-            id=f"missing-{hit[0].seq}",
-            kind="hygiene",
-            check="missing_required_field",
-            severity=m.WARN,
-            dialect=dialect,
-            tenant=agent,
-            player=_who(hit),
+        _found(
+            "missing_required_field",
+            m.WARN,
+            hits,
+            f"{len(hits)} {operation} request(s) refused: {field} is required",
             operation=operation,
-            message=f"{len(hit)} {operation} request(s) refused: {field} is required",
-            requests=_seqs(hit),
         )
-        for (dialect, agent, operation, field), hit in refused.items()
+        for (_, _, operation, field), hits in refused.items()
     ]
 
 
@@ -264,23 +228,12 @@ def lenient_acceptances(entries: list[Entry], ctx: Context) -> list[m.Finding]:
             for field, problem in e.op.params.get(LENIENT, ()):
                 noted[(e.dialect, e.op.agent, e.operation, field, problem)].append(e)
     findings = []
-    for (dialect, agent, operation, field, problem), hits in noted.items():
+    for (_, _, operation, field, problem), hits in noted.items():
         both = "both modes" in problem
         tail = "accepted by both modes" if both else "accepted in lenient mode; a strict counterpart refuses it"
-        findings.append(
-            m.Finding(
-                id=f"conformance-{hits[0].seq}-{field}",
-                kind="conformance",
-                check=f"{field} {problem}",
-                severity=m.INFO if both else m.WARN,
-                dialect=dialect,
-                tenant=agent,
-                player=_who(hits),
-                operation=operation,
-                message=f"{len(hits)} {operation} request(s): {field} {problem}; {tail}",
-                requests=_seqs(hits),
-            )
-        )
+        message = f"{len(hits)} {operation} request(s): {field} {problem}; {tail}"
+        severity = m.INFO if both else m.WARN
+        findings.append(_found(f"{field} {problem}", severity, hits, message, kind="conformance", operation=operation))
     return findings
 
 
