@@ -45,6 +45,7 @@ def build(entries: list[Entry], books: Books, settings: Settings, *, now: float,
         "settings": {
             "window": settings.scorecard.window,
             "client_timeout": settings.scorecard.client_timeout,
+            "skew_warning": settings.scorecard.skew_warning,
             "conformance": {
                 "xpro": settings.xpro.conformance,
                 "fizzy": settings.fizzy.conformance,

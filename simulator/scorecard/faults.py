@@ -141,37 +141,44 @@ class Moves:
             if op is None or op.player is None or _player(e) not in players:
                 continue
             item = (started(e), e.seq, e)
-            for key in self._keys(e):
+            for key in self._filed_under(e):
                 self._lists[key].append(item)
         for items in self._lists.values():
             items.sort(key=_order)
 
     @staticmethod
-    def _keys(e: Entry, as_fault: bool = False) -> list[tuple[Any, ...]]:
+    def _filed_under(e: Entry) -> list[tuple[Any, ...]]:
+        """Where a request is filed: its transaction id, the withdraw it refers to, the round it cancels,
+        and (if it moves money) its operation, amount and round."""
         op = e.op
         assert op is not None
         who = (e.dialect, op.agent, op.player)
         keys: list[tuple[Any, ...]] = [(*who, "txn", op.transaction)]
         if op.mutating:
             keys.append((*who, "same", op.operation, op.amount, None if e.dialect == "xpro" else op.round))
-        ref = op.params.get("withdraw_id")
-        if as_fault:  # where a fault's follow-ups are filed
-            keys += [(*who, "ref", op.transaction), (*who, "cancel", op.round)]
-            if ref is not None:
-                keys.append((*who, "ref", ref))
-            return keys
-        if ref is not None:
-            keys.append((*who, "ref", ref))
+        if "withdraw_id" in op.params:
+            keys.append((*who, "ref", op.params["withdraw_id"]))
         if op.operation == "cancel":
             keys.append((*who, "cancel", op.round))
         return keys
+
+    @staticmethod
+    def _looked_up(fault: Entry) -> list[tuple[Any, ...]]:
+        """Where a fault's follow-ups are filed: under its id and its operation, amount and round (retries,
+        status questions, resends), as a reference to it or to the withdraw it rolls back (Fizzy), as a
+        cancel of its round (AMBSlot)."""
+        op = fault.op
+        assert op is not None
+        who = (fault.dialect, op.agent, op.player)
+        keys = [*Moves._filed_under(fault), (*who, "ref", op.transaction), (*who, "cancel", op.round)]
+        return list(dict.fromkeys(keys))
 
     def first(self, fault: Entry, window: float, decide: Callable[[Entry], str | None]) -> tuple[Entry, str] | None:
         """The first move that began after ``fault`` did, within ``window`` of its answer, that ``decide``
         gives a name; None when there is none."""
         begin, horizon = (started(fault), fault.seq), fault.time + window
         best: tuple[tuple[float, int], Entry, str] | None = None
-        for key in self._keys(fault, as_fault=True):
+        for key in self._looked_up(fault):
             items = self._lists.get(key)
             if not items:
                 continue
