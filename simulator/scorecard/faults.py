@@ -62,7 +62,7 @@ class Transactionish(Protocol):
 class Books(Protocol):
     """The ledger's read API, as much of it as the judge needs."""
 
-    def find(self, dialect: str, tenant: str, txn_id: str) -> Transactionish | None: ...
+    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Transactionish | None: ...
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def classify(fault: Entry, move: Entry, client_timeout: float) -> str | None:
 def _verdict(fault: Entry, cause: str, moves: Moves, books: Books, rules: Rules, now: float) -> m.Finding:
     op = fault.op
     assert op is not None and op.transaction is not None and op.player is not None
-    stands = _standing(books, op.dialect, op.agent, op.player)
+    stands = _standing(books, op.dialect, op.agent, op.player, op.scope)
     applied = stands(op.transaction)
     what = _describe(fault)
     head = f"{what} got {cause}"
@@ -261,11 +261,12 @@ def _verdict(fault: Entry, cause: str, moves: Moves, books: Books, rules: Rules,
     return _finding(fault, m.GAVE_UP_CLEANLY, text, requests, extra)
 
 
-def _standing(books: Books, dialect: str, tenant: str | None, player: str) -> Callable[[str], bool]:
-    """Whether a transaction id of this player stands applied in the ledger now (not rolled back)."""
+def _standing(books: Books, dialect: str, tenant: str | None, player: str, scope: str) -> Callable[[str], bool]:
+    """Whether a transaction id of this player (in the operation's id space) stands applied in the ledger
+    now, not rolled back or cancelled."""
 
     def stands(txn_id: str) -> bool:
-        txn = books.find(dialect, tenant or "", txn_id)
+        txn = books.find(dialect, tenant or "", txn_id, scope)
         return txn is not None and txn.player == player and txn.status == APPLIED
 
     return stands
