@@ -215,6 +215,12 @@ async def test_ambslot_payout_lost_behind_a_gateway(start: Start) -> None:
     assert (await h.amb.call("/payout", payload)).json["status"]["code"] == 0
     assert only_fault(await report(h))["verdict"] == "recovered"
 
+    await h.admin("POST", "/_sim/reset")
+    assert (await h.amb.call("/payout", payload)).status == 502
+    assert (await h.amb.payout("member001", "R1", 40, txn="P-again")).json["status"]["code"] == 0
+    fault = only_fault(await report(h))
+    assert fault["verdict"] == "double_spend" and "'P-again'" in fault["message"]
+
 
 async def test_ambslot_unpaid_payout_timeout_fails_and_an_abandoned_bet_does_not(start: Start) -> None:
     h = await start(scenario_file=str(SCENARIOS / "timeouts.yaml"))
