@@ -183,7 +183,7 @@ def test_every_view_loads_without_console_errors_at_desktop_and_phone_width(page
     wait_text(page, "invariants", "The books balance")
     wait_text(page, "dialect-cards", "3 requests")
     shot(page, "health")
-    assert page.find_element(By.ID, "scorecard-panel").is_displayed() is False  # no /_sim/report here
+    wait_text(page, "scorecard-summary", "judged 0")  # the scorecard: no fault injected, nothing to judge
     page.set_window_size(390, 844)
     for name in ("traffic", "players", "scenario", "health"):
         tab(page, name)
@@ -291,16 +291,17 @@ def test_the_quick_action_makes_the_next_matching_request_fail(page: Chrome, ser
     wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rule-rows tr[data-rule="{name}"]'))
 
 
-def test_health_shows_broken_invariants_and_the_scorecard_once_its_route_exists(
+def test_health_shows_broken_invariants_and_the_scorecard_findings(
     browser: Chrome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def report(request: web.Request) -> web.Response:
-        finding = {"severity": "error", "message": "retried a refused withdraw with a new id", "dialect": "xpro",
+        finding = {"severity": "fail", "message": "retried a refused withdraw with a new id", "dialect": "xpro",
                    "player": "player001", "transaction": "WD-9", "verdict": "double debit risk"}  # fmt: skip
         summary = {"judged": 3, "passed": 2, "failed": 1, "warnings": 0}
         return web.json_response({"ok": False, "summary": summary, "findings": [finding]})
 
-    monkeypatch.setattr(control, "TABLES", [*control.TABLES, [web.get("/report", report)]])
+    tables = [[web.get("/report", report)] if table is control.report.ROUTES else table for table in control.TABLES]
+    monkeypatch.setattr(control, "TABLES", tables)
     judged = _server()
     try:
         player = judged.simulator.ledger.player("xpro", "demo", "player001")

@@ -96,7 +96,7 @@ async def test_the_page_loads_without_the_token_and_its_data_needs_it(start: Sta
     for asset in ("app.js", "app.css"):
         async with h.http.get(h.url + "/_sim/ui/static/" + asset) as response:
             assert response.status == 200
-    assert await h.admin("GET", "/_sim/ui/features") == (200, {"report": False})
+    assert await h.admin("GET", "/_sim/ui/features") == (200, {"report": True})
     assert (await h.admin("GET", "/_sim/events"))[0] == 401
     assert (await h.admin("POST", "/_sim/scenario/validate", text="name: x\n"))[0] == 401
     assert (await h.admin("GET", "/_sim/rules"))[0] == 401

@@ -14,14 +14,20 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
-from simulator.control import routes, rules, tombstones, ui
+from simulator.control import report, routes, rules, tombstones, ui
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.service import Simulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: every room's route table; the catch-all "no such call" route comes last
-TABLES: list[Sequence[web.AbstractRouteDef]] = [routes.ROUTES, tombstones.ROUTES, rules.ROUTES, ui.ROUTES]
+TABLES: list[Sequence[web.AbstractRouteDef]] = [
+    routes.ROUTES,
+    tombstones.ROUTES,
+    report.ROUTES,
+    rules.ROUTES,
+    ui.ROUTES,
+]
 #: rooms that keep state on the control app (set up before it starts)
 SETUPS: list[Callable[[web.Application], None]] = [ui.setup]
 

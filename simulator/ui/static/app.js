@@ -375,7 +375,10 @@ async function refreshScorecard() {
   $("scorecard-summary").className = report.ok ? "" : "bad";
   $("findings").replaceChildren(...(report.findings || []).map((f) => el("tr", {},
     cell(f.severity, "sev-" + txt(f.severity)), cell(f.dialect), cell(f.player), cell(f.transaction, "mono"),
-    el("td", {}, txt(f.message), f.verdict ? el("div", { class: "muted" }, txt(f.verdict)) : ""))));
+    el("td", {}, txt(f.message), f.verdict || f.check ? el("div", { class: "muted" }, txt(f.verdict || f.check)) : ""))));
+  if (!(report.findings || []).length) {
+    $("findings").append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No findings: nothing the client did needs a look.")));
+  }
   panel.hidden = false;
 }
 
