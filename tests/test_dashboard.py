@@ -73,7 +73,7 @@ def browser() -> Iterator[Chrome]:
     options.binary_location = CHROMIUM
     for flag in [*FLAGS, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     # an explicit driver path: Selenium Manager never looks for (or downloads) anything
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
@@ -161,6 +161,20 @@ def console_errors(driver: Chrome) -> list[dict[str, Any]]:
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def sent_requests(driver: Chrome) -> list[dict[str, Any]]:
+    """The requests the page sent since the last call, with the headers that went on the wire (Chrome's
+    performance log: the request, then its "extra info" with what the network layer added, like Origin)."""
+    events = [json.loads(e["message"])["message"] for e in driver.get_log("performance")]
+    wire = {e["params"]["requestId"]: e["params"]["headers"] for e in events
+            if e["method"] == "Network.requestWillBeSentExtraInfo"}  # fmt: skip
+    sent = []
+    for e in events:
+        if e["method"] == "Network.requestWillBeSent":
+            request = e["params"]["request"]
+            sent.append({**request, "headers": {**request["headers"], **wire.get(e["params"]["requestId"], {})}})
+    return sent
+
+
 def shot(driver: Chrome, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -226,12 +240,18 @@ def test_a_request_appears_in_the_live_list_within_a_second_with_its_decrypted_p
 def test_editing_a_balance_in_the_page_books_an_adjustment(page: Chrome, server: ServerThread) -> None:
     tab(page, "players")
     field = visible(page, 'input[aria-label="Balance of member001 (ambslot)"]')
-    field.clear()
+    field.send_keys(Keys.CONTROL, "a")  # as a user does: select the old balance, type over it
     field.send_keys("123.45\n")
     wait(page).until(lambda d: "saved" in (field.get_attribute("class") or ""))
     sim = server.simulator
     player = sim.ledger.player("ambslot", "demo", "member001")
     assert player.balance == Decimal("123.45")
+    # what the control API's CSRF rule asks of a state-changing call: same origin, JSON
+    found = [r for r in sent_requests(page) if r["method"] == "PUT" and "/_sim/players/ambslot/member001" in r["url"]]
+    (sent,) = found
+    headers = {k.lower(): v for k, v in sent["headers"].items()}
+    assert headers["content-type"] == "application/json" and headers["origin"] == server.url
+    assert json.loads(sent["postData"]) == {"balance": "123.45", "agent": "demo"}
     assert [t.kind for t in player.history][-1] == "adjust"
     locked = page.find_element(By.CSS_SELECTOR, 'input[aria-label="locked: member001 (ambslot)"]')
     locked.send_keys(" ")  # the keyboard toggles it

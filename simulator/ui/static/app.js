@@ -404,8 +404,11 @@ const playerKey = (p) => `${p.dialect}/${p.tenant}/${p.player}`;
 function playerRow(p) {
   const balance = el("input", { class: "balance", value: txt(p.balance), inputmode: "decimal",
     "aria-label": `Balance of ${p.player} (${p.dialect})`, "data-player": p.player, "data-dialect": p.dialect });
-  balance.addEventListener("change", () => savePlayer(p, { balance: balance.value.trim() }, balance));
-  balance.addEventListener("keydown", (event) => { if (event.key === "Enter") balance.dispatchEvent(new Event("change")); });
+  // "change" fires on Enter and when the field loses focus after an edit: one PUT per edit
+  balance.addEventListener("change", () => {
+    if (!balance.value.trim()) { balance.value = txt(p.balance); return; }  // emptied: nothing to book
+    savePlayer(p, { balance: balance.value.trim() }, balance);
+  });
   const flags = FLAGS.map((flag) => {
     const box = el("input", { type: "checkbox", checked: Boolean(p[flag]), "aria-label": `${flag}: ${p.player} (${p.dialect})` });
     box.addEventListener("change", () => savePlayer(p, { [flag]: box.checked }, null));
