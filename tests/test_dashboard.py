@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import Chrome
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -140,7 +141,8 @@ def bet(url: str, round_id: str, amount: int = 1) -> int:
 
 
 def wait(driver: Chrome, timeout: float = WAIT) -> WebDriverWait[Chrome]:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05)
+    # the page re-renders lists as data arrives: an element read a moment ago may be gone; look again
+    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
 
 
 def wait_text(driver: Chrome, element_id: str, text: str, timeout: float = WAIT) -> None:
@@ -235,6 +237,7 @@ def test_a_request_appears_in_the_live_list_within_a_second_with_its_decrypted_p
     assert not any(c.text == "tx-P1" for c in page.find_elements(By.CSS_SELECTOR, row))
     page.find_element(By.ID, "pause").click()
     visible(page, "#traffic-rows tr:first-child").find_element(By.XPATH, "//td[text()='tx-P1']")
+    assert console_errors(page) == []
 
 
 def test_editing_a_balance_in_the_page_books_an_adjustment(page: Chrome, server: ServerThread) -> None:
@@ -263,6 +266,7 @@ def test_editing_a_balance_in_the_page_books_an_adjustment(page: Chrome, server:
     page.find_element(By.ID, "p-balance").send_keys("5.50\n")
     wait_text(page, "notice", "Added xpro player newbie7")
     assert sim.ledger.player("xpro", "demo", "newbie7").balance == Decimal("5.50")
+    assert console_errors(page) == []  # no refused call on the way
 
 
 def test_a_broken_scenario_shows_its_problems_by_line_and_stays_unloaded(page: Chrome, server: ServerThread) -> None:
@@ -309,6 +313,7 @@ def test_the_quick_action_makes_the_next_matching_request_fail(page: Chrome, ser
     shot(page, "scenario-rules")
     page.find_element(By.CSS_SELECTOR, f'button[aria-label="Remove rule {name}"]').click()
     wait(page).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rule-rows tr[data-rule="{name}"]'))
+    assert console_errors(page) == []
 
 
 def test_health_shows_broken_invariants_and_the_scorecard_findings(
