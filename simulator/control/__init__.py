@@ -9,11 +9,11 @@ table to :data:`TABLES` below. Every handler reaches the simulator through
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from simulator.control import guard as checks
 from simulator.control import routes
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.service import Simulator
@@ -27,11 +27,8 @@ TABLES: list[list[web.RouteDef]] = [routes.ROUTES]
 def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path != f"{PREFIX}/health":
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return reply({"error": "this call needs Authorization: Bearer <admin token>"}, 401)
         try:
+            checks.check(request, sim.settings, token)  # Host, admin token, Origin, Content-Type
             return await handler(request)
         except AdminError as exc:
             return reply(exc.body, exc.status)
