@@ -6,7 +6,6 @@ with ``{"error": ...}``.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from simulator.config import DIALECTS
 from simulator.control.http import (
     PREFIX,
     AdminError,
+    count,
     dialect_of,
     find_player,
     json_body,
@@ -199,12 +199,10 @@ async def verify(request: web.Request) -> web.Response:
     sim = sim_of(request)
     body = await json_body(request)
     match = match_from(body.get("match", {}), sim)
-    bounds = {k: body[k] for k in ("count", "min", "max") if k in body}
+    given = {k: count(body, k) for k in ("count", "min", "max")}
+    bounds = {k: v for k, v in given.items() if v is not None}
     if not bounds:
         raise AdminError(400, "give count, or min and/or max")
-    for key, value in bounds.items():
-        if not isinstance(value, Decimal) or value != int(value) or value < 0:
-            raise AdminError(400, f"{key} must be a whole number >= 0")
     entries = list(sim.journal)
     hits = [e for e in entries if e.op is not None and match.holds(e.op)]
     n = len(hits)
