@@ -71,22 +71,26 @@ async def post(h: Harness, path: str, body: bytes | None = None, **headers: str)
         return response.status, await response.json()
 
 
+def CT(kind: str) -> dict[str, str]:
+    return {"Content-Type": kind}
+
+
 async def test_cross_site_reset_is_refused(h: Harness) -> None:
     await h.admin("PUT", "/_sim/players/fizzy/p-9", {"balance": 5})
-    status, answer = await post(h, "/_sim/reset", b"x", **{"Content-Type": "text/plain"})
+    status, answer = await post(h, "/_sim/reset", b"x", **CT("text/plain"))
     assert status == 415 and "Content-Type" in answer["error"]
-    status, answer = await post(h, "/_sim/reset", **{"Origin": "https://evil.example"})
+    status, answer = await post(h, "/_sim/reset", None, Origin="https://evil.example")
     assert status == 403 and "Origin" in answer["error"]
-    status, answer = await post(h, "/_sim/reset", **{"Origin": "null", "Content-Type": "application/json"})
+    status, answer = await post(h, "/_sim/reset", None, Origin="null", **CT("application/json"))
     assert status == 403
     for kind in ("application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
-        status, answer = await post(h, "/_sim/reset", **{"Content-Type": kind})
+        status, answer = await post(h, "/_sim/reset", None, **CT(kind))
         assert status == 415
     assert h.sim.ledger.player("fizzy", "demo-public-key", "p-9") is not None  # nothing was wiped
 
 
 async def test_same_origin_json_and_plain_tools_pass(h: Harness) -> None:
-    status, _ = await post(h, "/_sim/reset", b"{}", Origin=h.url, **{"Content-Type": "application/json"})
+    status, _ = await post(h, "/_sim/reset", b"{}", Origin=h.url, **CT("application/json"))
     assert status == 200
     status, _ = await post(h, "/_sim/reset")  # curl -X POST: no body, no content type
     assert status == 200

@@ -27,9 +27,7 @@ from simulator.dialects import evidence
 from simulator.forwarded import origin
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CONTENT_TYPES = frozenset(
-    {"application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
-)
+CONTENT_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 #: what a browser sends cross-site without a preflight: refused even with an empty body
 BROWSER_SIMPLE = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -84,11 +82,11 @@ def check(request: web.Request, settings: Settings, token: str | None) -> None:
         if parts.netloc.lower() != host.lower():
             raise AdminError(403, f"Origin {evidence.clean(sent_from, 100)!r} is not this simulator's own origin")
     kind = request.content_type
-    declared = request.headers.get("Content-Type") is not None
-    if request.body_exists and request.content_length != 0 or declared and kind in BROWSER_SIMPLE:
-        if kind not in CONTENT_TYPES and not kind.endswith("+json"):
-            raise AdminError(
-                415,
-                f"Content-Type {evidence.clean(request.content_type, 100)!r} is not accepted: send application/json "
-                "(or application/yaml for PUT /_sim/scenario); curl: -H 'Content-Type: application/json'",
-            )
+    has_body = request.body_exists and request.content_length != 0
+    simple = request.headers.get("Content-Type") is not None and kind in BROWSER_SIMPLE
+    if (has_body or simple) and kind not in CONTENT_TYPES and not kind.endswith("+json"):
+        raise AdminError(
+            415,
+            f"Content-Type {evidence.clean(request.content_type, 100)!r} is not accepted: send application/json "
+            "(or application/yaml for PUT /_sim/scenario); curl: -H 'Content-Type: application/json'",
+        )
