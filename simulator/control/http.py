@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from simulator import jsonio
+from simulator import jsonio, netserve
 from simulator.config import DIALECTS
 from simulator.ledger import Player
 from simulator.money import parse_amount
@@ -44,8 +44,16 @@ def reply(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The body, read within ``server.request_timeout`` (408 otherwise)."""
+    try:
+        return await netserve.read_body(request, sim_of(request).settings.server.request_timeout)
+    except netserve.BodyTimeout as exc:
+        raise AdminError(408, str(exc)) from None
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     try:

@@ -21,6 +21,7 @@ from simulator.control.http import (
     json_body,
     money,
     query_int,
+    read_body,
     reply,
     sim_of,
     tenant_of,
@@ -223,7 +224,11 @@ async def get_scenario(request: web.Request) -> web.Response:
 
 async def put_scenario(request: web.Request) -> web.Response:
     sim = sim_of(request)
-    text = await request.text()
+    raw = await read_body(request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdminError(400, f"the scenario is not UTF-8 text: {exc}") from None
     try:
         scenario = loader.parse(text, "(PUT /_sim/scenario)", sim.settings)
     except SourceError as exc:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from simulator import codes, jsonio
+from simulator import codes, jsonio, netserve
 from simulator.dialects import evidence
 from simulator.errors import BadRequest, DomainError, Injected, InternalError
 from simulator.journal import Entry
@@ -107,13 +107,18 @@ class Dialect(ABC):
         started = time.perf_counter()
         op = Operation(dialect=self.name, operation=self.ENDPOINTS[path], endpoint=path)
         body = b""
+        server = self.sim.settings.server
+        stalled = False
         try:
             if request.method != "POST":
                 raise BadRequest(f"{request.method} is not allowed here; every endpoint takes POST")
             try:
-                body = await request.read()
+                body = await netserve.read_body(request, server.request_timeout)
             except web.HTTPRequestEntityTooLarge:
-                raise BadRequest(f"body larger than {self.sim.settings.server.max_body_bytes} bytes") from None
+                raise BadRequest(f"body larger than {server.max_body_bytes} bytes") from None
+            except netserve.BodyTimeout as exc:
+                stalled = True
+                raise BadRequest(str(exc)) from None
             self.decode(request, body, op)
             outcome = await self.sim.run(op, self.perform)
         except DomainError as err:
@@ -123,6 +128,8 @@ class Dialect(ABC):
             outcome = Outcome(error=InternalError(f"simulator bug: {type(exc).__name__}: {exc}"))
 
         response, status, payload, code = self._respond(request, op, outcome)
+        if stalled:
+            response.force_close()  # the rest of the body may still arrive: this connection is done
         self.sim.record(self._entry(request, body, op, outcome, (status, payload, code), started))
         return response
 
