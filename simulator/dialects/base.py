@@ -109,6 +109,7 @@ class Dialect(ABC):
         body = b""
         server = self.sim.settings.server
         stalled = False
+        op.params["started"] = self.sim.clock()  # the scorecard orders a client's moves by when they began
         try:
             if request.method != "POST":
                 raise BadRequest(f"{request.method} is not allowed here; every endpoint takes POST")
