@@ -131,6 +131,36 @@ def test_alias_bomb_in_a_file_is_a_load_error_with_a_line(tmp_path: Any) -> None
     assert f"{deep}:3:" in str(caught.value) and "nest" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("name: x\nseed: 1" + "0" * 5000 + "\n", 2, "integer of 5001"),
+        ("name: x\nrules:\n  - match: {nth: 1" + "0" * 5000 + "}\n    delay: 1ms\n", 3, "integer"),
+        ("name: x\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" if i else "a0: &a0 [1]\n" for i in range(99)), 33, "nest"),
+    ],
+)
+def test_long_integers_and_alias_chains_are_load_errors(text: str, line: int, problem: str) -> None:
+    with pytest.raises(SourceError, match=rf"\(t\):{line}: .*{problem}"):
+        loader.parse(text, "(t)")
+
+
+async def test_amounts_past_the_decimal_exponent_are_bad_requests(xp: Harness) -> None:
+    """abs() of 1e999999999 raises decimal.Overflow: it must be a bad request, not a 500."""
+    huge = '"amount":1e999999999,'
+
+    def swollen(fields: dict[str, Any]) -> str:
+        return jsonio.dumps(fields).replace('"amount":1,', huge)
+
+    f = await xp.fizzy.call("/wallet/withdraw", swollen(xp.fizzy.money("p-1", "1", txn="w1")))
+    assert f.status == 400 and f.json["code"] == "ERROR_BAD_REQUEST", f.body
+    x = await xp.xpro.call("/v2/members/transaction", swollen({"username": "player001", "amount": 1, "transId": "t"}))
+    assert x.json["code"] == 11, x.body
+    a = await xp.amb.call("/bet", swollen(xp.amb.fields("member001", "R1", 1, txn="b1")))
+    assert a.json["status"]["code"] == 997, a.body
+    status, answer = await xp.admin("PUT", "/_sim/players/fizzy/p-2", text='{"balance": 1e999999999}')
+    assert status == 400, answer
+
+
 def test_normal_aliases_still_load() -> None:
     text = "name: ok\nrules:\n  - &r {match: {dialect: xpro}, delay: 1ms}\n  - *r\n"
     assert len(loader.parse(text, "(t)").rules) == 2

@@ -6,6 +6,7 @@ with ``{"error": ...}``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -230,8 +231,8 @@ async def put_scenario(request: web.Request) -> web.Response:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise AdminError(400, f"the scenario is not UTF-8 text: {exc}") from None
-    try:
-        scenario = loader.parse(text, "(PUT /_sim/scenario)", sim.settings)
+    try:  # in a thread: a large file takes a while to parse, and the dialects keep answering meanwhile
+        scenario = await asyncio.to_thread(loader.parse, text, "(PUT /_sim/scenario)", sim.settings)
     except SourceError as exc:
         raise AdminError(400, str(exc), problems=exc.problems) from None
     sim.replace_scenario(scenario)
