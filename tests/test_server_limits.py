@@ -18,20 +18,21 @@ from simulator.pytest_plugin import ServerThread
 WAIT = 20.0  # an upper bound for what should happen at once; never a measured duration
 
 
-@pytest.fixture(scope="module")
-def quick() -> Iterator[ServerThread]:
-    server = ServerThread(config.from_dict({"server": {"keepalive_timeout": 0.3, "request_timeout": 0.3}}))
+def serving(**server_settings: float) -> Iterator[ServerThread]:
+    server = ServerThread(config.from_dict({"server": server_settings}))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def quick() -> Iterator[ServerThread]:
+    yield from serving(keepalive_timeout=0.3, request_timeout=0.3)
 
 
 @pytest.fixture(scope="module")
 def capped() -> Iterator[ServerThread]:
-    server = ServerThread(config.from_dict({"server": {"max_connections": 4, "keepalive_timeout": 60}}))
-    server.start()
-    yield server
-    server.stop()
+    yield from serving(max_connections=4, keepalive_timeout=60)
 
 
 def connect(server: ServerThread) -> socket.socket:
