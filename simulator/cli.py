@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, jsonio
+from simulator import __version__, jsonio, netserve
 from simulator.app import create_app
 from simulator.client import (
     DEMO_AMBSLOT,
@@ -95,12 +95,18 @@ async def serve(
     if keep:
         keep(sim)
     app = create_app(sim, admin_token)
+    server = settings.server
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=server.shutdown_timeout,
+        keepalive_timeout=server.keepalive_timeout,  # also bounds the wait for a new connection's headers
     )
     await runner.setup()
-    sock = bind(settings.server.host, settings.server.port)
-    site = web.SockSite(runner, sock)
+    sock = bind(server.host, server.port)
+    netserve.quiet_exhaustion(asyncio.get_running_loop())
+    site = netserve.LimitedSite(runner, sock, max_connections=netserve.connection_cap(server.max_connections))
     await site.start()
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
