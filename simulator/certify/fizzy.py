@@ -202,8 +202,8 @@ case(
 )(flows.same_debit_parallel)
 case(
     "concurrency.overdraw",
-    sends="N parallel distinct withdraws together worth twice the balance",
-    passes="never below zero; the balance equals the start minus the successes",
+    sends="N parallel distinct withdraws, each worth 60% of the balance",
+    passes="at most one succeeds, never below zero; the balance is the start minus the successes",
     why="parallel rounds of one player must not overdraw",
     hint="check and debit under one lock or in one conditional UPDATE",
 )(flows.overdraw_parallel)

@@ -189,15 +189,16 @@ async def same_debit_parallel(ctx: Ctx) -> None:
     await ctx.balance(f"after the {what}")
 
 
-def _chunk(balance: Decimal, n: int, least: Decimal) -> Decimal:
-    """Whole units such that n of them make about twice the balance (whole units keep the check exact)."""
-    return max(least, (balance * 2 / n).to_integral_value(rounding=ROUND_CEILING))
+def _chunk(balance: Decimal, least: Decimal) -> Decimal:
+    """Whole units worth 60% of the balance: any two parallel successes overdraw, so a wallet that checks the
+    balance apart from debiting it is caught as soon as two debits overlap (whole units keep floats exact)."""
+    return max(least, (balance * Decimal("0.6")).to_integral_value(rounding=ROUND_CEILING))
 
 
 async def overdraw_parallel(ctx: Ctx) -> None:
     w, n = ctx.wallet, ctx.target.concurrency
     before = await ctx.balance("before")
-    chunk = _chunk(before, n, ctx.amount)
+    chunk = _chunk(before, ctx.amount)
     requests = [ctx.debit_request(chunk) for _ in range(n)]
     answers = await asyncio.gather(
         *(ctx.try_send(r, f"{w.debit_word} {i + 1}/{n} of {chunk}") for i, r in enumerate(requests))

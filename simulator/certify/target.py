@@ -118,7 +118,7 @@ def _positive(value: Any) -> float:
 def _concurrency(value: Any) -> int:
     number = int(value)
     if not 2 <= number <= 500:
-        raise ValueError(f"{value!r} is not between 2 and 500")
+        raise ValueError(f"{value} is not between 2 and 500")
     return number
 
 
