@@ -221,7 +221,9 @@ def test_missing_settings_and_bad_flags_are_named(capsys: pytest.CaptureFixture[
     assert main(["certify", "fizzy", "--wallet-url", "http://127.0.0.1:1", "--amount", "0.001"]) == 2
     err = capsys.readouterr().err
     assert "certify: --amount: '0.001' is not a positive amount with at most 2 decimal places" in err
-    assert "certify: missing private_key: give --private-key, CERTIFY_PRIVATE_KEY or private_key: in the --target" in err
+    assert (
+        "certify: missing private_key: give --private-key, CERTIFY_PRIVATE_KEY or private_key: in the --target" in err
+    )
 
 
 def test_flags_beat_environment_beats_file(tmp_path: Path) -> None:

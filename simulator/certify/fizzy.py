@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from simulator import jsonio
 from simulator.certify import flows
 from simulator.certify.core import Fail, Skip, Suite
 from simulator.certify.runner import Ctx
@@ -96,8 +97,6 @@ async def unknown_public_key(ctx: Ctx) -> None:
 )
 async def body_tampered(ctx: Ctx) -> None:
     prepared, _ = _signed(ctx)
-    from simulator import jsonio
-
     fields = jsonio.loads(prepared.body)
     fields["amount"] = fields["cashAmount"] = fields["amount"] * 2
     prepared.body = encode(fields)

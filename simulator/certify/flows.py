@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
 
 from simulator.certify.core import Fail, Skip
 from simulator.certify.runner import Ctx

@@ -31,7 +31,12 @@ MIN_STAKES = 40  # the suite moves about this many stakes; a poorer player canno
 
 
 class NoAnswer(Fail):
-    """The wallet did not answer (connection refused or reset, our timeout)."""
+    """The wallet did not answer (connection refused or reset, our timeout); ``reason`` says which."""
+
+    def __init__(self, what: str, reason: str, exchange: Exchange | None = None) -> None:
+        super().__init__(f"no answer to {what}: {reason}")
+        self.reason = reason
+        self.exchange = exchange
 
 
 def _text(body: bytes, limit: int = 4000) -> str:
@@ -80,11 +85,10 @@ class Run:
                 exchange.response_headers = {str(k): v for k, v in response.headers.items()}
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             exchange.ms = (time.perf_counter() - started) * 1000
-            exchange.note = f"no answer: {type(exc).__name__}: {exc}".rstrip(": ")
+            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            exchange.note = f"no answer: {reason}"
             self._shown(exchange)
-            error = NoAnswer(f"no answer to {label}: {exchange.note[11:]}")
-            error.exchange = exchange  # type: ignore[attr-defined]
-            raise error from None
+            raise NoAnswer(label, reason, exchange) from None
         exchange.ms = (time.perf_counter() - started) * 1000
         exchange.response_body = _text(raw)
         self.timings.setdefault(request.path, []).append(exchange.ms)
@@ -116,7 +120,7 @@ class Run:
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), self.target.timeout)
         except (OSError, TimeoutError) as exc:
-            raise NoAnswer(f"could not send {label}: {exc}") from None
+            raise NoAnswer(label, f"could not send it: {exc}") from None
         exchange.ms = (time.perf_counter() - started) * 1000
         exchange.note = "abandoned: request sent, connection closed without reading the answer"
         self._shown(exchange)
@@ -132,7 +136,7 @@ class Run:
         try:
             answer = await self.send(self.wallet.balance(), "preflight balance")
         except NoAnswer as exc:
-            raise Unreachable(f"cannot reach the wallet at {t.wallet_url}: {exc.message.split(': ', 1)[-1]}") from None
+            raise Unreachable(f"cannot reach the wallet at {t.wallet_url}: {exc.reason}") from None
         if not answer.ok or answer.balance is None:
             raise Unreachable(
                 f"the wallet at {t.wallet_url} refused the first balance call for player {t.who!r} "
@@ -257,7 +261,8 @@ class Ctx:
         try:
             answer = await self.run.send(request, label, prepared)
         except NoAnswer as exc:
-            self.exchanges.append(exc.exchange)  # type: ignore[attr-defined]
+            if exc.exchange is not None:
+                self.exchanges.append(exc.exchange)
             raise
         self.exchanges.append(answer.exchange)
         return answer
