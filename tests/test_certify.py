@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,16 @@ async def test_warnings_and_skips_do_not_fail_the_run(
         "future.unknown_fields": "warn",
         "withdraw.blocked_player": "skip",
     }
+
+
+async def test_timeout_retry_abandons_the_call_then_retries_the_same_id(start: Start, tmp_path: Path) -> None:
+    h = await start()
+    code, report = await certify("fizzy", h.url, tmp_path, "--cases", "timeout.retry_withdraw")
+    assert code == 0, report
+    seen = Counter(e.transaction for e in h.sim.journal.query(dialect="fizzy", operation="withdraw"))
+    (txn, count), *_ = seen.most_common()
+    assert count == 2  # the abandoned call reached the wallet, and its retry carried the same id
+    assert h.sim.ledger.find("fizzy", "demo-public-key", txn) is not None
 
 
 def test_an_unreachable_wallet_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:

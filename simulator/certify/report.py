@@ -142,6 +142,9 @@ def terminal(report: Report, console: Console) -> None:
             continue
         console.rule(Text(f"{r.status.upper()} {r.id}", style=STYLE[r.status]))
         console.print(Text(_detail_text(r)))
+    for r in report.results:
+        if "latency" in r.details:
+            console.print(_latency_table(r.details["latency"]))
     if report.reconcile:
         console.rule("balance reconciliation")
         for finding in report.reconcile:
@@ -149,6 +152,15 @@ def terminal(report: Report, console: Console) -> None:
     c = report.counts()
     style = STYLE[FAIL] if c[FAIL] else (STYLE[WARN] if c[WARN] else STYLE[PASS])
     console.print(Text(report.line(), style=style))
+
+
+def _latency_table(figures: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="latency per endpoint (ms)")
+    for column in ("endpoint", "calls", "p50", "p99", "max"):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    for path, f in figures.items():
+        table.add_row(path, str(f["calls"]), f"{f['p50_ms']:.1f}", f"{f['p99_ms']:.1f}", f"{f['max_ms']:.1f}")
+    return table
 
 
 _CSS = """
