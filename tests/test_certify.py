@@ -194,7 +194,7 @@ async def test_timeout_retry_abandons_the_call_then_retries_the_same_id(start: S
     seen = Counter(e.transaction for e in h.sim.journal.query(dialect="fizzy", operation="withdraw"))
     (txn, count), *_ = seen.most_common()
     assert count == 2  # the abandoned call reached the wallet, and its retry carried the same id
-    assert h.sim.ledger.find("fizzy", "demo-public-key", txn) is not None
+    assert txn is not None and h.sim.ledger.find("fizzy", "demo-public-key", txn) is not None
 
 
 def test_an_unreachable_wallet_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
