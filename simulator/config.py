@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
         "insecure_admin": False,  # explicit opt-out of that requirement
         "trust_forwarded": False,  # honour X-Forwarded-Proto/-Host/-For (behind a proxy)
         "shutdown_timeout": 10.0,  # seconds requests in flight get on SIGTERM
+        "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
     },
     "xpro": {
         "prefix": "",
@@ -123,6 +124,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "insecure_admin": {"type": "boolean"},
                 "trust_forwarded": {"type": "boolean"},
                 "shutdown_timeout": {"type": "number", "minimum": 0, "maximum": 600},
+                "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
             },
         },
         "xpro": {
@@ -257,6 +259,7 @@ class ServerSettings:
     insecure_admin: bool
     trust_forwarded: bool
     shutdown_timeout: float
+    max_tombstones: int
 
 
 @dataclass(frozen=True)
@@ -440,6 +443,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             insecure_admin=s["insecure_admin"],
             trust_forwarded=s["trust_forwarded"],
             shutdown_timeout=float(s["shutdown_timeout"]),
+            max_tombstones=s["max_tombstones"],
         ),
         xpro=XproSettings(
             prefix=_prefix(x["prefix"]),

@@ -285,3 +285,20 @@ def test_generated_players_are_deterministic_and_valid() -> None:
     assert all(Decimal(1) <= p[2] <= Decimal(2) and p[2] == p[2].quantize(Decimal("0.01")) for p in xpro)
     fizzy = [p for p in a if p[0] == "fizzy"]
     assert len(fizzy) == 50 and all(p[2] == 7 and p[3] == "USD" for p in fizzy)
+
+
+def test_a_later_file_takes_over_a_player_and_its_sessions(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("name: a\nplayers:\n  - {dialect: fizzy, playerId: p-1, sessions: [s-a, s-shared]}\n")
+    second.write_text(
+        "name: b\nplayers:\n  - {dialect: fizzy, playerId: p-1, sessions: [s-b]}\n"
+        "  - {dialect: fizzy, playerId: p-2, sessions: [s-shared]}\n"
+    )
+    settings = config.build(None)
+    sim = Simulator(settings, loader.load_files([str(first), str(second)], settings))
+    p1 = sim.ledger.player("fizzy", "demo-public-key", "p-1")
+    p2 = sim.ledger.player("fizzy", "demo-public-key", "p-2")
+    assert p1 is not None and p2 is not None
+    assert sorted(p1.sessions) == ["s-b"] and sorted(p2.sessions) == ["s-shared"]
+    assert sim.ledger.bind_session(p1, "s-a", create=False) is None
+    assert sim.ledger.bind_session(p1, "s-shared", create=False) == "p-2"

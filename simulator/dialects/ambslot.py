@@ -112,6 +112,7 @@ class Ambslot(Dialect):
                 op.params["bet"] = F.required_amount(f, "bet", places)
                 F.required_amount(f, "winlose", places, negative=True)
             op.mutating = True
+            op.scope = op.operation  # ids are per operation: a cancel may carry its bet's transactionId
             op.params["fingerprint"] = F.fingerprint(f)
         if op.agent not in self.settings.agents:
             raise e.AuthFailed(f"agent {op.agent!r} is not configured")
@@ -143,14 +144,22 @@ class Ambslot(Dialect):
                 raise e.InvalidGame(f"game {op.game!r} is not in the configured game list")
             if op.currency != player.currency:
                 raise e.CurrencyMismatch(f"currency {op.currency} differs from the player's {player.currency}")
-            existing = ledger.find(self.name, player.tenant, op.transaction)
+            existing = ledger.find(self.name, player.tenant, op.transaction, op.scope)
             if existing is not None:
                 if existing.fingerprint != op.params["fingerprint"]:
                     raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
                 return self._answer(existing)
             round_txns = ledger.round(player, op.round)
             fp = op.params["fingerprint"]
-            common: dict[str, Any] = {"round_id": op.round, "game": op.game, "fingerprint": fp, "track_round": True}
+            common: dict[str, Any] = {
+                "scope": op.scope,
+                "round_id": op.round,
+                "game": op.game,
+                "fingerprint": fp,
+                "track_round": True,
+            }
+            if op.operation != "cancel":
+                self._late(op, player)
             if op.operation in DEBITS:
                 stake = op.params["bet"] if op.operation == "settle" else op.amount
                 if player.locked or player.blocked:
@@ -171,7 +180,20 @@ class Ambslot(Dialect):
                 bets = [t for t in round_txns if t.kind == "bet"]
                 # unknown round or second cancel: recorded, refunds nothing (reverse() skips reversed bets)
                 txn = ledger.reverse(player, op.transaction, "cancel", bets, status=CANCELLED, **common)
+                if not bets:  # the bet may still be on its way: refuse it when it comes
+                    ledger.bury_round(player, op.round, by=op.transaction)
             return self._answer(txn)
+
+    def _late(self, op: Operation, player: Player) -> None:
+        """Refuse a bet, settle or payout on a round that was cancelled before its bet arrived."""
+        assert op.round is not None
+        stone = self.sim.ledger.round_tombstone(player, op.round)
+        if stone is not None:
+            stone.refused += 1
+            raise e.InvalidState(
+                f"round {op.round!r} cancelled before the bet arrived (cancel {stone.by!r}); "
+                f"the {op.operation} changes nothing"
+            )
 
     @staticmethod
     def _answer(txn: Transaction) -> dict[str, Any]:

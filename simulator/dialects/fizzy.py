@@ -7,7 +7,7 @@ The signature is verified on the raw bytes before anything is parsed. Errors are
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -139,8 +139,7 @@ class Fizzy(Dialect):
             if self.settings.players == "strict":
                 raise e.UnknownPlayer(f"no player {op.player!r}")
             if not create:  # a deposit or rollback for a player never seen: its withdraw cannot exist
-                missing = e.WithdrawNotFound if op.operation == "deposit" else e.RollbackTargetNotFound
-                raise missing(f"no player {op.player!r}, so no withdraw {op.params['withdraw_id']!r}")
+                self._no_withdraw(op, op.player, f"no player {op.player!r}, so no withdraw")
             _, brand_currency, balance = self.sim.settings.new_player(self.name, op.agent)
             player = ledger.open(self.name, op.agent, op.player, op.currency or brand_currency, balance)
         if op.currency is not None and op.currency != player.currency:
@@ -162,23 +161,50 @@ class Fizzy(Dialect):
             raise e.SessionExpired(f"session {session!r} has expired")
 
     def _replay(self, op: Operation) -> dict[str, Any] | None:
+        """A repeat is a replay only on the same endpoint with the same payload (PROTOCOLS 2.4)."""
         assert op.agent is not None and op.transaction is not None
         existing = self.sim.ledger.find(self.name, op.agent, op.transaction)
         if existing is None:
             return None
+        if existing.kind != op.operation:
+            raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used by a {existing.kind}")
         if existing.fingerprint != op.params["fingerprint"]:
             raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
         player = self.sim.ledger.player(self.name, op.agent, existing.player)
         assert player is not None
         return self._result(existing.balance_after, player.currency, existing.time)
 
-    def _withdraw(self, op: Operation, player: Player, not_found: type[e.DomainError]) -> Transaction:
+    def _withdraw(self, op: Operation, player: Player) -> Transaction:
+        """The withdraw a deposit or rollback names (``withdrawTransactionId``), of the same player."""
         assert op.agent is not None
         ref = op.params["withdraw_id"]
         txn = self.sim.ledger.find(self.name, op.agent, ref)
         if txn is None or txn.kind != "withdraw" or txn.player != player.id:
-            raise not_found(f"no withdraw {ref!r} for player {player.id!r}")
+            self._no_withdraw(op, player.id, f"no withdraw {ref!r} for player {player.id!r}")
         return txn
+
+    def _no_withdraw(self, op: Operation, player_id: str, detail: str) -> NoReturn:
+        """Refuse a deposit or rollback whose withdraw is not there. A rollback whose withdraw id is not
+        used at all leaves a tombstone: that withdraw may still be on its way (late arrival)."""
+        assert op.agent is not None and op.transaction is not None
+        ref = op.params["withdraw_id"]
+        if op.operation == "deposit":
+            raise e.WithdrawNotFound(detail)
+        if self.sim.ledger.find(self.name, op.agent, ref) is None:
+            self.sim.ledger.bury_transaction(self.name, op.agent, player_id, ref, by=op.transaction)
+            detail += "; tombstone left, so the withdraw is refused if it arrives later"
+        raise e.RollbackTargetNotFound(detail)
+
+    def _late(self, op: Operation) -> None:
+        """Refuse a withdraw whose rollback came first (a tombstone names its id)."""
+        assert op.agent is not None and op.transaction is not None
+        stone = self.sim.ledger.transaction_tombstone(self.name, op.agent, op.transaction)
+        if stone is not None:
+            stone.refused += 1
+            raise e.InvalidState(
+                f"withdraw {op.transaction!r} was rolled back before it arrived (rollback {stone.by!r}); "
+                "it changes nothing"
+            )
 
     def perform(self, op: Operation) -> dict[str, Any]:
         ledger = self.sim.ledger
@@ -195,6 +221,7 @@ class Fizzy(Dialect):
             fp = op.params["fingerprint"]
             if kind == "withdraw":
                 assert op.amount is not None and op.transaction is not None
+                self._late(op)
                 if player.blocked or player.locked:
                     raise e.PlayerBlocked(f"player {player.id!r} is blocked")
                 if op.game in self.settings.inactive_games:
@@ -208,7 +235,7 @@ class Fizzy(Dialect):
                 )
             elif kind == "deposit":
                 assert op.amount is not None and op.transaction is not None
-                withdraw = self._withdraw(op, player, e.WithdrawNotFound)
+                withdraw = self._withdraw(op, player)
                 if withdraw.status == ROLLED_BACK:
                     raise e.InvalidState(f"withdraw {withdraw.id!r} was rolled back")
                 txn = ledger.post(
@@ -223,7 +250,7 @@ class Fizzy(Dialect):
                 )
             else:
                 assert op.transaction is not None
-                withdraw = self._withdraw(op, player, e.RollbackTargetNotFound)
+                withdraw = self._withdraw(op, player)
                 if any(t.kind == "deposit" for t in ledger.referring(withdraw)):
                     raise e.InvalidState(f"withdraw {withdraw.id!r} already has a deposit")
                 # a second rollback of the same withdraw refunds nothing (reverse() skips reversed targets)
