@@ -233,12 +233,18 @@ async def overdraw_parallel(ctx: Ctx) -> None:
     await ctx.balance("after tidying up")
 
 
-async def retry_after_abandon(ctx: Ctx) -> None:
-    w = ctx.wallet
+async def _abandoned_debit(ctx: Ctx) -> tuple[Decimal, Request]:
+    """The balance before, and a debit sent on a connection closed unread (then given time to finish)."""
     before = await ctx.balance("before")
     request = ctx.debit_request()
-    await ctx.abandon(request, f"{w.debit_word} (abandoned: our timeout fired)")
+    await ctx.abandon(request, f"{ctx.wallet.debit_word} (abandoned: our timeout fired)")
     await ctx.settle_after_abandon(before)
+    return before, request
+
+
+async def retry_after_abandon(ctx: Ctx) -> None:
+    w = ctx.wallet
+    before, request = await _abandoned_debit(ctx)
     answer = None
     for attempt in range(1, RETRIES + 1):
         answer = await ctx.send(request, f"retry {attempt} of the same {w.debit_word}")
@@ -268,10 +274,7 @@ async def retry_after_abandon(ctx: Ctx) -> None:
 
 async def undo_after_abandon(ctx: Ctx) -> None:
     w = ctx.wallet
-    before = await ctx.balance("before")
-    request = ctx.debit_request()
-    await ctx.abandon(request, f"{w.debit_word} (abandoned: our timeout fired)")
-    await ctx.settle_after_abandon(before)
+    before, request = await _abandoned_debit(ctx)
     answer = await ctx.send(w.undo(request, ctx.new_id("u")), f"{w.undo_word} of the abandoned {w.debit_word}")
     after = await ctx.quiet_balance()
     if after != before:
