@@ -99,7 +99,10 @@ class Answer:
     def describe(self) -> str:
         if self.ok:
             return f"success, balance {self.balance}"
-        return f"HTTP {self.http} code {self.code!r}" if self.code is not None else f"HTTP {self.http} {self.body!r}"
+        if self.code is not None:
+            return f"HTTP {self.http} code {self.code!r}"
+        body = repr(self.body)
+        return f"HTTP {self.http} {body if len(body) <= 120 else body[:120] + '...'}"
 
 
 @dataclass

@@ -156,8 +156,15 @@ async def late_debit(ctx: Ctx) -> None:
     await ctx.balance(f"after the late {w.debit_word}")
 
 
+async def _warm(ctx: Ctx, n: int) -> None:
+    """Open n keep-alive connections first (n balance calls at once), so the n calls that follow leave
+    together instead of trickling out as connections are set up."""
+    await asyncio.gather(*(ctx.quiet_balance() for _ in range(n)))
+
+
 async def same_debit_parallel(ctx: Ctx) -> None:
     w, n = ctx.wallet, ctx.target.concurrency
+    await _warm(ctx, n)
     before = await ctx.balance("before")
     request = ctx.debit_request()
     answers = await asyncio.gather(
@@ -197,6 +204,7 @@ def _chunk(balance: Decimal, least: Decimal) -> Decimal:
 
 async def overdraw_parallel(ctx: Ctx) -> None:
     w, n = ctx.wallet, ctx.target.concurrency
+    await _warm(ctx, n)
     before = await ctx.balance("before")
     chunk = _chunk(before, ctx.amount)
     requests = [ctx.debit_request(chunk) for _ in range(n)]

@@ -151,8 +151,7 @@ class FizzyWallet(Wallet):
         ok = http == 200 and is_dict and "balance" in body
         code = body.get("code") if is_dict and not ok else None
         raw = body.get("balance") if ok else None
-        answer = Answer(http, body, ok, code, number(raw), exchange)
-        return answer
+        return Answer(http, body, ok, code, number(raw), exchange)
 
 
 class AmbslotWallet(Wallet):
