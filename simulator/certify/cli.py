@@ -137,7 +137,11 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
                 results = await load.play(run, plan, lambda: progress.advance(task))
             else:
                 task = progress.add_task(f"certify {target.dialect}", total=len(cases))
-                results = await run.run(cases, lambda r: progress.update(task, advance=1, description=r.id))
+                results = await run.run(
+                    cases,
+                    done=lambda _: progress.advance(task),
+                    starting=lambda c: progress.update(task, description=c.id),
+                )
     return Report(
         target.dialect,
         target.shown(),

@@ -191,8 +191,15 @@ class Run:
             result.details["resynchronised"] = f"model {self.model.balance} -> wallet {answer.balance}"
             self.model.balance = answer.balance
 
-    async def run(self, cases: Iterable[Case], done: Callable[[Result], None] | None = None) -> list[Result]:
+    async def run(
+        self,
+        cases: Iterable[Case],
+        done: Callable[[Result], None] | None = None,
+        starting: Callable[[Case], None] | None = None,
+    ) -> list[Result]:
         for case in cases:
+            if starting is not None:
+                starting(case)
             result = await self.run_case(case)
             if done is not None:
                 done(result)
