@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pytest
 from aiohttp import web
 
 from simulator.certify import ambslot, fizzy
+from simulator.certify.core import Model
+from simulator.certify.flows import percentile
 from simulator.certify.target import resolve
 from simulator.cli import bind, main
 from simulator.errors import SourceError
@@ -286,3 +289,20 @@ def test_list_and_case_selection(capsys: pytest.CaptureFixture[str]) -> None:
     assert "| `cancel.late_bet` |" in capsys.readouterr().out
     assert main(["certify", "ambslot", "--wallet-url", "http://127.0.0.1:1", *AMB, "--cases", "nothing.*"]) == 2
     assert "no ambslot case matches nothing.*" in capsys.readouterr().err
+
+
+def test_the_model_reports_a_difference_once_then_adopts_the_wallets_figure() -> None:
+    model = Model(Decimal("100.00"))
+    model.debit(Decimal("1.00"))
+    assert model.compare(Decimal("99"), "answer", "withdraw.ok") is None  # 99 == 99.00
+    finding = model.compare(Decimal("98"), "answer", "idempotency.withdraw_repeat")
+    assert finding == "reconcile.idempotency.withdraw_repeat: answer: the wallet says 98, the model expects 99.00"
+    assert model.balance == Decimal("98") and model.findings == [finding]
+    assert model.compare("98", "a string", "balance.ok") is not None  # only numbers reconcile
+    assert model.balance == Decimal("98")
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50.0, 99.0, 100.0)
+    assert percentile([7.0], 99) == 7.0
