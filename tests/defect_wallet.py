@@ -9,6 +9,9 @@ Defects:
   strict   refuses any field it does not know
   slow     answers credits (deposit, payout) after SLOW seconds
   late     ignores tombstones: debits a withdraw/bet arriving after its rollback/cancel
+  choices  allowed by the documents, different from the simulator's decisions: a repeat is refused as a
+           duplicate instead of replayed, an unknown rollback answers 200 (an unknown cancel 997), a late
+           debit is refused as a duplicate
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from simulator import jsonio
 from simulator.dialects.crypto import fizzy_signature, same_hex
 from simulator.dialects.fields import fingerprint
 
-DEFECTS = ("auth", "repeats", "race", "floats", "strict", "slow", "late")
+DEFECTS = ("auth", "repeats", "race", "floats", "strict", "slow", "late", "choices")
 SLOW = 0.3
 RACE_WAIT = 0.03
 PUBLIC_KEY, PRIVATE_KEY, AGENT = "demo-public-key", "demo-private-key", "demo"
@@ -92,7 +95,7 @@ class Wallet:
         known = self.txns.get(txn)
         if known is None or self.has("repeats"):
             return None
-        if known.kind != kind or known.fp != fp:
+        if known.kind != kind or known.fp != fp or self.has("choices"):
             raise Refused("dup")
         return known.answer
 
@@ -171,7 +174,7 @@ async def _fizzy_money(wallet: Wallet, kind: str, f: dict[str, Any]) -> None:
     player, txn, fp = f["playerId"], f["transactionId"], fingerprint(f)
     if kind == "withdraw":
         if txn in wallet.tombstones and not wallet.has("late"):
-            raise Refused("bad")
+            raise Refused("dup" if wallet.has("choices") else "bad")
         await wallet.debit(player, f["amount"])
         wallet.txns[txn] = Txn(kind, fp, None, f["amount"])
         return
@@ -179,6 +182,9 @@ async def _fizzy_money(wallet: Wallet, kind: str, f: dict[str, Any]) -> None:
     if target is None or target.kind != "withdraw":
         if kind == "rollback":
             wallet.tombstones.add(f["withdrawTransactionId"])
+            if wallet.has("choices"):
+                wallet.txns[txn] = Txn(kind, fp, None, Decimal(0))
+                return
         raise Refused("no_withdraw" if kind == "deposit" else "no_rollback")
     if kind == "deposit":
         if target.undone:
@@ -239,7 +245,7 @@ async def _amb_money(wallet: Wallet, kind: str, f: dict[str, Any]) -> None:
     txn = Txn(kind, fp, None, f.get("bet", f["amount"]), round_id)
     if kind in ("bet", "settle"):
         if round_id in wallet.tombstones and not wallet.has("late"):
-            raise Refused(997)
+            raise Refused("dup" if wallet.has("choices") else 997)
         if any(t.kind in ("bet", "settle") for t in round_txns) and not wallet.has("repeats"):
             raise Refused("dup")
         await wallet.debit(player, txn.amount)
@@ -253,6 +259,8 @@ async def _amb_money(wallet: Wallet, kind: str, f: dict[str, Any]) -> None:
         bets = [t for t in round_txns if t.kind == "bet"]
         if not bets:
             wallet.tombstones.add(round_id)
+            if wallet.has("choices"):
+                raise Refused(997)
         for bet in bets:
             if not bet.undone or wallet.has("repeats"):
                 wallet.move(player, bet.amount)

@@ -104,6 +104,14 @@ FIZZY_DEFECTS: dict[str, dict[str, str]] = {
     "strict": {"future.unknown_fields": "warn"},
     "slow": {"latency.budget": "warn"},
     "late": {"rollback.late_withdraw": "fail"},
+    "choices": {  # allowed by the document: warnings only
+        "idempotency.withdraw_repeat": "warn",
+        "idempotency.deposit_repeat": "warn",
+        "idempotency.rollback_repeat": "warn",
+        "rollback.unknown_withdraw": "warn",
+        "rollback.late_withdraw": "warn",
+        "timeout.retry_withdraw": "warn",
+    },
 }
 AMB_DEFECTS: dict[str, dict[str, str]] = {
     "": {},
@@ -121,6 +129,14 @@ AMB_DEFECTS: dict[str, dict[str, str]] = {
     "strict": {"future.unknown_fields": "warn"},
     "slow": {"latency.budget": "warn"},
     "late": {"cancel.late_bet": "fail"},
+    "choices": {  # allowed by the document: warnings only
+        "idempotency.bet_repeat": "warn",
+        "idempotency.payout_repeat": "warn",
+        "idempotency.cancel_repeat": "warn",
+        "cancel.unknown_round": "warn",
+        "cancel.late_bet": "warn",
+        "timeout.retry_bet": "warn",
+    },
 }
 CASES = [("fizzy", d, e) for d, e in FIZZY_DEFECTS.items()] + [("ambslot", d, e) for d, e in AMB_DEFECTS.items()]
 

@@ -14,7 +14,7 @@ import math
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from simulator.certify.core import Fail, Skip
+from simulator.certify.core import Answer, Fail, Skip
 from simulator.certify.runner import Ctx
 from simulator.certify.wire import Request
 
@@ -264,20 +264,31 @@ async def retry_after_abandon(ctx: Ctx) -> None:
         ctx.model.debit(request.amount)
         ctx.reconcile(answer.balance, "the answer to the retry", "the abandoned call and its retry debited twice")
     else:
-        after = await ctx.quiet_balance()
-        if after != before:
-            raise Fail(
-                f"the retry was refused ({answer.describe()}) yet the balance moved: the provider will treat the "
-                f"{w.debit_word} as failed while the player paid",
-                expected=f"balance {before}",
-                actual=f"balance {after}",
-            )
-        ctx.warn(
-            f"the retry of an abandoned {w.debit_word} was refused; our decision is to apply it once and replay",
-            expected="success",
-            actual=answer.describe(),
-        )
+        await _refused_retry(ctx, request, answer, before)
     await ctx.balance("after the retry")
+
+
+async def _refused_retry(ctx: Ctx, request: Request, answer: Answer, before: Decimal) -> None:
+    """A refused retry is allowed when it says "duplicate" of a debit applied once, or when nothing was
+    applied (both differ from our decision to replay: a warning); a refusal of an applied debit for any
+    other reason leaves the provider believing the stake was never taken: a failure."""
+    w = ctx.wallet
+    after = await ctx.quiet_balance()
+    applied_once = after == before - request.amount
+    if after != before and not (applied_once and answer.code == w.DUPLICATE):
+        raise Fail(
+            f"the retry was refused ({answer.describe()}) yet the balance moved: the provider will treat the "
+            f"{w.debit_word} as failed while the player paid",
+            expected=f"balance {before}, or {before - request.amount} with {w.DUPLICATE!r}",
+            actual=f"balance {after}",
+        )
+    if applied_once:
+        ctx.model.debit(request.amount)
+    ctx.warn(
+        f"the retry of an abandoned {w.debit_word} was refused; our decision is to apply it once and replay",
+        expected="success",
+        actual=answer.describe(),
+    )
 
 
 async def undo_after_abandon(ctx: Ctx) -> None:
