@@ -80,6 +80,7 @@ async def test_the_simulators_own_wallet_passes_every_case(start: Start, tmp_pat
     assert set(statuses.values()) == {"pass"}
     assert code == 0
     assert report["summary"]["reconcile"] == []
+    assert report["run_id"].startswith("cert-")
     assert (await h.admin("GET", "/_sim/invariants"))[0] == 200
 
 

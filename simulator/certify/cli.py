@@ -149,4 +149,5 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
         time.perf_counter() - started,
         reconcile=list(run.model.findings),
         mode="load" if args.load is not None else "cases",
+        run_id=run.prefix,
     )

@@ -31,6 +31,7 @@ class Report:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     reconcile: list[str] = field(default_factory=list)
     mode: str = "cases"
+    run_id: str = ""  # the prefix of every id the run sent
 
     def counts(self) -> Counter[str]:
         return Counter(r.status for r in self.results)
@@ -64,6 +65,7 @@ def to_json(report: Report) -> str:
     data = {
         "dialect": report.dialect,
         "mode": report.mode,
+        "run_id": report.run_id,
         "target": report.target,
         "started": report.started.isoformat(timespec="seconds"),
         "cases": [r.as_dict() for r in report.results],
@@ -100,6 +102,7 @@ def to_junit(report: Report) -> str:
         hostname=socket.gethostname(),
     )
     props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="run_id", value=report.run_id)
     for key, value in report.target.items():
         ET.SubElement(props, "property", name=key, value=str(value))
     for result in report.results:
@@ -198,7 +201,7 @@ def to_html(report: Report) -> str:
         f"<h1>Wallet certification: {esc(report.dialect)}</h1>"
         f"<p class='summary'>{esc(report.line())} &middot; exit code {report.exit_code} &middot; "
         f"{esc(report.started.isoformat(timespec='seconds'))} &middot; Python {esc(platform.python_version())}</p>"
-        f"<h2>Target</h2><table>{target}</table>"
+        f"<h2>Target</h2><table>{target}<tr><th>ids sent</th><td>{esc(report.run_id)}-*</td></tr></table>"
         f"<h2>Cases</h2><table><tr><th>case</th><th>verdict</th><th>ms</th><th>message</th></tr>{rows}</table>"
         + (f"<h2>Balance reconciliation</h2><ul>{reconcile}</ul>" if reconcile else "")
         + (f"<h2>Failures and warnings</h2>{''.join(details)}" if details else "")
