@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simulator.control import routes, tombstones
+from simulator.control import report, routes, tombstones
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.service import Simulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: every room's route table; the catch-all "no such call" route comes last
-TABLES: list[list[web.RouteDef]] = [routes.ROUTES, tombstones.ROUTES]
+TABLES: list[list[web.RouteDef]] = [routes.ROUTES, tombstones.ROUTES, report.ROUTES]
 
 
 def setup(app: web.Application, sim: Simulator, token: str | None) -> None:

@@ -96,6 +96,7 @@ class Fizzy(Dialect):
             raise e.BadRequest(f"the body is not JSON: {exc}") from None
         op.request = parsed
         f = F.json_object(parsed)
+        lenient = self.settings.conformance == "lenient"
         op.player = F.required_text(f, "playerId")
         op.params["session"] = F.required_text(f, "sessionId")
         kind = op.operation
@@ -106,28 +107,42 @@ class Fizzy(Dialect):
             op.round = F.required_text(f, "gameRoundId")
             op.currency = F.text(f, "currency", required=False)
             F.text(f, "freeSpinsCampaignId", required=False)
-        else:
+        elif not F.tolerate(op, f, "currency", lenient):  # lenient: the player's currency
             op.currency = F.required_text(f, "currency")
         if kind in MONEY_ENDPOINTS:
             op.transaction = F.required_text(f, "transactionId")
             op.game = F.required_text(f, "gameId")
             op.round = F.required_text(f, "gameRoundId")
-            places = self.settings.max_decimals
-            amount = F.required_amount(f, "amount", places)
-            cash = F.required_amount(f, "cashAmount", places)
-            jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
-            if amount != cash + jackpot:
-                raise e.BadRequest(f"amount {amount} is not cashAmount + jackpotAmount ({cash + jackpot})")
-            F.flag(f, "isGameRoundFinished")
+            op.amount = self._amounts(op, f, lenient)
+            if not F.tolerate(op, f, "isGameRoundFinished", lenient):
+                F.flag(f, "isGameRoundFinished")
             F.flag(f, "isFeatureBuy", required=False)
             F.text(f, "freeSpinsCampaignId", required=False)
             if kind == "deposit":
                 op.params["withdraw_id"] = F.required_text(f, "withdrawTransactionId")
                 F.flag(f, "isForceComplete", required=False)
                 F.flag(f, "isFreeSpinsConsumed", required=False)
-            op.amount = amount
         op.mutating = op.transaction is not None
         op.params["fingerprint"] = F.fingerprint(f)
+
+    def _amounts(self, op: Operation, f: dict[str, Any], lenient: bool) -> Decimal:
+        """``amount`` checked against ``cashAmount + (jackpotAmount or 0)``; lenient mode reads a missing
+        ``cashAmount`` as ``amount - jackpotAmount`` and numeric strings as numbers."""
+        places = self.settings.max_decimals
+        if lenient:
+            f = F.numeric_strings(op, f, ("amount", "cashAmount", "jackpotAmount"))
+        amount = F.required_amount(f, "amount", places)
+        jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
+        if "jackpotAmount" not in f:
+            F.note(op, "jackpotAmount", "missing (read as null in both modes)")
+        if F.tolerate(op, f, "cashAmount", lenient):
+            if jackpot > amount:
+                raise e.BadRequest(f"jackpotAmount {jackpot} is larger than amount {amount}")
+            return amount
+        cash = F.required_amount(f, "cashAmount", places)
+        if amount != cash + jackpot:
+            raise e.BadRequest(f"amount {amount} is not cashAmount + jackpotAmount ({cash + jackpot})")
+        return amount
 
     # business
 
