@@ -99,6 +99,9 @@ def command(args: argparse.Namespace) -> int:
     except Unreachable as exc:
         print(f"certify: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("certify: interrupted; calls in flight may have reached the wallet", file=sys.stderr)
+        return 130
     terminal(report, console)
     for path, render in ((args.json, to_json), (args.junit, to_junit), (args.html, to_html)):
         if not path:
