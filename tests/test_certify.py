@@ -205,6 +205,9 @@ async def test_warnings_and_skips_do_not_fail_the_run(
         "future.unknown_fields": "warn",
         "withdraw.blocked_player": "skip",
     }
+    warned = report["cases"][0]
+    assert warned["exchanges"][warned["focus"]]["label"] == "balance with unknown extra fields"
+    assert "exchange:\n--> POST" in capsys.readouterr().out
 
 
 async def test_timeout_retry_abandons_the_call_then_retries_the_same_id(start: Start, tmp_path: Path) -> None:

@@ -117,6 +117,11 @@ class Result:
     exchanges: list[Exchange] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # reconcile.* findings raised during the case
     details: dict[str, Any] = field(default_factory=dict)  # e.g. latency figures
+    focus: int = -1  # the exchange the verdict is about (the last one when a failure ends the case)
+
+    @property
+    def culprit(self) -> Exchange | None:
+        return self.exchanges[self.focus] if self.exchanges else None
 
     def as_dict(self, *, exchanges: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "status": self.status, "ms": round(self.ms, 2), "message": self.message}
@@ -127,6 +132,8 @@ class Result:
             data["hint"] = self.hint
             if exchanges:
                 data["exchanges"] = [x.as_dict() for x in self.exchanges]
+                if self.exchanges:
+                    data["focus"] = self.focus % len(self.exchanges)  # the exchange the verdict is about
         if self.findings:
             data["findings"] = self.findings
         if self.details:

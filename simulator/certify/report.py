@@ -81,8 +81,8 @@ def _detail_text(result: Result, *, exchange: bool = True) -> str:
     if result.hint:
         lines.append(f"hint: {result.hint}")
     lines += result.findings
-    if exchange and result.exchanges:
-        lines += ["", "last exchange:", result.exchanges[-1].text()]
+    if exchange and result.culprit is not None:
+        lines += ["", "exchange:", result.culprit.text()]
     return "\n".join(lines)
 
 
@@ -187,11 +187,16 @@ def to_html(report: Report) -> str:
     for r in report.results:
         if r.status not in (FAIL, WARN):
             continue
-        exchanges = "".join(f"<pre>{esc(x.text())}</pre>" for x in r.exchanges[-6:])
+        culprit = r.culprit
+        exchanges = "".join(
+            f"<details{' open' if x is culprit else ''}><summary>{esc(x.label)}</summary><pre>{esc(x.text())}</pre>"
+            "</details>"
+            for x in r.exchanges
+        )
         details.append(
             f"<details open><summary class='{r.status}'>{r.status.upper()} <code>{esc(r.id)}</code></summary>"
             f"<pre>{esc(_detail_text(r, exchange=False))}</pre>"
-            f"<p>Last exchanges:</p>{exchanges}</details>"
+            f"<p>Exchanges ({len(r.exchanges)}; the one the verdict is about is open):</p>{exchanges}</details>"
         )
     target = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.target.items())
     reconcile = "".join(f"<li>{esc(f)}</li>" for f in report.reconcile)

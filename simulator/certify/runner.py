@@ -160,6 +160,7 @@ class Run:
             if ctx.warnings:
                 result.status, result.message = WARN, "; ".join(ctx.warnings)
                 result.expected, result.actual = ctx.warn_expected, ctx.warn_actual
+                result.focus = ctx.warn_focus
         except Verdict as verdict:
             result.status, result.message = verdict.status, verdict.message
             result.expected, result.actual = verdict.expected, verdict.actual
@@ -220,6 +221,7 @@ class Ctx:
         self.warnings: list[str] = []
         self.warn_expected: str | None = None
         self.warn_actual: str | None = None
+        self.warn_focus = -1
         self.details: dict[str, Any] = {}
         self.note = ""  # the message of a pass (e.g. latency figures)
         self.cleanup: list[Request] = []  # sent unjudged after a failure (e.g. undo an accepted bad debit)
@@ -234,6 +236,8 @@ class Ctx:
     # verdicts
 
     def warn(self, message: str, *, expected: str | None = None, actual: str | None = None) -> None:
+        if not self.warnings and self.exchanges:
+            self.warn_focus = len(self.exchanges) - 1
         self.warnings.append(message)
         self.warn_expected = self.warn_expected or expected
         self.warn_actual = self.warn_actual or actual
