@@ -19,6 +19,7 @@ from aiohttp import web
 
 from simulator import __version__, jsonio, netserve
 from simulator.app import create_app
+from simulator.certify.cli import add_parser as add_certify
 from simulator.client import (
     DEMO_AMBSLOT,
     DEMO_FIZZY,
@@ -366,6 +367,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--agent", default=DEMO_AMBSLOT["id"])
     a.add_argument("-v", "--verbose", action="store_true")
     a.set_defaults(func=cmd_ambslot)
+
+    add_certify(sub)
     return p
 
 

@@ -113,6 +113,20 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
+# `python -m simulator certify`: what the runner uses when neither flag, environment nor target file says
+CERTIFY_DEFAULTS: dict[str, Any] = {
+    "amount": "1.00",  # the stake of every case (whole units keep a float-based wallet exact but in precision.cents)
+    "timeout": 10.0,  # seconds per call
+    "game": "certify-game",
+    "concurrency": 20,  # parallel calls of the concurrency.* cases and of load mode
+    "latency_budget": 1.0,  # seconds: a p99 above it on any endpoint is a warning
+    "abandon_wait": 2.0,  # seconds the runner watches the balance after abandoning a call
+    "load_duplicates": 0.1,  # load mode: share of rounds whose debit is sent twice
+    "load_abandoned": 0.05,  # ... abandoned and retried
+    "load_rollbacks": 0.1,  # ... rolled back (cancelled) instead of settled
+    "load_max_seconds": 300.0,  # load mode stops by itself after this long
+}
+
 _CURRENCY = {"type": "string", "pattern": "^[A-Z0-9]{2,10}$"}
 _AMOUNT = {"type": ["string", "number"]}
 _POLICY = {"enum": ["auto", "strict"]}
