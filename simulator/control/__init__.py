@@ -37,7 +37,7 @@ def public(path: str) -> bool:
     return path == f"{PREFIX}/health" or path == ui.PUBLIC_PREFIX or path.startswith(ui.PUBLIC_PREFIX + "/")
 
 
-def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
+def setup(app: web.Application, sim: Simulator, token: str | None) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -47,7 +47,7 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
         except AdminError as exc:
             return reply(exc.body, exc.status)
 
-    admin = web.Application(middlewares=[guard])
+    admin = web.Application(middlewares=[guard, *sim.admin_middlewares()])
     admin[SIM] = sim
     for room in SETUPS:
         room(admin)
@@ -55,3 +55,4 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
         admin.router.add_routes(table)
     admin.router.add_route("*", "/{tail:.*}", routes.not_found)
     app.add_subapp(PREFIX, admin)
+    return admin

@@ -1,0 +1,613 @@
+"""The shared store: several simulators (replicas, ``--workers``) on one Redis server, state kept over restarts.
+
+Design: a replicated log. Redis holds, under ``{prefix}:``, an append-only stream of every change to the
+wallet state: a *genesis* entry (the scenario the first replica started with), every dialect request that
+changed the ledger (the decoded :class:`Operation`, with the time it ran), and every control call that
+changed something (``PUT /_sim/players/...``, ``POST /_sim/reset``, scenario and rule changes). Each replica
+keeps the ledger in memory, as the embedded store does, and brings it up to date by replaying the entries
+it has not seen; a restarted replica replays them all. There is still one definition of the money rules:
+the dialects' synchronous ``perform`` runs against the local ledger, live and on replay alike, with the
+clock frozen at the entry's time so that every replica computes the same balances.
+
+A request that may change the ledger runs under the store's write lock (``SET NX PX``, taken with the
+entries still to replay in one script), then is committed by a Lua script that appends it only if this
+replica still holds the lock and the stream still ends where this replica's copy does (compare-and-append).
+So two replicas racing on one player are serialised by the server: neither can overdraw nor apply one
+transaction twice. A commit that fails (Redis lost, lock expired) leaves nothing in the stream; the local
+copy, which ran ahead, is rebuilt from the stream before the next request.
+
+Also in Redis: in-flight claims (``SET NX PX``: "pending" across replicas), XPro nonces (``SET NX EX`` the
+replay window) and the token secret, and the scenario's rule counters (one script decides which rule fires
+and counts it, so ``nth``/``after``/``times`` hold across replicas; a probability draws from a hash of the
+rule's seed and its request count, the same on every replica and every run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import logging
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from decimal import Decimal
+from typing import Any, cast
+from unittest import mock
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.streams import StreamReader
+from aiohttp.test_utils import make_mocked_request
+from redis.exceptions import RedisError
+
+from simulator import jsonio
+from simulator.config import Settings
+from simulator.dialects import fields as F
+from simulator.errors import AuthFailed, DomainError, InternalError, TransactionPending
+from simulator.ledger import Ledger, Player, Tombstone, Transaction
+from simulator.operations import Operation, Outcome
+from simulator.scenarios import loader
+from simulator.scenarios.engine import Decision, Engine
+from simulator.scenarios.model import Rule, Scenario
+from simulator.service import Perform, Simulator
+from simulator.store import StoreError, StoreURL
+
+log = logging.getLogger("simulator.store")
+
+LOCK_MS = 5_000  # the write lock expires after this long if its holder vanished
+LOCK_WAIT = 5.0  # seconds a request waits for the lock before it answers the internal error
+CLAIM_MS = 120_000  # an in-flight claim expires after this long if its holder vanished
+CONNECT_TIMEOUT = 2.0
+REPLAY_CHUNK = 5_000
+#: control calls that change nothing (answered without the lock and never logged)
+READ_ONLY_POSTS = ("/_sim/journal/verify", "/_sim/scenario/validate")
+#: control calls whose replay restarts every rule's counters
+RESETS = ("/_sim/reset", "/_sim/scenario")
+OP_FIELDS = ("dialect", "operation", "endpoint", "agent", "player", "transaction", "scope", "round", "game")
+
+ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local start = '-'
+if ARGV[3] ~= '0-0' then start = '(' .. ARGV[3] end
+return redis.call('XRANGE', KEYS[2], start, '+')
+"""
+COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local tail = '0-0'
+if #last > 0 then tail = last[1][1] end
+if tail ~= ARGV[2] then return false end
+local id = redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 't', ARGV[4], 'd', ARGV[5])
+redis.call('DEL', KEYS[1])
+return id
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+GENESIS = """
+if redis.call('XLEN', KEYS[1]) == 0 then
+  return redis.call('XADD', KEYS[1], '*', 'k', 'genesis', 't', ARGV[1], 'd', ARGV[2])
+end
+return false
+"""
+# KEYS: the counters of the rules whose static match holds, in order; ARGV: 5 per rule
+# (times, nth, after, probability, seed; -1 for "not set"). Mirrors Rule.fires.
+DECIDE = """
+for i, key in ipairs(KEYS) do
+  local b = (i - 1) * 5
+  local times, nth = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  local after, p = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local hits = tonumber(redis.call('HGET', key, 'hits') or '0')
+  if times < 0 or hits < times then
+    local seen = redis.call('HINCRBY', key, 'seen', 1)
+    local fires = true
+    if nth >= 0 and seen ~= nth then fires = false end
+    if fires and after >= 0 and seen <= after then fires = false end
+    if fires and p >= 0 then
+      local h = redis.sha1hex(ARGV[b + 5] .. ':' .. seen)
+      if tonumber(string.sub(h, 1, 8), 16) / 4294967296 >= p then fires = false end
+    end
+    if fires then
+      redis.call('HINCRBY', key, 'hits', 1)
+      return {i, seen}
+    end
+  end
+end
+return {0, 0}
+"""
+
+
+class StoreUnavailable(InternalError):
+    """Redis did not answer (or the write lock could not be had): the dialects' internal-error code."""
+
+
+class SharedClock:
+    """The simulator's clock, frozen while a change runs so that its replay computes the same times."""
+
+    def __init__(self, base: Callable[[], float]) -> None:
+        self.base = base
+        self.frozen: float | None = None
+
+    def __call__(self) -> float:
+        return self.frozen if self.frozen is not None else self.base()
+
+    @contextlib.contextmanager
+    def at(self, when: float) -> Iterator[None]:
+        self.frozen = when
+        try:
+            yield
+        finally:
+            self.frozen = None
+
+
+class RecordingLedger(Ledger):
+    """The in-memory ledger, noting whether a request changed it (only those go to the shared log)."""
+
+    changed = False
+
+    def __init__(self, clock: Callable[[], float], max_tombstones: int) -> None:
+        super().__init__(clock, max_tombstones)
+        self.claimed: set[tuple[str, str, str, str]] = set()  # this process's claims (the others are in Redis)
+
+    def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
+        return (dialect, tenant, scope, txn_id) in self.claimed
+
+    def open(self, dialect: str, tenant: str, player_id: str, currency: str, balance: Decimal, **flags: Any) -> Player:
+        self.changed = True
+        return super().open(dialect, tenant, player_id, currency, balance, **flags)
+
+    def set_balance(self, player: Player, balance: Decimal, reason: str = "admin") -> Transaction | None:
+        self.changed = True
+        return super().set_balance(player, balance, reason)
+
+    def bind_session(self, player: Player, session_id: str, create: bool = True) -> str | None:
+        before = len(player.sessions)
+        owner = super().bind_session(player, session_id, create)
+        self.changed = self.changed or len(player.sessions) != before
+        return owner
+
+    def post(self, player: Player, txn_id: str, kind: str, **options: Any) -> Transaction:
+        self.changed = True
+        return super().post(player, txn_id, kind, **options)
+
+    def bury_transaction(
+        self, dialect: str, tenant: str, player_id: str, txn_id: str, *, by: str, scope: str = ""
+    ) -> Tombstone:
+        self.changed = True
+        return super().bury_transaction(dialect, tenant, player_id, txn_id, by=by, scope=scope)
+
+    def bury_round(self, player: Player, round_id: str, *, by: str) -> Tombstone:
+        self.changed = True
+        return super().bury_round(player, round_id, by=by)
+
+    # a stone found is about to count a refused late arrival: that count is state too
+    def transaction_tombstone(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Tombstone | None:
+        stone = super().transaction_tombstone(dialect, tenant, txn_id, scope)
+        self.changed = self.changed or stone is not None
+        return stone
+
+    def round_tombstone(self, player: Player, round_id: str) -> Tombstone | None:
+        stone = super().round_tombstone(player, round_id)
+        self.changed = self.changed or stone is not None
+        return stone
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        base = "{" + prefix + "}:"  # one hash slot per prefix (Redis Cluster keeps a script's keys together)
+        self.log = base + "log"
+        self.lock = base + "lock"
+        self.token_secret = base + "token-secret"
+        self.claim = base + "claim:"
+        self.nonce = base + "nonce:"
+        self.rule = base + "rule:"
+
+
+def encode_op(op: Operation) -> str:
+    data: dict[str, Any] = {name: getattr(op, name) for name in OP_FIELDS}
+    data.update(currency=op.currency, amount=op.amount, request=op.request, mutating=op.mutating)
+    data["params"] = {k: v for k, v in op.params.items() if k != "secret"}
+    return jsonio.dumps(data)
+
+
+def decode_op(text: str) -> Operation:
+    data = jsonio.loads(text)
+    op = Operation(**{name: data[name] for name in OP_FIELDS})
+    op.currency, op.amount, op.request, op.mutating = (
+        data["currency"],
+        data["amount"],
+        data["request"],
+        data["mutating"],
+    )
+    op.params = data["params"]
+    if "fingerprint" in op.params and isinstance(op.request, dict):
+        # the fingerprint is a hash of the request, salted per process: recompute it in this one
+        op.params["fingerprint"] = F.fingerprint(F.json_object(op.request))
+    op.authenticated = True
+    return op
+
+
+def scenario_files(scenario: Scenario) -> list[list[str]]:
+    """(source, text) of each file of a scenario, to rebuild it on every replica (loader.combine's layout)."""
+    if len(scenario.sources) <= 1:
+        return [[src, scenario.text] for src in scenario.sources]
+    files: list[list[str]] = []
+    rest = scenario.text
+    for index, src in enumerate(scenario.sources):
+        marker = f"# --- {src}\n"
+        assert rest.startswith(marker), "a combined scenario's text starts each file with its marker"
+        rest = rest[len(marker) :]
+        following = f"\n# --- {scenario.sources[index + 1]}\n" if index + 1 < len(scenario.sources) else None
+        end = rest.index(following) if following is not None else len(rest)
+        files.append([src, rest[:end]])
+        rest = rest[end + 1 :]
+    return files
+
+
+class SharedSimulator(Simulator):
+    def __init__(
+        self,
+        settings: Settings,
+        scenario: Scenario | None,
+        client: aioredis.Redis,
+        where: StoreURL,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.shared_clock = SharedClock(clock)
+        super().__init__(settings, scenario, self.shared_clock, sleep)
+        self.recording = RecordingLedger(self.shared_clock, settings.server.max_tombstones)
+        self.ledger = self.recording
+        self.redis = client
+        self.where = where
+        self.keys = Keys(where.prefix)
+        self.cursor = "0-0"  # the last log entry applied here
+        self.dirty = True  # the local copy must be rebuilt from the log before it is used
+        self.token = f"{secrets.token_hex(8)}"
+        self._local = asyncio.Lock()  # one change at a time in this process
+        self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
+        self._admin: web.Application | None = None
+        self._replayers: dict[str, Perform] = {}
+        self._acquire = client.register_script(ACQUIRE)
+        self._commit = client.register_script(COMMIT)
+        self._release = client.register_script(RELEASE)
+        self._genesis = client.register_script(GENESIS)
+        self._decide = client.register_script(DECIDE)
+
+    # wiring (app.py and control/__init__.py call these)
+
+    def admin_middlewares(self) -> list[Any]:
+        return [self._admin_middleware]
+
+    def attach(self, performers: dict[str, Perform], admin: web.Application) -> None:
+        self._replayers = performers
+        self._admin = admin
+
+    async def open(self) -> None:
+        with _store_errors():
+            await self.sync()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def store_health(self) -> dict[str, Any]:
+        health: dict[str, Any] = {"kind": "redis", "url": self.where.shown, "entries_applied": self.cursor}
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self.redis.ping()
+            health["ok"] = True
+        except (RedisError, OSError, TimeoutError) as exc:
+            health.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        return health
+
+    # the request pipeline
+
+    async def run(self, op: Operation, perform: Perform) -> Outcome:
+        if op.dialect == "xpro" and "nonce" in op.params and op.agent:
+            try:
+                with _store_errors():
+                    window = max(1, int(self.settings.xpro.timestamp_skew))
+                    fresh = await self.redis.set(
+                        f"{self.keys.nonce}{op.agent}:{op.params['nonce']}", 1, nx=True, ex=window
+                    )
+            except DomainError as err:
+                return Outcome(error=err)
+            if not fresh:
+                return Outcome(error=AuthFailed("x-nonce was already used (replay, seen by another replica)"))
+        return await super().run(op, perform)
+
+    def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
+        if op.mutating and op.transaction is not None:
+            return self._claim((op.dialect, op.agent or "", op.scope, op.transaction))
+        return contextlib.nullcontext()
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, claim: tuple[str, str, str, str]) -> AsyncIterator[None]:
+        key, value = self.keys.claim + jsonio.dumps(list(claim)), secrets.token_hex(8)
+        with _store_errors():
+            if not await self.redis.set(key, value, nx=True, px=CLAIM_MS):
+                raise TransactionPending(f"transaction {claim[3]!r} is still being processed")
+        self.recording.claimed.add(claim)
+        try:
+            yield
+        finally:
+            self.recording.claimed.discard(claim)
+            with contextlib.suppress(RedisError, OSError):
+                await self._release(keys=[key], args=[value])
+
+    async def decide(self, op: Operation) -> Decision | None:
+        with _store_errors():
+            await self.sync()
+            candidates = [rule for rule in self.engine.rules if rule.match.holds(op)]
+            if not candidates:
+                return None
+            keys, args = [], []
+            for rule in candidates:
+                m = rule.match
+                keys.append(self._counter(rule))
+                args += [_opt(rule.times), _opt(m.nth), _opt(m.after), _opt(m.probability), rule.rng_seed]
+            index, seen = await self._decide(keys=keys, args=args)
+        if not index:
+            return None
+        rule = candidates[int(index) - 1]
+        rule.rng = random.Random(f"{rule.rng_seed}:{seen}")  # the delay drawn the same on every replica
+        return Engine._decision(rule)
+
+    async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
+        async with self._local:
+            with _store_errors():
+                await self._lock_and_catch_up()
+            committed = False
+            try:
+                when = self.shared_clock.base()
+                self.recording.changed = False
+                error: DomainError | None = None
+                data: dict[str, Any] = {}
+                with self.shared_clock.at(when):
+                    try:
+                        data = perform(op)
+                    except DomainError as exc:
+                        error = exc
+                if self.recording.changed:
+                    await self._append("op", when, encode_op(op))
+                    committed = True
+                if error is not None:
+                    raise error
+                return data
+            finally:
+                if not committed:
+                    await self._unlock()
+
+    # the log
+
+    async def sync(self) -> None:
+        """Apply the entries other replicas appended (all of them, after a rebuild)."""
+        async with self._local:
+            if self.dirty:
+                await self._rebuild()
+            for entry_id, fields in await self._entries():
+                await self._apply(entry_id, fields)
+
+    async def _entries(self, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
+        """Log entries after this replica's cursor."""
+        start = "-" if self.cursor == "0-0" else "(" + self.cursor
+        found = await self.redis.xrange(self.keys.log, start, "+", count=count)
+        return cast(list[tuple[str, dict[str, str]]], found)
+
+    async def _rebuild(self) -> None:
+        self.engine = Engine(Scenario.empty())
+        self.ledger.reset()
+        self._generations.clear()
+        self.cursor = "0-0"
+        while True:
+            chunk = await self._entries(REPLAY_CHUNK)
+            for entry_id, fields in chunk:
+                await self._apply(entry_id, fields)
+            if len(chunk) < REPLAY_CHUNK:
+                break
+        self.dirty = False
+
+    async def _lock_and_catch_up(self) -> None:
+        if self.dirty:
+            await self._rebuild()
+        deadline = time.monotonic() + LOCK_WAIT
+        pause = 0.0005
+        while True:
+            entries = await self._acquire(keys=[self.keys.lock, self.keys.log], args=[self.token, LOCK_MS, self.cursor])
+            if entries is not None:
+                break
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(f"the store's write lock was busy for {LOCK_WAIT:g}s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        try:
+            for entry_id, flat in entries:
+                await self._apply(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+        except BaseException:
+            await self._unlock()
+            raise
+
+    async def _append(self, kind: str, when: float, data: str) -> None:
+        """Commit one change; on any failure the local copy (already changed) is rebuilt before next use."""
+        try:
+            entry_id = await self._commit(
+                keys=[self.keys.lock, self.keys.log], args=[self.token, self.cursor, kind, repr(when), data]
+            )
+        except (RedisError, OSError) as exc:
+            self.dirty = True
+            raise StoreUnavailable(
+                f"the store was lost while committing ({type(exc).__name__}); nothing applied"
+            ) from None
+        if entry_id is None:
+            self.dirty = True
+            raise StoreUnavailable("the store's write lock expired before the commit; nothing applied")
+        self.cursor = entry_id
+
+    async def _unlock(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._release(keys=[self.keys.lock], args=[self.token])
+
+    async def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
+        kind, when, data = fields["k"], float(fields["t"]), fields["d"]
+        with self.shared_clock.at(when):
+            if kind == "op":
+                op = decode_op(data)
+                perform = self._replayers.get(op.dialect)
+                if perform is not None:
+                    with contextlib.suppress(DomainError):  # a refused request that left a tombstone
+                        perform(op)
+            elif kind == "genesis":
+                self._start(jsonio.loads(data))
+            elif kind == "admin":
+                await self._replay_admin(jsonio.loads(data))
+        restart_all = kind == "genesis" or (kind == "admin" and jsonio.loads(data)["path"] in RESETS)
+        for rule in self.engine.rules:
+            if restart_all or rule not in self._generations:
+                self._generations[rule] = entry_id
+        self.cursor = entry_id
+
+    def _start(self, genesis: dict[str, Any]) -> None:
+        parsed = [loader.parse(text, src, self.settings, i) for i, (src, text) in enumerate(genesis["files"])]
+        self.replace_scenario(loader.combine(parsed))
+
+    def _counter(self, rule: Rule) -> str:
+        generation = self._generations.get(rule, "none")
+        return f"{self.keys.rule}{generation}:{self.engine.rules.index(rule)}"
+
+    async def refresh_counters(self) -> None:
+        """Copy the shared rule counters onto the local rules (what the control API reports)."""
+        rules = list(self.engine.rules)
+        if not rules:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for rule in rules:
+            pipe.hmget(self._counter(rule), "seen", "hits")
+        for rule, (seen, hits) in zip(rules, await pipe.execute(), strict=True):
+            rule.seen, rule.hits = int(seen or 0), int(hits or 0)
+
+    # the control API
+
+    @web.middleware
+    async def _admin_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Control reads see the shared state; control changes are made under the lock and logged."""
+        if request.path == "/_sim/health":
+            return await handler(request)
+        try:
+            if request.method in ("GET", "HEAD", "OPTIONS") or request.path in READ_ONLY_POSTS:
+                with _store_errors():
+                    await self.sync()
+                    await self.refresh_counters()
+                return await handler(request)
+            body = await request.read()
+            async with self._local:
+                with _store_errors():
+                    await self._lock_and_catch_up()
+                return await self._admin_change(request, handler, body)
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc), "store": self.where.shown}, status=503)
+
+    async def _admin_change(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]], body: bytes
+    ) -> web.StreamResponse:
+        committed = False
+        try:
+            when = self.shared_clock.base()
+            with self.shared_clock.at(when):
+                response = await handler(request)
+            if response.status < 400:
+                entry = {
+                    "method": request.method,
+                    "path": request.path,
+                    "query": request.query_string,
+                    "type": request.headers.get("Content-Type", ""),
+                    "body": base64.b64encode(body).decode(),
+                }
+                await self._append("admin", when, jsonio.dumps(entry))
+                committed = True
+                restart_all = request.path in RESETS
+                for rule in self.engine.rules:
+                    if restart_all or rule not in self._generations:
+                        self._generations[rule] = self.cursor
+            return response
+        finally:
+            if not committed:
+                await self._unlock()
+
+    async def _replay_admin(self, entry: dict[str, Any]) -> None:
+        assert self._admin is not None, "attach() runs before the log is read"
+        body = base64.b64decode(entry["body"])
+        path = entry["path"] + (f"?{entry['query']}" if entry["query"] else "")
+        headers = {"Content-Type": entry["type"]} if entry["type"] else {}
+        probe = make_mocked_request(entry["method"], path, headers, app=self._admin)
+        match = await self._admin.router.resolve(probe)
+        payload = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
+        payload.feed_data(body)
+        payload.feed_eof()
+        request = make_mocked_request(
+            entry["method"], path, headers, app=self._admin, match_info=dict(match), payload=payload
+        )
+        with contextlib.suppress(web.HTTPException, DomainError, Exception):
+            await match.handler(request)
+
+
+def _opt(value: float | None) -> str:
+    return "-1" if value is None else repr(value)
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Redis errors as the internal error every dialect documents."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"the shared store did not answer: {type(exc).__name__}: {exc}") from None
+
+
+def _client(where: StoreURL) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        where.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=LOCK_WAIT
+    )
+
+
+async def ping(where: StoreURL) -> None:
+    client = _client(where)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT + 1):
+            await client.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StoreError(f"cannot reach the store {where.shown}: {exc}") from None
+    finally:
+        await client.aclose()
+
+
+async def connect(
+    settings: Settings,
+    scenario: Scenario | None,
+    where: StoreURL,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> SharedSimulator:
+    """Connect, share one XPro token secret, and start the log with this scenario if it is empty."""
+    await ping(where)
+    client = _client(where)
+    keys = Keys(where.prefix)
+    try:
+        if not settings.xpro.token_secret_given:  # random per process: the first replica's is everyone's
+            await client.set(keys.token_secret, settings.xpro.token_secret, nx=True)
+            secret = str(await client.get(keys.token_secret))
+            settings = dataclasses.replace(settings, xpro=dataclasses.replace(settings.xpro, token_secret=secret))
+        scenario = scenario or Scenario.empty()
+        genesis = jsonio.dumps({"files": scenario_files(scenario)})
+        started = await client.eval(GENESIS, 1, keys.log, repr(clock()), genesis)
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        raise StoreError(f"cannot use the store {where.shown}: {exc}") from None
+    if started is None:
+        log.info("joining the shared state at %s (its scenario, players and transactions)", where.shown)
+    return SharedSimulator(settings, scenario, client, where, clock, sleep)
