@@ -85,18 +85,19 @@ def free_port() -> int:
 class RedisServer:
     """A real ``redis-server`` on 127.0.0.1 and a free port, in a temporary directory, no persistence."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, persist: bool = False) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not os.path.exists(binary):
             pytest.fail(f"redis-server is not installed; the Redis store tests need it: {REDIS_INSTALL}")
-        self.binary, self.directory, self.port = binary, directory, free_port()
+        self.binary, self.directory, self.port, self.persist = binary, directory, free_port(), persist
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, prefix: str | None = None) -> str:
         return f"redis://127.0.0.1:{self.port}/0" + (f"?prefix={prefix}" if prefix else "")
 
     def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        persist = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persist]
         args += ["--dir", self.directory, "--protected-mode", "no", "--loglevel", "warning"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
