@@ -47,12 +47,14 @@ from simulator import jsonio
 from simulator.config import Settings
 from simulator.dialects import fields as F
 from simulator.errors import AuthFailed, DomainError, InternalError, TransactionPending
+from simulator.journal import Entry, Journal
 from simulator.ledger import Ledger, Player, Tombstone, Transaction
 from simulator.operations import Operation, Outcome
 from simulator.scenarios import loader
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
 from simulator.service import Perform, Simulator
+from simulator.sharedjournal import JournalLink
 from simulator.store import StoreError, StoreURL
 
 log = logging.getLogger("simulator.store")
@@ -205,6 +207,7 @@ class Keys:
         self.claim = base + "claim:"
         self.nonce = base + "nonce:"
         self.rule = base + "rule:"
+        self.journal = base + "journal"
 
 
 def encode_op(op: Operation) -> str:
@@ -272,6 +275,7 @@ class SharedSimulator(Simulator):
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
         self._admin: web.Application | None = None
         self._replayers: dict[str, Perform] = {}
+        self.journal_link = JournalLink(client, self.keys.journal, self.journal, self.token)
         self._acquire = client.register_script(ACQUIRE)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
@@ -290,9 +294,16 @@ class SharedSimulator(Simulator):
     async def open(self) -> None:
         with _store_errors():
             await self.sync()
+            await self.journal_link.pull()
+        self.journal_link.start()
 
     async def close(self) -> None:
+        await self.journal_link.stop()
         await self.redis.aclose()
+
+    def record(self, entry: Entry) -> None:
+        super().record(entry)
+        self.journal_link.publish(entry)
 
     async def store_health(self) -> dict[str, Any]:
         health: dict[str, Any] = {"kind": "redis", "url": self.where.shown, "entries_applied": self.cursor}
@@ -399,6 +410,15 @@ class SharedSimulator(Simulator):
         return cast(list[tuple[str, dict[str, str]]], found)
 
     async def _rebuild(self) -> None:
+        """Replay the whole log into an empty copy (this replica's journal is kept: resets replayed here
+        are history, not news)."""
+        journal, self.journal = self.journal, Journal(1)
+        try:
+            await self._replay_all()
+        finally:
+            self.journal = journal
+
+    async def _replay_all(self) -> None:
         self.engine = Engine(Scenario.empty())
         self.ledger.reset()
         self._generations.clear()
@@ -503,6 +523,7 @@ class SharedSimulator(Simulator):
                 with _store_errors():
                     await self.sync()
                     await self.refresh_counters()
+                    await self.journal_link.pull()
                 return await handler(request)
             body = await request.read()
             async with self._local:
@@ -530,6 +551,9 @@ class SharedSimulator(Simulator):
                 }
                 await self._append("admin", when, jsonio.dumps(entry))
                 committed = True
+                if request.path in (*RESETS, "/_sim/journal"):  # each clears the journal: every replica's
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.journal_link.clear()
                 restart_all = request.path in RESETS
                 for rule in self.engine.rules:
                     if restart_all or rule not in self._generations:

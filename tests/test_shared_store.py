@@ -94,6 +94,26 @@ async def test_control_changes_reach_every_replica(start: Start, redis_server: R
     assert [(r["name"], r["hits"]) for r in rules] == [("no-bets", 0)]  # kept, counters restarted
 
 
+async def test_the_journal_shows_every_replica_and_survives_a_restart(start: Start, redis_server: RedisServer) -> None:
+    url = fresh(redis_server)
+    a, b = await start(store_url=url), await start(store_url=url)
+    await a.amb.bet("member001", "R1", 10, txn="on-a")
+    await b.amb.bet("member001", "R2", 10, txn="on-b")
+    for h in (a, b):
+        entries = (await h.admin("GET", "/_sim/journal?dialect=ambslot"))[1]
+        assert sorted(e["transaction"] for e in entries) == ["on-a", "on-b"]
+        verified = await h.admin("POST", "/_sim/journal/verify", {"match": {"operation": "bet"}, "count": 2})
+        assert verified[1]["ok"], verified
+    await a.close()
+    again = await start(store_url=url)
+    entries = (await again.admin("GET", "/_sim/journal"))[1]
+    assert sorted(e["transaction"] for e in entries) == ["on-a", "on-b"]
+    assert entries[0]["response"]["body"]["data"]["balance"]["after"] == Decimal(990)  # exact, not a float
+    assert (await b.admin("DELETE", "/_sim/journal"))[0] == 200
+    for h in (b, again):
+        assert (await h.admin("GET", "/_sim/journal"))[1] == []
+
+
 async def test_a_restarted_simulator_serves_the_same_state(start: Start, redis_server: RedisServer) -> None:
     url = fresh(redis_server)
     first = await start(store_url=url, scenario=RACE_SCENARIO)
