@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, jsonio
+from simulator import __version__, cli_call, jsonio
 from simulator.app import create_app
 from simulator.client import (
     DEMO_AMBSLOT,
@@ -25,7 +25,7 @@ from simulator.client import (
     DEMO_XPRO,
     AmbslotClient,
     FizzyClient,
-    Prepared,
+    Reply,
     XproClient,
 )
 from simulator.config import Settings, xpro_key
@@ -64,9 +64,16 @@ def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str |
     for amb in list(a.agents.values())[:3]:
         lines.append(f"  AMBSlot  {base}{a.prefix}/balance  agent={amb.id} currency={amb.currency}")
     lines.append(f"  Admin    {base}/_sim/health" + ("  (Authorization: Bearer <admin token>)" if admin_token else ""))
-    rules = len(scenario.rules)
-    lines.append(f"  Scenario {scenario.name} ({', '.join(scenario.sources) or 'none'}): {rules} rule(s)")
+    if scenario.sources:
+        rules = plural(len(scenario.rules), "rule")
+        lines.append(f"  Scenario {scenario.name} ({', '.join(scenario.sources)}): {rules}")
+    else:
+        lines.append("  Scenario none loaded (--scenario FILE or builtin:NAME)")
     return "\n".join(lines)
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -177,7 +184,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed += 1
             print("\n".join(exc.problems), file=sys.stderr)
             continue
-        print(f"{path}: ok ({scenario.name}: {len(scenario.players)} player entr(ies), {len(scenario.rules)} rule(s))")
+        print(
+            f"{path}: ok ({scenario.name}: {plural(len(scenario.players), 'player entry', 'player entries')}, "
+            f"{plural(len(scenario.rules), 'rule')})"
+        )
     return 1 if failed else 0
 
 
@@ -186,22 +196,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-# helpers for integrators debugging their own crypto
-
-
-def _show(prepared: Prepared) -> None:
-    for name, value in prepared.notes.items():
-        print(f"{name}:\n  {value}")
-    print("headers:")
-    for name, value in prepared.headers.items():
-        print(f"  {name}: {value}")
-    print(f"body:\n  {prepared.body.decode()}")
-    print(f"curl:\n  {prepared.curl()}")
-
-
-def _print_reply(status: int, body: Any) -> None:
-    print(f"HTTP {status}")
-    print(body if isinstance(body, str) else jsonio.pretty(body))
+# helpers for integrators debugging their own crypto (the exchange itself: simulator.cli_call)
 
 
 def cmd_xpro(args: argparse.Namespace) -> int:
@@ -226,7 +221,7 @@ def cmd_xpro(args: argparse.Namespace) -> int:
         return 0
     client = XproClient(args.url, args.agent, args.secret, args.api_key)
     if args.action == "sign":
-        _show(
+        cli_call.show(
             client.prepare(
                 args.path,
                 args.plaintext or "{}",
@@ -237,52 +232,53 @@ def cmd_xpro(args: argparse.Namespace) -> int:
         )
         return 0
 
+    def succeeded(reply: Reply) -> bool:
+        return reply.status == 200 and cli_call.code_of(reply, "code") == 0
+
     async def call() -> int:
         async with client:
             if args.path != "/v2/auth":
-                client.token = args.token or await client.authenticate()
+                if args.token:
+                    client.token = args.token
+                else:
+                    auth = client.prepare("/v2/auth", {"agentId": client.agent_id, "secret": client.secret})
+                    got, reply = await cli_call.exchange(client.send, auth, succeeded, verbose=args.verbose)
+                    if reply is None or got != cli_call.OK:
+                        print("error: /v2/auth gave no token (above); nothing else was sent", file=sys.stderr)
+                        return got
+                    client.token = str(reply.json["data"]["accessToken"])
             prepared = client.prepare(args.path, args.plaintext or "{}")
-            if args.verbose:
-                _show(prepared)
-            reply = await client.send(prepared)
-            _print_reply(reply.status, reply.body)
-            return 0 if reply.status == 200 and isinstance(reply.body, dict) and reply.body.get("code") == 0 else 1
+            return (await cli_call.exchange(client.send, prepared, succeeded, verbose=args.verbose))[0]
 
-    return asyncio.run(call())
+    return cli_call.run(call, args.url)
 
 
 def cmd_fizzy(args: argparse.Namespace) -> int:
     client = FizzyClient(args.url, args.public_key, args.private_key)
     prepared = client.prepare(args.path, args.body, url=args.signed_url)
     if args.action == "sign":
-        _show(prepared)
+        cli_call.show(prepared)
         return 0
 
     async def call() -> int:
         async with client:
-            if args.verbose:
-                _show(prepared)
-            reply = await client.send(prepared)
-            _print_reply(reply.status, reply.body)
-            return 0 if reply.status == 200 else 1
+            return (await cli_call.exchange(client.send, prepared, lambda r: r.status == 200, verbose=args.verbose))[0]
 
-    return asyncio.run(call())
+    return cli_call.run(call, args.url)
 
 
 def cmd_ambslot(args: argparse.Namespace) -> int:
     client = AmbslotClient(args.url, args.agent)
 
+    def succeeded(reply: Reply) -> bool:
+        return cli_call.code_of(reply, "status", "code") == 0
+
     async def call() -> int:
         async with client:
             prepared = client.prepare(args.path, args.body)
-            if args.verbose:
-                _show(prepared)
-            reply = await client.send(prepared)
-            _print_reply(reply.status, reply.body)
-            ok = isinstance(reply.body, dict) and reply.body.get("status", {}).get("code") == 0
-            return 0 if ok else 1
+            return (await cli_call.exchange(client.send, prepared, succeeded, verbose=args.verbose))[0]
 
-    return asyncio.run(call())
+    return cli_call.run(call, args.url)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -350,6 +346,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(list(sys.argv[1:] if argv is None else argv))
     result: int = args.func(args)
     return result
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Options may come anywhere after the command (``fizzy call --url U /wallet/withdraw BODY`` and
+    ``fizzy call /wallet/withdraw BODY --url U`` alike): each command's own parser parses intermixed."""
+    top = parser()
+    commands = next((a.choices for a in top._actions if isinstance(a.choices, dict)), {})
+    if argv and argv[0] in commands:
+        command: argparse.ArgumentParser = commands[argv[0]]
+        return command.parse_intermixed_args(argv[1:])
+    return top.parse_args(argv)

@@ -79,7 +79,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_serve_prints_banner_with_real_port_and_stops_cleanly_on_sigterm(serve: type[Served]) -> None:
-    served = serve(["--scenario", "scenarios/happy_path.yaml"])
+    served = serve(["--scenario", "builtin:happy_path"])
     assert ":0" not in served.url and served.url.startswith("http://127.0.0.1:")
     for text in (
         "demo-secret",
@@ -209,7 +209,7 @@ def test_json_log_lines(serve: type[Served]) -> None:
 
 
 def test_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = ROOT / "scenarios" / "flaky_network.yaml"
+    good = ROOT / "simulator" / "scenarios" / "builtin" / "flaky_network.yaml"
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nrules:\n  - delay: soon\n")
     assert main(["validate", str(good)]) == 0
@@ -254,7 +254,7 @@ def test_fizzy_sign_shows_the_string_to_sign(capsys: pytest.CaptureFixture[str])
 
 
 def test_call_helpers_against_a_running_server(serve: type[Served]) -> None:
-    served = serve(["--scenario", "scenarios/happy_path.yaml"])
+    served = serve(["--scenario", "builtin:happy_path"])
     env = {**os.environ}
     for args, expected in (
         (
