@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, cli_call, jsonio
+from simulator import __version__, cli_call, environ, jsonio, logs, waitready
 from simulator.app import create_app
 from simulator.client import (
     DEMO_AMBSLOT,
@@ -72,6 +73,17 @@ def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str |
     return "\n".join(lines)
 
 
+def announce(text: str, fmt: str, base: str) -> None:
+    """The banner: on stdout as text, or (``--log-format json``) as log records, one per line, so that
+    every line the server writes is JSON."""
+    if fmt != "json":
+        print(text, flush=True)
+        return
+    for index, line in enumerate(text.splitlines()):
+        if line.strip():
+            log.info(line.strip(), extra={"fields": {"url": base} if index == 0 else {}})
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
@@ -116,7 +128,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    print(banner(settings, scenario, base, admin_token), flush=True)
+    announce(banner(settings, scenario, base, admin_token), settings.server.log_format, base)
     if ready:
         ready(base)
     try:
@@ -124,17 +136,14 @@ async def serve(
     finally:
         log.info("shutting down: waiting up to %ss for requests in flight", settings.server.shutdown_timeout)
         await runner.cleanup()
-
-
-def configure_logging(fmt: str, level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        stream=sys.stderr,
-        format="%(message)s" if fmt == "json" else "%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+        log.info("stopped", extra={"fields": {"url": base}})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    problems = environ.apply(args, os.environ)
+    logs.configure(args.log_format or "text")
+    if problems:
+        return refuse(args.log_format, "refusing to start: bad environment variable", problems)
     try:
         settings = load_config(args.config)
         overrides: dict[str, Any] = {}
@@ -148,26 +157,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
             overrides["log_requests"] = False
         if overrides:
             settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, **overrides))
+        logs.configure(settings.server.log_format)
         scenario = loader.load_files(args.scenario or [], settings)
     except SourceError as exc:
-        print("refusing to start:\n" + "\n".join(f"  {p}" for p in exc.problems), file=sys.stderr)
-        return 2
+        return refuse(args.log_format, "refusing to start", exc.problems)
     server = settings.server
     if not is_loopback(server.host) and not server.admin_token and not server.insecure_admin:
-        print(
-            f"refusing to start: bound to {server.host}, the /_sim control API would be open to the network.\n"
-            "  Give --admin-token TOKEN (then /_sim needs Authorization: Bearer TOKEN),\n"
-            "  or --insecure-admin to leave it open on purpose.",
-            file=sys.stderr,
+        return refuse(
+            server.log_format,
+            f"refusing to start: bound to {server.host}, the /_sim control API would be open to the network",
+            [
+                "Give --admin-token TOKEN (then /_sim needs Authorization: Bearer TOKEN),",
+                "or --insecure-admin to leave it open on purpose.",
+            ],
         )
-        return 2
-    configure_logging(server.log_format)
     try:
         asyncio.run(serve(settings, scenario, admin_token=server.admin_token))
     except OSError as exc:
-        print(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return refuse(server.log_format, f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", [], 1)
     return 0
+
+
+def refuse(fmt: str | None, headline: str, problems: list[str], code: int = 2) -> int:
+    """Why the server did not start: indented text lines, or one JSON log record with the problems."""
+    if fmt == "json":
+        log.error(headline, extra={"fields": {"problems": problems}})
+    else:
+        print(headline + (":" if problems else "") + "".join(f"\n  {p}" for p in problems), file=sys.stderr)
+    return code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -189,6 +206,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{plural(len(scenario.rules), 'rule')})"
         )
     return 1 if failed else 0
+
+
+def cmd_wait_ready(args: argparse.Namespace) -> int:
+    ready, line = waitready.wait(args.url, args.timeout, args.interval)
+    print(line, file=sys.stdout if ready else sys.stderr)
+    return 0 if ready else 1
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -233,7 +256,7 @@ def cmd_xpro(args: argparse.Namespace) -> int:
         return 0
 
     def succeeded(reply: Reply) -> bool:
-        return reply.status == 200 and cli_call.code_of(reply, "code") == 0
+        return reply.status == 200 and bool(cli_call.code_of(reply, "code") == 0)
 
     async def call() -> int:
         async with client:
@@ -271,7 +294,7 @@ def cmd_ambslot(args: argparse.Namespace) -> int:
     client = AmbslotClient(args.url, args.agent)
 
     def succeeded(reply: Reply) -> bool:
-        return cli_call.code_of(reply, "status", "code") == 0
+        return bool(cli_call.code_of(reply, "status", "code") == 0)
 
     async def call() -> int:
         async with client:
@@ -286,11 +309,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=__version__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="serve all three dialects and the /_sim control API")
+    s = sub.add_parser(
+        "serve",
+        help="serve all three dialects and the /_sim control API",
+        epilog=environ.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("--host", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     s.add_argument("--config", help="YAML config file (agents, brands, policies, server settings)")
-    s.add_argument("--scenario", action="append", help="scenario file; repeat to apply several in order")
+    s.add_argument(
+        "--scenario", action="append", help="scenario file or builtin:NAME; repeat to apply several in order"
+    )
     s.add_argument("--admin-token", help="require Authorization: Bearer TOKEN on /_sim (not health)")
     s.add_argument("--insecure-admin", action="store_true", help="leave /_sim open on a non-loopback address")
     s.add_argument("--log-format", choices=["text", "json"])
@@ -302,6 +332,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+")
     v.add_argument("--config", help="config file, to check tenants named by the scenario")
     v.set_defaults(func=cmd_validate)
+
+    w = sub.add_parser("wait-ready", help="wait until a simulator at URL answers /_sim/health (for CI scripts)")
+    w.add_argument("url", help="the simulator's base URL, e.g. http://127.0.0.1:8080")
+    w.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+    w.add_argument("--interval", type=float, default=0.2, help="seconds between attempts (default 0.2)")
+    w.set_defaults(func=cmd_wait_ready)
 
     sc = sub.add_parser("schema", help="print the scenario JSON Schema (or its path with --path)")
     sc.add_argument("--path", action="store_true")

@@ -195,17 +195,53 @@ def test_serve_on_all_interfaces_with_a_token(serve: type[Served]) -> None:
         proc.communicate()
 
 
-def test_json_log_lines(serve: type[Served]) -> None:
-    served = serve(["--log-format", "json"])
-    body = json.dumps({"username": "member001", "agentId": "demo"}).encode()
-    with urllib.request.urlopen(urllib.request.Request(served.url + "/balance", data=body, method="POST"), timeout=10):
-        pass
-    assert served.stop() == 0
-    _, stderr = served.proc.communicate()
-    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+def test_json_logs_every_line_from_start_to_stop_with_admin_actions(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stderr is not None
+        first = json.loads(proc.stderr.readline())  # the banner, as log records
+        assert first["message"].startswith("Wallet simulator") and first["logger"] == "simulator"
+        url = first["url"]
+        body = json.dumps({"username": "member001", "agentId": "demo"}).encode()
+        calls = [
+            ("/balance", body, "POST"),
+            ("/_sim/reset", b"", "POST"),
+            ("/_sim/players/fizzy/p-9", b'{"balance": 5}', "PUT"),
+            ("/_sim/scenario", b"name: other\n", "PUT"),
+        ]
+        for path, data, method in calls:
+            with urllib.request.urlopen(urllib.request.Request(url + path, data=data, method=method), timeout=10):
+                pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=START_TIMEOUT)
+    assert proc.returncode == 0 and out == ""
+    lines = [first] + [json.loads(line) for line in err.splitlines()]  # every line is JSON
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= set(line), line
     entry = next(line for line in lines if line.get("endpoint") == "/balance")
-    assert entry["dialect"] == "ambslot" and entry["operation"] == "balance" and entry["player"] == "member001"
+    assert entry["logger"] == "simulator.access" and entry["dialect"] == "ambslot"
+    assert entry["operation"] == "balance" and entry["player"] == "member001"
     assert entry["status"] == 200 and entry["code"] == 0 and isinstance(entry["ms"], float)
+    admin = {line["action"]: line for line in lines if line["logger"] == "simulator.admin"}
+    assert set(admin) == {"reset", "player", "scenario"}
+    assert admin["player"]["player"] == "p-9" and admin["player"]["fields"] == {"balance": 5}
+    assert admin["scenario"]["scenario"] == "other"
+    assert any("Scenario none loaded" in line["message"] for line in lines)
+    assert lines[-1]["message"] == "stopped" and "shutting down" in lines[-2]["message"]
+
+
+def test_json_refusal_is_json_too(tmp_path: Path) -> None:
+    result = run("serve", "--port", "0", "--log-format", "json", "--scenario", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    line = json.loads(result.stderr)
+    assert line["level"] == "ERROR" and line["problems"] == [f"{tmp_path / 'missing.yaml'}: no such file"]
 
 
 def test_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

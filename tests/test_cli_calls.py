@@ -4,6 +4,7 @@ against a real server, with options anywhere, the simulator's headers shown, and
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 
@@ -33,7 +34,7 @@ async def cli(*args: str) -> tuple[int, str, str]:
 
 
 def balance(player: str) -> str:
-    return '{"username":"%s","agentId":"demo"}' % player
+    return json.dumps({"username": player, "agentId": "demo"})
 
 
 async def test_options_anywhere_and_the_simulator_headers_are_printed(start: Start) -> None:
@@ -68,7 +69,7 @@ async def test_options_anywhere_and_the_simulator_headers_are_printed(start: Sta
 async def test_injected_faults_are_one_readable_line(start: Start, player: str, says: str) -> None:
     h = await start(scenario=FAULTS)
     code, out, err = await cli("ambslot", "call", "/balance", balance(player), "--url", h.url)
-    assert code == 2
+    assert code == 2 and out == ""
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: ") and says in err
 

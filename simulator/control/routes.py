@@ -6,6 +6,7 @@ with ``{"error": ...}``.
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,7 @@ from simulator.scenarios import loader
 from simulator.scenarios.model import Match
 from simulator.service import Simulator
 
+log = logging.getLogger("simulator.admin")
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")
 VERIFY_FORBIDDEN = ("nth", "after", "probability")
 
@@ -99,6 +101,7 @@ async def health(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     sim = sim_of(request)
     sim.reset()
+    log.info("reset: %d players", len(sim.ledger.players), extra={"fields": {"action": "reset"}})
     return reply({"ok": True, "players": len(sim.ledger.players)})
 
 
@@ -162,6 +165,16 @@ async def put_player(request: web.Request) -> web.Response:
             player.bet_limit = bet_limit
         for session in sessions:
             ledger.bind_session(player, session)
+    changed = {k: v for k, v in body.items() if k != tenant_key}
+    log.info(
+        "player %s %s/%s/%s: %s",
+        "created" if created else "changed",
+        dialect,
+        tenant,
+        pid,
+        ", ".join(f"{k}={v}" for k, v in changed.items()) or "no change",
+        extra={"fields": {"action": "player", "dialect": dialect, "tenant": tenant, "player": pid, "fields": changed}},
+    )
     return reply(player_view(player), 201 if created else 200)
 
 
@@ -192,6 +205,7 @@ async def journal(request: web.Request) -> web.Response:
 
 async def clear_journal(request: web.Request) -> web.Response:
     sim_of(request).journal.clear()
+    log.info("journal cleared", extra={"fields": {"action": "clear_journal"}})
     return reply({"ok": True})
 
 
@@ -231,6 +245,12 @@ async def put_scenario(request: web.Request) -> web.Response:
     except SourceError as exc:
         raise AdminError(400, str(exc), problems=exc.problems) from None
     sim.replace_scenario(scenario)
+    log.info(
+        "scenario replaced: %s (%d rules)",
+        scenario.name,
+        len(scenario.rules),
+        extra={"fields": {"action": "scenario", "scenario": scenario.name, "rules": len(scenario.rules)}},
+    )
     return reply({"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(sim.ledger.players)})
 
 
