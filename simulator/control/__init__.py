@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simulator.control import routes
+from simulator.control import openapi, routes
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.service import Simulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: every room's route table; the catch-all "no such call" route comes last
-TABLES: list[list[web.RouteDef]] = [routes.ROUTES]
+TABLES: list[list[web.RouteDef]] = [routes.ROUTES, openapi.ROUTES]
 
 
 def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
@@ -38,6 +38,7 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
 
     admin = web.Application(middlewares=[guard])
     admin[SIM] = sim
+    admin[openapi.TOKEN] = bool(token)
     for table in TABLES:
         admin.router.add_routes(table)
     admin.router.add_route("*", "/{tail:.*}", routes.not_found)

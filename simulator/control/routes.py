@@ -14,6 +14,7 @@ from aiohttp import web
 
 from simulator import __version__, jsonio
 from simulator.config import DIALECTS
+from simulator.control import har
 from simulator.control.http import (
     PREFIX,
     AdminError,
@@ -94,11 +95,13 @@ def match_from(spec: Any, sim: Simulator) -> Match:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness and identity: status ok, version, dialects, loaded scenario (never needs the admin token)."""
     sim = sim_of(request)
     return reply({"status": "ok", "version": __version__, "dialects": list(DIALECTS), "scenario": sim.scenario.name})
 
 
 async def reset(request: web.Request) -> web.Response:
+    """Back to the start: scenario players, no transactions, empty journal, rule counters at zero."""
     sim = sim_of(request)
     sim.reset()
     log.info("reset: %d players", len(sim.ledger.players), extra={"fields": {"action": "reset"}})
@@ -106,6 +109,7 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def players(request: web.Request) -> web.Response:
+    """Players with balance, currency, flags and sessions (filters: dialect, q)."""
     dialect, q = request.query.get("dialect"), request.query.get("q")
     found = [
         player_view(p)
@@ -116,10 +120,12 @@ async def players(request: web.Request) -> web.Response:
 
 
 async def get_player(request: web.Request) -> web.Response:
+    """One player with its transactions, newest first."""
     return reply(player_view(find_player(request), with_transactions=True))
 
 
 async def put_player(request: web.Request) -> web.Response:
+    """Create (201) or update (200) a player: balance, currency, flags, bet limit, sessions, tenant."""
     sim = sim_of(request)
     dialect = dialect_of(request)
     body = await json_body(request)
@@ -179,6 +185,7 @@ async def put_player(request: web.Request) -> web.Response:
 
 
 async def transactions(request: web.Request) -> web.Response:
+    """The ledger, newest first (filters: dialect, player, status, limit)."""
     q = request.query
     limit = query_int(q.get("limit"), "limit")
     found = [
@@ -192,6 +199,7 @@ async def transactions(request: web.Request) -> web.Response:
 
 
 async def journal(request: web.Request) -> web.Response:
+    """Recorded requests, oldest first (filters: limit, dialect, operation, player, rule; format=har)."""
     q = request.query
     entries = sim_of(request).journal.query(
         dialect=q.get("dialect"),
@@ -200,16 +208,24 @@ async def journal(request: web.Request) -> web.Response:
         rule=q.get("rule"),
         limit=query_int(q.get("limit"), "limit"),
     )
+    if q.get("format") == "har":
+        settings = sim_of(request).settings
+        prefixes = {d: getattr(settings, d).prefix for d in DIALECTS}
+        return reply(har.archive(entries, f"{request.scheme}://{request.host}", prefixes))
+    if q.get("format", "json") != "json":
+        raise AdminError(400, "format must be json (the default) or har")
     return reply([e.to_dict() for e in entries])
 
 
 async def clear_journal(request: web.Request) -> web.Response:
+    """Empty the journal."""
     sim_of(request).journal.clear()
     log.info("journal cleared", extra={"fields": {"action": "clear_journal"}})
     return reply({"ok": True})
 
 
 async def verify(request: web.Request) -> web.Response:
+    """Count the recorded requests matching scenario match keys: 200 ok, or 409 with the closest misses."""
     sim = sim_of(request)
     body = await json_body(request)
     match = match_from(body.get("match", {}), sim)
@@ -234,10 +250,12 @@ async def verify(request: web.Request) -> web.Response:
 
 
 async def get_scenario(request: web.Request) -> web.Response:
+    """The loaded scenario as YAML."""
     return web.Response(text=loader.dump(sim_of(request).scenario), content_type="application/yaml")
 
 
 async def put_scenario(request: web.Request) -> web.Response:
+    """Replace the scenario (YAML body) and reset to its starting state; 400 with problems if invalid."""
     sim = sim_of(request)
     text = await request.text()
     try:
@@ -255,6 +273,7 @@ async def put_scenario(request: web.Request) -> web.Response:
 
 
 async def invariants(request: web.Request) -> web.Response:
+    """Ledger self-check: 200 ok, or 409 with the offenders."""
     result = sim_of(request).ledger.invariants()
     return reply(result, 200 if result["ok"] else 409)
 
