@@ -246,7 +246,9 @@ async def verify(request: web.Request) -> web.Response:
     if ok:
         return reply({"ok": True, "found": n})
     closest = hits[:5] if hits else _closest(entries, match)
-    return reply({"ok": False, "found": n, "expected": bounds, "closest": [e.to_dict() for e in closest]}, 409)
+    misses = [miss_line(e, match) for e in closest]
+    answer = {"ok": False, "found": n, "expected": bounds, "misses": misses, "closest": [e.to_dict() for e in closest]}
+    return reply(answer, 409)
 
 
 async def get_scenario(request: web.Request) -> web.Response:
@@ -283,16 +285,29 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 def _closest(entries: list[Entry], match: Match) -> list[Entry]:
-    """The recorded requests that miss the match on the fewest equality keys."""
+    """The recorded requests that miss the match on the fewest keys, newest first among equals."""
 
     def misses(entry: Entry) -> int:
-        op = entry.op
-        if op is None:
-            return len(match.equal) + 1
-        return sum(1 for key, value in match.equal if getattr(op, key) != value)
+        return len(match.misses(entry.op)) if entry.op is not None else len(match.equal) + 3
 
     scored = sorted((misses(e), -e.seq, i) for i, e in enumerate(entries))
     return [entries[i] for _, _, i in scored[:5]]
+
+
+def miss_line(entry: Entry, match: Match) -> str:
+    """One recorded request and how it differs from the match, e.g.
+    ``#7 xpro /v2/members/transaction deposit player001 T-1 -> 0: operation: expected 'withdraw', got 'deposit'``.
+    Identifiers and codes only: never a request body, so no secret or token is shown."""
+    op = entry.op
+    what = " ".join(str(v) for v in (entry.operation, entry.player, entry.transaction) if v is not None)
+    head = f"#{entry.seq} {entry.dialect} {entry.endpoint} {what}".rstrip() + f" -> {entry.code}"
+    if op is None:
+        return f"{head}: refused before it was decoded ({entry.detail or 'no detail'})"
+    found = match.misses(op)
+    if not found:
+        return f"{head}: matches (counted)"
+    shown = [(key, want, got if isinstance(got, Decimal) else repr(got)) for key, want, got in found]
+    return f"{head}: " + "; ".join(f"{key}: expected {want}, got {got}" for key, want, got in shown)
 
 
 ROUTES: list[web.RouteDef] = [
