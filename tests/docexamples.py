@@ -77,8 +77,12 @@ def matches(documented: Any, actual: Any, where: str = "") -> list[str]:
                 problems += matches(documented[key], actual[key], f"{where}.{key}")
         return problems
     if isinstance(documented, list) and isinstance(actual, list) and len(documented) == len(actual):
-        return [p for i, (d, a) in enumerate(zip(documented, actual, strict=True)) for p in matches(d, a, f"{where}[{i}]")]
-    return [] if documented == actual and type(documented) is type(actual) else [f"{where}: {documented!r} != {actual!r}"]
+        return [
+            p for i, (d, a) in enumerate(zip(documented, actual, strict=True)) for p in matches(d, a, f"{where}[{i}]")
+        ]
+    return (
+        [] if documented == actual and type(documented) is type(actual) else [f"{where}: {documented!r} != {actual!r}"]
+    )
 
 
 class Runner:

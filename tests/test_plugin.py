@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,15 @@ def test_builtin_scenarios_async_tests_and_compact_verify(pytester: pytest.Pytes
     # with pytest-asyncio in auto mode, it runs the async test, and nothing changes for the user
     result = pytester.runpytest_subprocess("-q", "-p", "asyncio", "-o", "asyncio_mode=auto")
     result.assert_outcomes(passed=6)
+
+
+def test_the_readme_ci_example_passes_as_written(pytester: pytest.Pytester) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- ci-example: (\S+) -->\s*```python\n(.*?)\n```", readme, re.S)
+    assert found is not None
+    name, code = found.group(1), found.group(2)
+    pytester.makepyfile(**{name.removesuffix(".py"): code})
+    tests = code.count("\ndef test_") + code.count("\nasync def test_")
+    # a separate project, the installed package, no async plugin: exactly what the README promises
+    result = pytester.runpytest_subprocess("-q", "-p", "no:asyncio", "-p", "no:aiohttp")
+    result.assert_outcomes(passed=tests)
