@@ -189,7 +189,9 @@ def verify_failure(match: dict[str, Any], answer: dict[str, Any]) -> str:
     """A failed verify in a few lines: what was asked, how many matched, and for each closest recorded
     request which match key differed (expected vs actual). No request bodies, so no tokens or secrets."""
     wanted = ", ".join(f"{k} {v}" for k, v in answer.get("expected", {}).items())
-    lines = [f"journal verify failed: {answer.get('found')} request(s) match {match}, expected {wanted}"]
+    found = answer.get("found")
+    counted = f"{found} request matches" if found == 1 else f"{found} requests match"
+    lines = [f"journal verify failed: {counted} {match}, expected {wanted}"]
     misses = answer.get("misses") or []
     lines.append("closest recorded requests:" if misses else "the journal is empty")
     lines += [f"  {line}" for line in misses]

@@ -254,6 +254,24 @@ def test_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"{bad}:3: rules[0].delay:" in capsys.readouterr().err
 
 
+def test_validate_reports_every_problem_builtin_names_and_missing_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "builtin:timeouts", "builtin:happy_path"]) == 0
+    out = capsys.readouterr().out
+    assert "builtin:timeouts: ok (timeouts: " in out and "(entr(ies)" not in out and "(s)" not in out
+    assert "builtin:happy_path: ok (happy-path: 6 player entries, 0 rules)" in out
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("name: x\nrules:\n  - match: {operation: withdrew}\n    respnd: {error: duplicate}\n")
+    assert main(["validate", str(mine), str(tmp_path / "gone.yaml"), "builtin:timeout"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{mine}:3: rules[0].match.operation: 'withdrew' is not one of")
+    assert err[0].endswith("(did you mean 'withdraw'?)")
+    assert err[1].startswith(f"{mine}:4: rules[0].respnd: unknown key 'respnd' (did you mean 'respond'?)")
+    assert err[2] == f"{tmp_path / 'gone.yaml'}: no such file"
+    assert err[3].startswith("builtin:timeout: no built-in scenario 'timeout' (did you mean 'timeouts'?)")
+
+
 def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "Wallet simulator scenario"

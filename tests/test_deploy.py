@@ -122,3 +122,19 @@ def test_container_files() -> None:
     assert '"-m", "simulator", "serve"' in dockerfile and "WALLET_SIM_HOST=0.0.0.0" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git", "tests"} <= set(ignored)
+
+
+def test_make_run_installs_the_runtime_only_and_make_test_the_dev_tools(tmp_path: Path) -> None:
+    def plan(target: str) -> str:
+        venv = tmp_path / "venv"  # not there: make shows the whole install
+        done = subprocess.run(
+            ["make", "-n", "-C", str(ROOT), f"VENV={venv}", target], capture_output=True, text=True, timeout=TIMEOUT
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run = plan("run")
+    assert "pip install" in run and "-e ." in run and "[dev]" not in run
+    assert "--scenario builtin:happy_path" in run
+    for target in ("unit", "lint", "typecheck"):
+        assert "-e '.[dev]'" in plan(target)

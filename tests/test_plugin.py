@@ -161,7 +161,7 @@ def test_a_failed_verify_is_compact(wallet_simulator):
     with pytest.raises(AssertionError) as caught:
         wallet_simulator.verify({"dialect": "ambslot", "operation": "bet", "player": "member001"}, count=1)
     text = str(caught.value)
-    assert "0 request(s) match" in text and "expected count 1" in text
+    assert "0 requests match" in text and "expected count 1" in text
     assert "operation: expected 'bet', got 'balance'" in text
     assert len(text.splitlines()) <= 7 and '"request"' not in text
 """

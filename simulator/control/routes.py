@@ -133,7 +133,9 @@ async def put_player(request: web.Request) -> web.Response:
     allowed = {"balance", "currency", "bet_limit", "sessions", tenant_key, *FLAGS}
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise AdminError(400, f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        raise AdminError(
+            400, f"unknown {'field' if len(unknown) == 1 else 'fields'} {unknown}; allowed: {sorted(allowed)}"
+        )
     tenant = tenant_of(sim, dialect, body.get(tenant_key))
     for flag in FLAGS:
         if flag in body and not isinstance(body[flag], bool):
