@@ -219,6 +219,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from simulator.scorecard import command  # rich is only imported when a report is shown
+
+    return command.run(args.url, args.format, args.admin_token, args.all)
+
+
 # helpers for integrators debugging their own crypto (the exchange itself: simulator.cli_call)
 
 
@@ -342,6 +348,13 @@ def parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="print the scenario JSON Schema (or its path with --path)")
     sc.add_argument("--path", action="store_true")
     sc.set_defaults(func=cmd_schema)
+
+    r = sub.add_parser("report", help="show a running simulator's scorecard of the client's behaviour")
+    r.add_argument("--url", default="http://127.0.0.1:8080", help="the simulator's base URL")
+    r.add_argument("--format", choices=["table", "json", "junit"], default="table")
+    r.add_argument("--all", action="store_true", help="table: list passed findings too")
+    r.add_argument("--admin-token", help="Bearer token of a /_sim guarded by --admin-token")
+    r.set_defaults(func=cmd_report)
 
     x = sub.add_parser("xpro", help="XPro helpers: sign, encrypt, decrypt, call")
     x.add_argument("action", choices=["sign", "encrypt", "decrypt", "call"])

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
         "insecure_admin": False,  # explicit opt-out of that requirement
         "trust_forwarded": False,  # honour X-Forwarded-Proto/-Host/-For (behind a proxy)
         "shutdown_timeout": 10.0,  # seconds requests in flight get on SIGTERM
+        "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
     },
     "xpro": {
         "prefix": "",
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
         "token_secret": None,  # HS256 key for our tokens; random per process when unset
         "duplicate_transid": "per_endpoint",  # per_endpoint | replay | reject
         "max_nonces": 1_000_000,  # hard cap on remembered nonces, on top of the time window
+        "conformance": "strict",  # strict | lenient (see the README's "Scorecard")
         "agents": [],
     },
     "fizzy": {
@@ -72,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "resolve_timestamp": False,  # add resolveTimestamp to 200 bodies
         "max_decimals": 2,
         "inactive_games": [],
+        "conformance": "strict",  # strict | lenient
         "brands": [],
     },
     "ambslot": {
@@ -81,13 +84,20 @@ DEFAULTS: dict[str, Any] = {
         "games": None,  # list of valid gameId; None: every game is valid
         "allowed_sources": None,  # list of IPs/CIDRs; None: any source
         "max_decimals": 2,
+        "conformance": "strict",  # strict | lenient
         "agents": [],
+    },
+    "scorecard": {
+        "window": 300,  # seconds after a fault in which the client's follow-up is looked for
+        "client_timeout": 30,  # an answer slower than this counts as a timeout the client saw
+        "skew_warning": 0.5,  # warn when x-timestamp is off by this fraction of timestamp_skew or more
     },
 }
 
 _CURRENCY = {"type": "string", "pattern": "^[A-Z0-9]{2,10}$"}
 _AMOUNT = {"type": ["string", "number"]}
 _POLICY = {"enum": ["auto", "strict"]}
+_CONFORMANCE = {"enum": ["strict", "lenient"]}
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -109,6 +119,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "insecure_admin": {"type": "boolean"},
                 "trust_forwarded": {"type": "boolean"},
                 "shutdown_timeout": {"type": "number", "minimum": 0, "maximum": 600},
+                "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
             },
         },
         "xpro": {
@@ -121,6 +132,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "token_secret": {"type": ["string", "null"], "minLength": 32},
                 "duplicate_transid": {"enum": ["per_endpoint", "replay", "reject"]},
                 "max_nonces": {"type": "integer", "minimum": 1},
+                "conformance": _CONFORMANCE,
                 "agents": {
                     "type": "array",
                     "items": {
@@ -151,6 +163,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "resolve_timestamp": {"type": "boolean"},
                 "max_decimals": {"type": "integer", "minimum": 0, "maximum": 8},
                 "inactive_games": {"type": "array", "items": {"type": "string"}},
+                "conformance": _CONFORMANCE,
                 "brands": {
                     "type": "array",
                     "items": {
@@ -176,6 +189,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "games": {"type": ["array", "null"], "items": {"type": "string"}},
                 "allowed_sources": {"type": ["array", "null"], "items": {"type": "string"}},
                 "max_decimals": {"type": "integer", "minimum": 0, "maximum": 8},
+                "conformance": _CONFORMANCE,
                 "agents": {
                     "type": "array",
                     "items": {
@@ -188,6 +202,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
+            },
+        },
+        "scorecard": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "window": {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400},
+                "client_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3_600},
+                "skew_warning": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             },
         },
     },
@@ -243,6 +266,7 @@ class ServerSettings:
     insecure_admin: bool
     trust_forwarded: bool
     shutdown_timeout: float
+    max_tombstones: int
 
 
 @dataclass(frozen=True)
@@ -264,6 +288,7 @@ class XproSettings:
     duplicate_transid: str
     max_nonces: int
     agents: dict[str, XproAgent]
+    conformance: str = "strict"
 
 
 @dataclass(frozen=True)
@@ -285,6 +310,7 @@ class FizzySettings:
     max_decimals: int
     inactive_games: frozenset[str]
     brands: dict[str, FizzyBrand]
+    conformance: str = "strict"
 
 
 @dataclass(frozen=True)
@@ -302,6 +328,16 @@ class AmbslotSettings:
     allowed_sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
     max_decimals: int
     agents: dict[str, AmbAgent]
+    conformance: str = "strict"
+
+
+@dataclass(frozen=True)
+class ScorecardSettings:
+    """How the scorecard judges the client (README "Scorecard")."""
+
+    window: float = 300.0
+    client_timeout: float = 30.0
+    skew_warning: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -311,6 +347,7 @@ class Settings:
     fizzy: FizzySettings
     ambslot: AmbslotSettings
     source: str = "(defaults)"
+    scorecard: ScorecardSettings = ScorecardSettings()
 
     def tenants(self, dialect: str) -> list[str]:
         """Configured tenants of a dialect, first one first (the default tenant of admin calls)."""
@@ -426,6 +463,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             insecure_admin=s["insecure_admin"],
             trust_forwarded=s["trust_forwarded"],
             shutdown_timeout=float(s["shutdown_timeout"]),
+            max_tombstones=s["max_tombstones"],
         ),
         xpro=XproSettings(
             prefix=_prefix(x["prefix"]),
@@ -435,6 +473,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             duplicate_transid=x["duplicate_transid"],
             max_nonces=x["max_nonces"],
             agents=xpro_agents,
+            conformance=x["conformance"],
         ),
         fizzy=FizzySettings(
             prefix=_prefix(f["prefix"]),
@@ -447,6 +486,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             max_decimals=f["max_decimals"],
             inactive_games=frozenset(f["inactive_games"]),
             brands=brands,
+            conformance=f["conformance"],
         ),
         ambslot=AmbslotSettings(
             prefix=_prefix(a["prefix"]),
@@ -456,8 +496,14 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             allowed_sources=allowed,
             max_decimals=a["max_decimals"],
             agents=amb_agents,
+            conformance=a["conformance"],
         ),
         source=src.filename,
+        scorecard=ScorecardSettings(
+            window=float(raw["scorecard"]["window"]),
+            client_timeout=float(raw["scorecard"]["client_timeout"]),
+            skew_warning=float(raw["scorecard"]["skew_warning"]),
+        ),
     )
 
 

@@ -37,6 +37,7 @@ class Operation:
     agent: str | None = None  # the tenant: XPro/AMBSlot agent, Fizzy brand public key
     player: str | None = None
     transaction: str | None = None
+    scope: str = ""  # the id space of ``transaction`` in the ledger: "" for one per tenant, else the dialect's
     round: str | None = None
     game: str | None = None
     currency: str | None = None

@@ -148,6 +148,25 @@ class WalletSimulator:
         result: dict[str, Any] = answer
         return result
 
+    def report(self) -> dict[str, Any]:
+        """The scorecard (``GET /_sim/report``): every injected fault judged, plus hygiene findings."""
+        result: dict[str, Any] = self._ok("GET", "/report")
+        return result
+
+    def assert_clean(self, *, warnings: bool = False) -> dict[str, Any]:
+        """Fail the test with a readable list of what the client did wrong (``warnings=True``: warnings
+        too); return the report when it is clean."""
+        report = self.report()
+        bad = ("fail", "warn") if warnings else ("fail",)
+        wrong = [f for f in report["findings"] if f["severity"] in bad]
+        if wrong:
+            lines = [f"the client did {len(wrong)} thing(s) wrong:"]
+            for f in wrong:
+                label = f["verdict"] or f["check"] or f["kind"]
+                lines.append(f"  [{f['severity']}] {f['dialect']} {label}: {f['message']}")
+            raise WalletSimulatorError("\n".join(lines))
+        return report
+
     def invariants(self) -> dict[str, Any]:
         status, answer = self._call("GET", "/invariants")
         if status != 200:

@@ -38,7 +38,7 @@ class Simulator:
         self.settings = settings
         self.clock = clock
         self.sleep = sleep  # injected latency goes through here (tests shorten it)
-        self.ledger = Ledger(clock)
+        self.ledger = Ledger(clock, settings.server.max_tombstones)
         self.journal = Journal(settings.server.journal_size)
         self.engine = Engine(scenario or Scenario.empty())
         self.started = clock()
@@ -63,7 +63,7 @@ class Simulator:
     async def run(self, op: Operation, perform: Perform) -> Outcome:
         """Decide and carry out one decoded request. Domain errors come back in the outcome."""
         claim = (
-            self.ledger.claim(op.dialect, op.agent or "", op.transaction)
+            self.ledger.claim(op.dialect, op.agent or "", op.transaction, op.scope)
             if op.mutating and op.transaction is not None
             else contextlib.nullcontext()
         )

@@ -287,3 +287,59 @@ async def test_admin_token(start: Start) -> None:
     async with h.http.get(h.url + "/_sim/players", headers={"Authorization": "Bearer t0ken-t0ken"}) as response:
         assert response.status == 200
     assert (await h.amb.balance("member001")).status == 200  # dialects need no admin token
+
+
+async def test_adjustments_never_share_a_namespace_with_client_ids(a: Harness) -> None:
+    await a.admin("PUT", "/_sim/players/xpro/player001", {"balance": 50})
+    await a.admin("PUT", "/_sim/players/xpro/player001", {"balance": 60})
+    _, txns = await a.admin("GET", "/_sim/transactions?player=player001")
+    adjustment = txns[0]
+    assert adjustment["kind"] == "adjust" and adjustment["amount"] == 10
+    # the id an adjustment shows is not a client id: XPro cannot see it, and may use it for itself
+    assert (await a.xpro.check("player001", adjustment["transaction"])).json["code"] == 4
+    for trans_id in {adjustment["transaction"], "admin-1", "admin-2", "admin-3"}:
+        assert (await a.xpro.transfer("player001", 1, trans_id)).json["code"] == 0
+    status, report = await a.admin("GET", "/_sim/invariants")
+    assert status == 200 and report["ok"] is True, report
+    assert (await a.xpro.balance("player001")).json["data"]["balance"] == 60 + len(
+        {adjustment["transaction"], "admin-1", "admin-2", "admin-3"}
+    )
+
+
+async def test_tombstones_are_bounded_by_the_setting(start: Start) -> None:
+    h = await start({"server": {"max_tombstones": 1}})
+    for round_id in ("R1", "R2"):
+        assert (await h.amb.cancel("member001", round_id)).json["status"]["code"] == 0
+    status, stones = await h.admin("GET", "/_sim/tombstones")
+    assert status == 200 and (stones["count"], stones["cap"], stones["forgotten"]) == (1, 1, 1)
+    assert [s["round"] for s in stones["tombstones"]] == ["R2"]
+    assert (await h.amb.bet("member001", "R2", 5)).json["status"]["code"] == 997
+    assert (await h.amb.bet("member001", "R1", 5)).json["status"]["code"] == 0  # forgotten: accepted again
+    assert (await h.admin("GET", "/_sim/tombstones?limit=x"))[0] == 400
+    assert (await h.admin("POST", "/_sim/reset"))[0] == 200
+    assert (await h.admin("GET", "/_sim/tombstones"))[1]["count"] == 0
+
+
+async def test_put_refuses_another_players_session_and_changes_nothing(a: Harness) -> None:
+    assert (await a.fizzy.balance("p-1", session="s-1")).status == 200
+    status, body = await a.admin("PUT", "/_sim/players/fizzy/p-1", {"balance": 7, "sessions": ["s-1"]})
+    assert status == 200 and body["balance"] == 7  # its own session: fine
+    status, body = await a.admin("PUT", "/_sim/players/fizzy/p-2", {"balance": 5, "sessions": ["s-1"]})
+    assert status == 409 and "s-1" in body["error"] and "p-1" in body["error"]
+    assert (await a.admin("GET", "/_sim/players/fizzy/p-2"))[0] == 404
+    status, body = await a.admin("PUT", "/_sim/players/fizzy/p-1", {"balance": 9, "sessions": ["s-2", "s-1"]})
+    assert status == 200
+    await a.fizzy.balance("p-3", session="s-3")
+    status, _ = await a.admin("PUT", "/_sim/players/fizzy/p-1", {"balance": 11, "sessions": ["s-4", "s-3"]})
+    assert status == 409
+    _, p1 = await a.admin("GET", "/_sim/players/fizzy/p-1")
+    assert p1["balance"] == 9 and "s-4" not in p1["sessions"]  # the refused call changed nothing
+    assert (await a.admin("GET", "/_sim/invariants"))[0] == 200
+
+
+async def test_seeded_sessions_belong_to_their_player(start: Start) -> None:
+    scenario = "name: s\nplayers:\n  - {dialect: fizzy, playerId: p-1, sessions: [seeded]}\n"
+    h = await start(scenario=scenario)
+    reply = await h.fizzy.balance("p-2", session="seeded")
+    assert reply.status == 400 and reply.json["code"] == "ERROR_INVALID_SESSION"
+    assert (await h.fizzy.balance("p-1", session="seeded")).status == 200

@@ -11,6 +11,7 @@ import pytest
 
 from simulator.client import AmbslotClient
 from tests.conftest import Harness, Start
+from tests.test_scenarios_http import Gate, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -235,3 +236,75 @@ async def test_allow_list_uses_x_forwarded_for_only_when_trusted(start: Start) -
     direct = await start({"ambslot": {"allowed_sources": ["10.0.0.0/8"]}})
     async with direct.http.post(direct.url + "/balance", json=body, headers=headers) as response:
         assert (await response.json())["status"]["code"] == 998  # a client cannot claim an address
+
+
+# one id, several operations (issue 9, item 1): ids are keyed per operation
+
+
+async def test_cancel_carrying_the_bets_transaction_id_refunds(h: Harness) -> None:
+    bet = h.amb.fields("member001", "R1", 40, txn="T1")
+    assert code(await h.amb.call("/bet", bet)) == 0
+    cancel = await h.amb.call("/cancel", bet)  # the bet's id and fields, sent to /cancel
+    assert code(cancel) == 0 and cancel.json["data"]["balance"] == {"before": 960, "after": 1000}
+    assert cancel.json["data"]["refId"] == "T1"
+    again = await h.amb.call("/cancel", bet)  # idempotent under (cancel, T1)
+    assert again.json == cancel.json and await wallet(h) == 1000
+    assert code(await h.amb.call("/bet", bet)) == 0 and await wallet(h) == 1000  # the bet's own replay
+    assert [t.kind for t in h.sim.ledger.log] == ["bet", "cancel"] and h.sim.ledger.invariants()["ok"]
+
+
+async def test_payout_carrying_the_bets_transaction_id_credits(h: Harness) -> None:
+    bet = h.amb.fields("member001", "R1", 40, txn="T1")
+    await h.amb.call("/bet", bet)
+    payout = await h.amb.call("/payout", {**bet, "turnover": Decimal(40)})
+    assert code(payout) == 0 and payout.json["data"]["balance"] == {"before": 960, "after": 1000}
+    again = await h.amb.call("/payout", {**bet, "turnover": Decimal(40)})
+    assert again.json == payout.json and await wallet(h) == 1000
+    other = await h.amb.call("/payout", {**bet, "turnover": Decimal(40), "amount": Decimal(41)})
+    assert code(other) == 900 and await wallet(h) == 1000  # same operation and id, another payload
+
+
+async def test_settle_and_bet_with_one_id_on_different_rounds(h: Harness) -> None:
+    assert code(await h.amb.settle("member001", "R1", bet=10, win=30, txn="T1")) == 0
+    assert code(await h.amb.bet("member001", "R2", 5, txn="T1")) == 0
+    assert await wallet(h) == 1015 and h.sim.ledger.invariants()["ok"]
+
+
+# late arrivals: tombstones (issue 9, item 2)
+
+
+async def test_cancel_before_the_bet_leaves_a_tombstone(h: Harness) -> None:
+    cancel = await h.amb.cancel("member001", "R-LATE", txn="c1")
+    assert code(cancel) == 0 and cancel.json["data"]["balance"] == {"before": 1000, "after": 1000}
+    late = await h.amb.bet("member001", "R-LATE", 40, txn="b1")
+    assert code(late) == 997 and "cancelled before the bet arrived" in late.headers["X-Sim-Detail"]
+    assert code(await h.amb.settle("member001", "R-LATE", bet=10, win=30, txn="s1")) == 997
+    assert code(await h.amb.payout("member001", "R-LATE", 30, txn="p1")) == 997
+    again = await h.amb.cancel("member001", "R-LATE", txn="c1")  # the cancel's retry: a replay
+    assert again.json == cancel.json
+    assert code(await h.amb.bet("member001", "R-LATE", 40, txn="b1")) == 997
+    assert await wallet(h) == 1000
+    _, journal = await h.admin("GET", "/_sim/journal?operation=bet")
+    assert "cancelled before the bet arrived" in journal[0]["detail"]
+    _, stones = await h.admin("GET", "/_sim/tombstones?dialect=ambslot")
+    (stone,) = stones["tombstones"]
+    assert stone["round"] == "R-LATE" and stone["player"] == "member001" and stone["by"] == "c1"
+    assert stone["refused"] == 4
+    status, report = await h.admin("GET", "/_sim/invariants")
+    assert status == 200 and report["tombstones"] == 1
+    # another player's round of the same name is not affected
+    assert code(await h.amb.bet("member002", "R-LATE", 40, txn="b2")) == 0
+
+
+async def test_cancel_while_the_bet_is_in_flight(start: Start) -> None:
+    gate = Gate()
+    rule = "rules:\n  - {name: slow, match: {operation: bet}, delay: 2s, times: 1}\n"
+    h = await start(scenario="name: slow\n" + rule, sleep=gate)
+    bet = h.amb.fields("member001", "R1", 40, txn="T1")
+    pending = asyncio.ensure_future(h.amb.call("/bet", bet))
+    await until(lambda: gate.delays == [2.0])
+    cancel = await h.amb.call("/cancel", bet)  # the provider gave up on the bet and cancels it
+    assert code(cancel) == 0 and cancel.json["data"]["balance"] == {"before": 1000, "after": 1000}
+    gate.release()
+    assert code(await pending) == 997
+    assert await wallet(h) == 1000 and h.sim.ledger.invariants()["ok"]

@@ -11,6 +11,7 @@ import pytest
 from simulator.client import FizzyClient
 from simulator.dialects.crypto import fizzy_signature
 from tests.conftest import Clock, Harness, Start
+from tests.test_scenarios_http import Gate, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -371,3 +372,103 @@ async def test_get_is_a_coded_400(h: Harness) -> None:
     async with h.http.get(h.url + "/wallet/balance") as response:
         body = await response.json()
     assert response.status in (400, 401) and body["code"] in ("ERROR_BAD_REQUEST", "ERROR_INVALID_SIGNATURE")
+
+
+# one id, several operations (issue 9, item 1)
+
+
+async def test_withdraw_body_posted_to_deposit_or_rollback_is_duplicate(h: Harness) -> None:
+    payload = {**h.fizzy.money("p-1", 10, txn="w1"), "withdrawTransactionId": "w1"}
+    assert (await h.fizzy.call("/wallet/withdraw", payload)).json["balance"] == 990
+    for path in ("/wallet/deposit", "/wallet/rollback"):
+        reply = await h.fizzy.call(path, payload)
+        assert_error(reply, 400, "ERROR_TRANSACTION_DUPLICATE")
+        assert "withdraw" in reply.headers["X-Sim-Detail"]
+    assert await balance(h) == 990
+    assert [t.kind for t in h.sim.ledger.log] == ["withdraw"]
+
+
+async def test_rollback_id_reused_as_withdraw_id_is_duplicate(h: Harness) -> None:
+    await h.fizzy.withdraw("p-1", 10, txn="w1")
+    # a body that is valid for both endpoints: the rollback is applied, the same body as a withdraw is not
+    # a replay of it
+    payload = {**h.fizzy.money("p-1", 10, txn="rb1", round_id="r9"), "withdrawTransactionId": "w1"}
+    assert (await h.fizzy.call("/wallet/rollback", payload)).json["balance"] == 1000
+    assert_error(await h.fizzy.call("/wallet/withdraw", payload), 400, "ERROR_TRANSACTION_DUPLICATE")
+    assert_error(await h.fizzy.withdraw("p-1", 3, txn="rb1"), 400, "ERROR_TRANSACTION_DUPLICATE")
+    assert await balance(h) == 1000
+
+
+async def test_rollback_carrying_the_withdraw_id_as_its_own_is_duplicate(h: Harness) -> None:
+    await h.fizzy.withdraw("p-1", 10, txn="w1")
+    assert_error(await h.fizzy.rollback("p-1", "w1", txn="w1"), 400, "ERROR_TRANSACTION_DUPLICATE")
+    assert await balance(h) == 990
+
+
+async def test_deposit_id_reused_by_a_rollback_is_duplicate(h: Harness) -> None:
+    await h.fizzy.withdraw("p-1", 10, txn="w1")
+    await h.fizzy.withdraw("p-1", 10, txn="w2", round_id="r2")
+    await h.fizzy.deposit("p-1", 5, "w1", txn="d1")
+    assert_error(await h.fizzy.rollback("p-1", "w2", txn="d1", round_id="r2"), 400, "ERROR_TRANSACTION_DUPLICATE")
+    assert await balance(h) == 985
+
+
+# late arrivals: tombstones (issue 9, item 2)
+
+
+async def test_rollback_before_its_withdraw_leaves_a_tombstone(h: Harness) -> None:
+    await h.fizzy.balance("p-1")
+    first = await h.fizzy.rollback("p-1", "w-late", txn="rb1")
+    assert_error(first, 400, "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND")
+    late = await h.fizzy.withdraw("p-1", 10, txn="w-late")
+    assert_error(late, 400, "ERROR_BAD_REQUEST")
+    assert "rolled back before it arrived" in late.headers["X-Sim-Detail"]
+    assert await balance(h) == 1000
+    # a retry of the rollback is answered the same and the withdraw stays refused
+    assert_error(await h.fizzy.rollback("p-1", "w-late", txn="rb1"), 400, "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND")
+    assert_error(await h.fizzy.withdraw("p-1", 10, txn="w-late"), 400, "ERROR_BAD_REQUEST")
+    assert_error(await h.fizzy.deposit("p-1", 5, "w-late", txn="d1"), 400, "ERROR_TRANSACTION_WITHDRAW_NOT_FOUND")
+    assert await balance(h) == 1000 and not h.sim.ledger.log
+    _, journal = await h.admin("GET", "/_sim/journal?operation=withdraw")
+    assert "rolled back before it arrived" in journal[0]["detail"]
+    status, stones = await h.admin("GET", "/_sim/tombstones")
+    assert status == 200 and stones["count"] == 1
+    (stone,) = stones["tombstones"]
+    assert stone["dialect"] == "fizzy" and stone["transaction"] == "w-late" and stone["by"] == "rb1"
+    assert stone["player"] == "p-1" and stone["refused"] == 2  # the two withdraws
+    status, report = await h.admin("GET", "/_sim/invariants")
+    assert status == 200 and report["tombstones"] == 1
+
+
+async def test_rollback_for_a_player_never_seen_leaves_a_tombstone(h: Harness) -> None:
+    assert_error(await h.fizzy.rollback("p-new", "w9", txn="rb9"), 400, "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND")
+    assert_error(await h.fizzy.withdraw("p-new", 10, txn="w9"), 400, "ERROR_BAD_REQUEST")
+    assert await balance(h, "p-new") == 1000
+    # another player's withdraw cannot take the id either: the ids are one namespace per brand
+    assert_error(await h.fizzy.withdraw("p-1", 10, txn="w9", session="s-2"), 400, "ERROR_BAD_REQUEST")
+
+
+async def test_refused_rollback_leaves_no_tombstone(h: Harness) -> None:
+    await h.fizzy.withdraw("p-1", 10, txn="w1")
+    await h.fizzy.deposit("p-1", 5, "w1", txn="d1")
+    # names a transaction that exists but is no withdraw: no tombstone, the id is taken anyway
+    assert_error(await h.fizzy.rollback("p-1", "d1", txn="rb1"), 400, "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND")
+    # a bad session refuses the request before it can leave a trace
+    await h.fizzy.balance("p-2", session="s-of-p2")
+    reply = await h.fizzy.rollback("p-1", "w-other", txn="rb2", session="s-of-p2")
+    assert_error(reply, 400, "ERROR_INVALID_SESSION")
+    assert (await h.fizzy.withdraw("p-1", 1, txn="w-other")).status == 200
+    assert (await h.admin("GET", "/_sim/tombstones"))[1]["count"] == 0
+
+
+async def test_rollback_while_its_withdraw_is_in_flight(start: Start) -> None:
+    gate = Gate()
+    rule = "rules:\n  - {name: slow, match: {operation: withdraw}, delay: 2s, times: 1}\n"
+    h = await start(scenario="name: slow\n" + rule, sleep=gate)
+    await h.fizzy.balance("p-1")
+    withdraw = asyncio.ensure_future(h.fizzy.withdraw("p-1", 10, txn="w1"))
+    await until(lambda: h.sim.ledger.in_flight("fizzy", "demo-public-key", "w1"))
+    assert_error(await h.fizzy.rollback("p-1", "w1", txn="rb1"), 400, "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND")
+    gate.release()
+    assert_error(await withdraw, 400, "ERROR_BAD_REQUEST")
+    assert await balance(h) == 1000 and h.sim.ledger.invariants()["ok"]

@@ -9,7 +9,7 @@ import pytest
 
 from simulator.errors import DuplicateTransaction, InsufficientFunds, PlayerExists, TransactionPending
 from simulator.ledger import Ledger, Player
-from simulator.ledger.core import ROLLED_BACK
+from simulator.ledger.core import CANCELLED, ROLLED_BACK
 
 D = Decimal
 
@@ -66,7 +66,7 @@ def test_reverse_refunds_the_stored_debit_once() -> None:
     first = ledger.reverse(player, "r1", "rollback", [bet], status=ROLLED_BACK, ref="w1")
     second = ledger.reverse(player, "r2", "rollback", [bet], status=ROLLED_BACK, ref="w1")
     assert (first.credit, second.credit) == (D(30), D(0))
-    assert bet.status == ROLLED_BACK and bet.reversed_by == "r1"
+    assert bet.status == ROLLED_BACK and bet.reversed_by is first
     assert player.balance == 100 and ledger.invariants()["ok"]
 
 
@@ -158,3 +158,127 @@ def test_nonce_cache_forgets_after_the_window_and_respects_its_cap() -> None:
     for n in range(10):
         cache.add("a", f"x{n}", 2000.0)
     assert len(cache) <= 3  # bounded under a flood
+
+
+# scopes: the dialect chooses the key (issue 9)
+
+
+def test_ids_in_different_scopes_are_different_transactions() -> None:
+    ledger = Ledger()
+    player = ledger.open("ambslot", "demo", "m1", "THB", D(100))
+    bet = ledger.post(player, "T1", "bet", scope="bet", debit=D(40), round_id="R1", track_round=True)
+    with pytest.raises(DuplicateTransaction):
+        ledger.post(player, "T1", "bet", scope="bet", debit=D(1), round_id="R2", track_round=True)
+    cancel = ledger.reverse(player, "T1", "cancel", [bet], scope="cancel", status=CANCELLED, round_id="R1")
+    assert ledger.find("ambslot", "demo", "T1", "bet") is bet
+    assert ledger.find("ambslot", "demo", "T1", "cancel") is cancel
+    assert ledger.find("ambslot", "demo", "T1") is None  # the default scope is another namespace
+    assert player.balance == 100 and ledger.invariants()["ok"]
+    with ledger.claim("ambslot", "demo", "T2", "bet"), ledger.claim("ambslot", "demo", "T2", "cancel"):
+        assert ledger.in_flight("ambslot", "demo", "T2", "cancel") and not ledger.in_flight("ambslot", "demo", "T2")
+
+
+def test_refund_check_tells_reversals_of_different_scopes_apart() -> None:
+    ledger = Ledger()
+    player = ledger.open("ambslot", "demo", "m1", "THB", D(100))
+    bet = ledger.post(player, "X", "bet", scope="bet", debit=D(40))
+    ledger.reverse(player, "X", "cancel", [bet], scope="cancel", status=CANCELLED)
+    other = ledger.reverse(player, "X", "rollback", [], scope="rollback", status=ROLLED_BACK)
+    other.credit += 40  # a refund paid by a reversal that reversed nothing
+    problems = ledger.invariants()["problems"]
+    assert [(p["problem"], p["transaction"]) for p in problems if "refund" in p["problem"]] == [
+        ("refund differs from the debits it reversed", ["ambslot", "demo", "rollback", "X"])
+    ]
+
+
+def test_adjustments_have_a_namespace_of_their_own() -> None:
+    ledger, player = make("10")
+    adjustment = ledger.set_balance(player, D(20))
+    assert adjustment is not None
+    ledger.post(player, adjustment.id, "deposit", credit=D(1))  # a client id that looks the same
+    assert ledger.find("fizzy", "brand", adjustment.id) is not None
+    assert ledger.invariants()["ok"], ledger.invariants()
+
+
+def test_invariants_catch_a_round_debited_twice() -> None:
+    ledger = Ledger()
+    player = ledger.open("ambslot", "demo", "m1", "THB", D(100))
+    ledger.post(player, "b1", "bet", scope="bet", debit=D(10), round_id="R1", track_round=True)
+    assert ledger.invariants()["ok"]
+    ledger.post(player, "b2", "bet", scope="bet", debit=D(10), round_id="R1", track_round=True)
+    problems = ledger.invariants()["problems"]
+    assert [p["problem"] for p in problems] == ["round debited more than once"]
+
+
+# tombstones (issue 9, item 2)
+
+
+def test_tombstones_are_found_by_id_or_round_and_kept_once() -> None:
+    ledger = Ledger(clock=lambda: 1_700_000_000.0)
+    player = ledger.open("ambslot", "demo", "m1", "THB", D(100))
+    first = ledger.bury_round(player, "R1", by="c1")
+    assert ledger.bury_round(player, "R1", by="c2") is first  # a second cancel keeps the first stone
+    assert ledger.round_tombstone(player, "R1") is first and ledger.round_tombstone(player, "R2") is None
+    stone = ledger.bury_transaction("fizzy", "brand", "p1", "w1", by="rb1")
+    assert ledger.transaction_tombstone("fizzy", "brand", "w1") is stone
+    assert ledger.transaction_tombstone("fizzy", "other", "w1") is None
+    assert ledger.transaction_tombstone("fizzy", "brand", "w1", "withdraw") is None  # another scope
+    assert [t.by for t in ledger.tombstones()] == ["rb1", "c1"]  # newest first
+    ledger.reset()
+    assert not list(ledger.tombstones())
+
+
+def test_tombstones_are_bounded_oldest_forgotten_first() -> None:
+    ledger = Ledger(max_tombstones=2)
+    for n in range(5):
+        ledger.bury_transaction("fizzy", "brand", "p1", f"w{n}", by=f"rb{n}")
+    assert [t.transaction for t in ledger.tombstones()] == ["w4", "w3"]
+    assert ledger.tombstones_forgotten == 3
+    assert ledger.transaction_tombstone("fizzy", "brand", "w0") is None
+    none_kept = Ledger(max_tombstones=0)
+    none_kept.bury_transaction("fizzy", "brand", "p1", "w1", by="rb1")
+    assert not list(none_kept.tombstones())
+
+
+def test_invariants_catch_a_debit_under_a_tombstone() -> None:
+    ledger, player = make("100")
+    ledger.bury_transaction("fizzy", "brand", "p1", "w1", by="rb1")
+    amb = ledger.open("ambslot", "demo", "m1", "THB", D(100))
+    ledger.bury_round(amb, "R1", by="c1")
+    report = ledger.invariants()
+    assert report["ok"] and report["tombstones"] == 2
+    ledger.post(player, "w1", "withdraw", debit=D(5))  # as if a dialect had forgotten to look
+    ledger.post(amb, "b1", "bet", scope="bet", debit=D(5), round_id="R1", track_round=True)
+    problems = [p["problem"] for p in ledger.invariants()["problems"]]
+    assert problems == ["debit applied under a tombstone"] * 2
+
+
+def test_invariants_catch_a_refunded_debit_that_was_also_paid() -> None:
+    ledger, player = make("100")
+    withdraw = ledger.post(player, "w1", "withdraw", debit=D(10))
+    ledger.reverse(player, "rb1", "rollback", [withdraw], status=ROLLED_BACK, ref="w1")
+    assert ledger.invariants()["ok"]
+    ledger.post(player, "d1", "deposit", credit=D(25), ref="w1")  # as if the deposit rule had been skipped
+    amb = ledger.open("ambslot", "demo", "m1", "THB", D(100))
+    bet = ledger.post(amb, "b1", "bet", scope="bet", debit=D(10), round_id="R1", track_round=True)
+    ledger.reverse(amb, "c1", "cancel", [bet], scope="cancel", status=CANCELLED, round_id="R1", track_round=True)
+    assert [p["problem"] for p in ledger.invariants()["problems"]] == ["a refunded debit was also paid"]
+    ledger.post(amb, "p1", "payout", scope="payout", credit=D(30), round_id="R1", track_round=True)
+    problems = ledger.invariants()["problems"]
+    assert [p["problem"] for p in problems] == ["a refunded debit was also paid"] * 2
+
+
+def test_discard_and_unbind_keep_sessions_consistent() -> None:
+    ledger, player = make()
+    ledger.bind_session(player, "s1")
+    ledger.discard(player)
+    assert ledger.player("fizzy", "brand", "p1") is None
+    again = ledger.open("fizzy", "brand", "p1", "EUR", D(1))
+    assert ledger.bind_session(again, "s1", create=False) is None  # the old binding went with the old player
+    ledger.bind_session(again, "s1")
+    other = ledger.open("fizzy", "brand", "p2", "EUR", D(1))
+    ledger.unbind_session("fizzy", "brand", "s1")
+    assert "s1" not in again.sessions and ledger.bind_session(other, "s1") == "p2"
+    ledger.post(other, "w1", "withdraw", debit=D(1))
+    with pytest.raises(ValueError):
+        ledger.discard(other)  # a player with transactions stays: the books must add up

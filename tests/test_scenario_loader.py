@@ -334,3 +334,20 @@ def test_builtin_scenarios_load_by_name() -> None:
         loader.read("builtin:timeout")
     assert caught.value.problems[0].startswith("builtin:timeout: no built-in scenario 'timeout'")
     assert "(did you mean 'timeouts'?)" in caught.value.problems[0]
+
+
+def test_a_later_file_takes_over_a_player_and_its_sessions(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("name: a\nplayers:\n  - {dialect: fizzy, playerId: p-1, sessions: [s-a, s-shared]}\n")
+    second.write_text(
+        "name: b\nplayers:\n  - {dialect: fizzy, playerId: p-1, sessions: [s-b]}\n"
+        "  - {dialect: fizzy, playerId: p-2, sessions: [s-shared]}\n"
+    )
+    settings = config.build(None)
+    sim = Simulator(settings, loader.load_files([str(first), str(second)], settings))
+    p1 = sim.ledger.player("fizzy", "demo-public-key", "p-1")
+    p2 = sim.ledger.player("fizzy", "demo-public-key", "p-2")
+    assert p1 is not None and p2 is not None
+    assert sorted(p1.sessions) == ["s-b"] and sorted(p2.sessions) == ["s-shared"]
+    assert sim.ledger.bind_session(p1, "s-a", create=False) is None
+    assert sim.ledger.bind_session(p1, "s-shared", create=False) == "p-2"

@@ -1,6 +1,7 @@
 """A ledger state machine through HTTP: deposits, withdrawals, cashouts, bets, wins, settles, cancels and
-rollbacks, with repeats, in any order Hypothesis finds. After every step the simulator's balances equal
-a simple model's and the invariants of /_sim/invariants hold."""
+rollbacks, with repeats, one id sent to several operations, and rollbacks or cancels that arrive before what
+they name, in any order Hypothesis finds. After every step the simulator's balances equal a simple model's and
+the invariants of /_sim/invariants hold."""
 
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ class Wallets(RuleBasedStateMachine):
         self.withdraws: dict[str, dict[str, Any]] = {}  # id -> {amount, deposited, rolled_back}
         self.rounds: dict[str, dict[str, Any]] = {}  # round -> {bet, paid, cancelled}
         self.replayable: list[tuple[str, str, dict[str, Any], Any]] = []  # (dialect, path, payload, answer)
+        self.tombstoned: list[str] = []  # Fizzy withdraw ids rolled back before they arrived
+        self.late_rounds: list[str] = []  # AMBSlot rounds cancelled before their bet arrived
         self._ids = itertools.count(1)
 
     def next_id(self) -> str:
@@ -120,7 +123,7 @@ class Wallets(RuleBasedStateMachine):
             return
         self.model["fizzy"] -= amount
         assert status == 200 and body["balance"] == self.model["fizzy"]
-        self.withdraws[txn] = {"amount": amount, "deposited": False, "rolled_back": False}
+        self.withdraws[txn] = {"amount": amount, "deposited": False, "rolled_back": False, "payload": payload}
         self.replayable.append(("fizzy", "/wallet/withdraw", payload, body))
 
     @precondition(lambda self: self.withdraws)
@@ -167,7 +170,7 @@ class Wallets(RuleBasedStateMachine):
         before = self.model["ambslot"]
         self.model["ambslot"] -= amount
         assert body["data"]["balance"] == {"before": before, "after": self.model["ambslot"]}
-        self.rounds[round_id] = {"bet": amount, "paid": False, "cancelled": False}
+        self.rounds[round_id] = {"bet": amount, "paid": False, "cancelled": False, "payload": payload, "reused": set()}
         self.replayable.append(("ambslot", "/bet", payload, body))
 
     @precondition(lambda self: self.rounds)
@@ -193,7 +196,7 @@ class Wallets(RuleBasedStateMachine):
             assert body["status"]["code"] == 800
             return
         self.model["ambslot"] += win - bet
-        self.rounds[round_id] = {"bet": bet, "paid": True, "cancelled": False}
+        self.rounds[round_id] = {"bet": bet, "paid": True, "cancelled": False, "payload": None, "reused": set()}
         assert body["status"]["code"] == 0 and body["data"]["wallet"]["balance"] == self.model["ambslot"]
 
     @precondition(lambda self: self.rounds)
@@ -210,6 +213,78 @@ class Wallets(RuleBasedStateMachine):
             self.model["ambslot"] += state["bet"]
             state["cancelled"] = True
         assert body["status"]["code"] == 0 and body["data"]["wallet"]["balance"] == self.model["ambslot"]
+
+    # one id, several operations
+
+    @precondition(lambda self: self.withdraws)
+    @rule(data=st.data(), path=st.sampled_from(["/wallet/deposit", "/wallet/rollback"]))
+    def fizzy_withdraw_body_to_another_endpoint(self, data: st.DataObject, path: str) -> None:
+        ref = data.draw(st.sampled_from(sorted(self.withdraws)))
+        payload = {**self.withdraws[ref]["payload"], "withdrawTransactionId": ref}
+        status, body = self.call(self.fizzy, path, payload)
+        assert status == 400 and body["code"] == "ERROR_TRANSACTION_DUPLICATE"
+
+    @precondition(lambda self: any(r["payload"] for r in self.rounds.values()))
+    @rule(data=st.data(), path=st.sampled_from(["/cancel", "/payout"]))
+    def amb_bet_id_to_another_operation(self, data: st.DataObject, path: str) -> None:
+        """The bet's transactionId and fields sent to /cancel or /payout: processed as that operation."""
+        round_id = data.draw(st.sampled_from(sorted(k for k, r in self.rounds.items() if r["payload"])))
+        state = self.rounds[round_id]
+        if path in state["reused"]:
+            return  # a second time would be a replay: seamless_repeat covers those
+        payload = {**state["payload"], "turnover": state["bet"]} if path == "/payout" else state["payload"]
+        _, body = self.call(self.amb, path, payload)
+        if state["paid" if path == "/cancel" else "cancelled"]:
+            assert body["status"]["code"] == 997
+            return
+        if path == "/payout":
+            self.model["ambslot"] += state["bet"]
+            state["paid"] = True
+        elif not state["cancelled"]:
+            self.model["ambslot"] += state["bet"]
+            state["cancelled"] = True
+        state["reused"].add(path)
+        assert body["status"]["code"] == 0 and body["data"]["wallet"]["balance"] == self.model["ambslot"]
+        self.replayable.append(("ambslot", path, payload, body))
+
+    # late arrivals: a rollback or cancel before what it names leaves a tombstone
+
+    @rule()
+    def fizzy_rollback_before_its_withdraw(self) -> None:
+        ref = self.next_id()
+        payload = {"transactionId": self.next_id(), "withdrawTransactionId": ref, "playerId": "p-1",
+                   "sessionId": "session-1", "gameId": "game-1", "gameRoundId": ref}  # fmt: skip
+        for _ in range(2):  # the retry is answered the same
+            status, body = self.call(self.fizzy, "/wallet/rollback", payload)
+            assert status == 400 and body["code"] == "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND"
+        self.tombstoned.append(ref)
+
+    @precondition(lambda self: self.tombstoned)
+    @rule(data=st.data(), amount=CENTS)
+    def fizzy_late_withdraw(self, data: st.DataObject, amount: Decimal) -> None:
+        txn = data.draw(st.sampled_from(self.tombstoned))
+        payload = FizzyClient.money("p-1", amount, txn=txn, round_id=txn)
+        status, body = self.call(self.fizzy, "/wallet/withdraw", payload)
+        assert status == 400 and body["code"] == "ERROR_BAD_REQUEST"
+
+    @rule()
+    def amb_cancel_before_its_bet(self) -> None:
+        round_id = self.next_id()
+        payload = self.amb.fields("member001", round_id, 0)
+        _, body = self.call(self.amb, "/cancel", payload)
+        balance = self.model["ambslot"]
+        assert body["status"]["code"] == 0 and body["data"]["balance"] == {"before": balance, "after": balance}
+        self.late_rounds.append(round_id)
+        self.replayable.append(("ambslot", "/cancel", payload, body))
+
+    @precondition(lambda self: self.late_rounds)
+    @rule(data=st.data(), amount=CENTS, settle=st.booleans())
+    def amb_late_bet(self, data: st.DataObject, amount: Decimal, settle: bool) -> None:
+        round_id = data.draw(st.sampled_from(self.late_rounds))
+        extra: dict[str, Any] = {"bet": amount, "winlose": -amount, "turnover": amount} if settle else {}
+        payload = self.amb.fields("member001", round_id, 0 if settle else amount, **extra)
+        _, body = self.call(self.amb, "/settle" if settle else "/bet", payload)
+        assert body["status"]["code"] == 997
 
     # repeats of seamless requests replay and move nothing
 

@@ -184,6 +184,19 @@ async def test_trans_id_is_unique_across_transaction_and_cashout(xp: Harness) ->
     assert await balance_of(xp) == 10
 
 
+@pytest.mark.parametrize("policy", ["per_endpoint", "replay", "reject"])
+async def test_one_trans_id_on_transaction_and_cashout_is_3_both_ways(start: Start, policy: str) -> None:
+    h = await start({"xpro": {"duplicate_transid": policy}})
+    await h.xpro.authenticate()
+    await h.xpro.create_member("p1")
+    assert (await h.xpro.transfer("p1", 10, "T1")).json["code"] == 0
+    assert (await h.xpro.cashout("p1", "T1")).json["code"] == 3
+    assert (await h.xpro.cashout("p1", "C1")).json["code"] == 0
+    assert (await h.xpro.transfer("p1", 10, "C1")).json["code"] == 3
+    assert (await h.xpro.transfer("p1", -10, "C1")).json["code"] == 3
+    assert await balance_of(h, "p1") == 0 and h.sim.ledger.invariants()["ok"]
+
+
 async def test_duplicate_policy_replay(start: Start) -> None:
     h = await start({"xpro": {"duplicate_transid": "replay"}})
     await h.xpro.authenticate()

@@ -2,9 +2,9 @@
 so admin checks never touch dialect traffic.
 
 Routes are tables of small handlers, one table per room: :mod:`simulator.control.routes` holds the core
-calls (health, reset, players, transactions, journal, scenario, invariants); other rooms add their own
-table to :data:`TABLES` below. Every handler reaches the simulator through
-:func:`simulator.control.http.sim_of`.
+calls (health, reset, players, transactions, journal, scenario, invariants), :mod:`simulator.control.tombstones`
+the late-arrival tombstones; other rooms add their own table to :data:`TABLES` below. Every handler reaches
+the simulator through :func:`simulator.control.http.sim_of`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simulator.control import openapi, routes
+from simulator.control import openapi, report, routes, tombstones
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.service import Simulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: every room's route table; the catch-all "no such call" route comes last
-TABLES: list[list[web.RouteDef]] = [routes.ROUTES, openapi.ROUTES]
+TABLES: list[list[web.RouteDef]] = [routes.ROUTES, tombstones.ROUTES, report.ROUTES, openapi.ROUTES]
 
 
 def setup(app: web.Application, sim: Simulator, token: str | None) -> None:

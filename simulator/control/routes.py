@@ -74,7 +74,7 @@ def txn_view(txn: Transaction) -> dict[str, Any]:
         "round": txn.round,
         "game": txn.game,
         "ref": txn.ref,
-        "reversed_by": txn.reversed_by,
+        "reversed_by": txn.reversed_by.id if txn.reversed_by is not None else None,
         "time": iso_ms(txn.time),
     }
 
@@ -159,11 +159,14 @@ async def put_player(request: web.Request) -> web.Response:
             _, tenant_currency, default = sim.settings.new_player(dialect, tenant)
             start = default if balance is None else balance
             player = ledger.open(dialect, tenant, pid, currency or tenant_currency, start)
-        else:
-            if currency is not None and currency != player.currency:
-                if player.history:
-                    raise AdminError(409, "the currency of a player with transactions cannot change")
-                player.currency = currency
+        elif currency is not None and currency != player.currency and player.history:
+            raise AdminError(409, "the currency of a player with transactions cannot change")
+        for session in sessions:  # refusals first: a refused call must leave no change behind
+            owner = ledger.bind_session(player, session)
+            if owner != player.id:
+                raise AdminError(409, f"session {session!r} belongs to player {owner!r}")
+        if not created:
+            player.currency = currency or player.currency
             if balance is not None:
                 ledger.set_balance(player, balance)
         for flag in FLAGS:
@@ -171,19 +174,27 @@ async def put_player(request: web.Request) -> web.Response:
                 setattr(player, flag, body[flag])
         if "bet_limit" in body:
             player.bet_limit = bet_limit
-        for session in sessions:
-            ledger.bind_session(player, session)
-    changed = {k: v for k, v in body.items() if k != tenant_key}
-    log.info(
-        "player %s %s/%s/%s: %s",
-        "created" if created else "changed",
-        dialect,
-        tenant,
-        pid,
-        ", ".join(f"{k}={v}" for k, v in changed.items()) or "no change",
-        extra={"fields": {"action": "player", "dialect": dialect, "tenant": tenant, "player": pid, "fields": changed}},
-    )
+    log_player_change(player, created, {k: v for k, v in body.items() if k != tenant_key})
     return reply(player_view(player), 201 if created else 200)
+
+
+def log_player_change(player: Player, created: bool, changed: dict[str, Any]) -> None:
+    where = f"{player.dialect}/{player.tenant}/{player.id}"
+    log.info(
+        "player %s %s: %s",
+        "created" if created else "changed",
+        where,
+        ", ".join(f"{k}={v}" for k, v in changed.items()) or "no change",
+        extra={
+            "fields": {
+                "action": "player",
+                "dialect": player.dialect,
+                "tenant": player.tenant,
+                "player": player.id,
+                "fields": changed,
+            }
+        },
+    )
 
 
 async def transactions(request: web.Request) -> web.Response:

@@ -95,26 +95,45 @@ class Ambslot(Dialect):
         if op.operation == "balance":
             op.agent = F.required_text(f, "agentId")
         else:
-            places = self.settings.max_decimals
-            op.agent = F.required_text(f, "agent")
-            F.required_text(f, "game")
-            op.game = F.required_text(f, "gameId")
-            op.round = F.required_text(f, "roundId")
-            op.amount = F.required_amount(f, "amount", places)
-            op.currency = F.required_text(f, "currency")
-            op.transaction = F.required_text(f, "transactionId")
-            F.required_text(f, "timestamp")
-            F.flag(f, "isEndRound")
-            F.flag(f, "featureBuy")
-            if op.operation in ("payout", "settle"):
-                F.required_amount(f, "turnover", places)
-            if op.operation == "settle":
-                op.params["bet"] = F.required_amount(f, "bet", places)
-                F.required_amount(f, "winlose", places, negative=True)
-            op.mutating = True
+            self._money_fields(op, f)
             op.params["fingerprint"] = F.fingerprint(f)
         if op.agent not in self.settings.agents:
             raise e.AuthFailed(f"agent {op.agent!r} is not configured")
+
+    def _money_fields(self, op: Operation, f: dict[str, Any]) -> None:
+        """The common fields of bet/payout/settle/cancel. Lenient mode lets through, when missing, the fields
+        that move no money (``game``, ``timestamp``, ``isEndRound``, ``featureBuy``, ``turnover``, ``winlose``),
+        ``currency`` (the player's) and a cancel's ``amount`` (a cancel refunds the stored bet)."""
+        places = self.settings.max_decimals
+        lenient = self.settings.conformance == "lenient"
+
+        def absent(key: str) -> bool:
+            return F.tolerate(op, f, key, lenient)
+
+        if lenient:
+            f = F.numeric_strings(op, f, ("amount", "turnover", "bet", "winlose"))
+        op.agent = F.required_text(f, "agent")
+        if not absent("game"):
+            F.required_text(f, "game")
+        op.game = F.required_text(f, "gameId")
+        op.round = F.required_text(f, "roundId")
+        cancel_without_amount = op.operation == "cancel" and absent("amount")
+        op.amount = Decimal(0) if cancel_without_amount else F.required_amount(f, "amount", places)
+        op.currency = None if absent("currency") else F.required_text(f, "currency")
+        op.transaction = F.required_text(f, "transactionId")
+        if not absent("timestamp"):
+            F.required_text(f, "timestamp")
+        for flag in ("isEndRound", "featureBuy"):
+            if not absent(flag):
+                F.flag(f, flag)
+        if op.operation in ("payout", "settle") and not absent("turnover"):
+            F.required_amount(f, "turnover", places)
+        if op.operation == "settle":
+            op.params["bet"] = F.required_amount(f, "bet", places)
+            if not absent("winlose"):
+                F.required_amount(f, "winlose", places, negative=True)
+        op.mutating = True
+        op.scope = op.operation  # ids are per operation: a cancel may carry its bet's transactionId
 
     # business
 
@@ -141,16 +160,24 @@ class Ambslot(Dialect):
             games = self.settings.games
             if games is not None and op.game not in games:
                 raise e.InvalidGame(f"game {op.game!r} is not in the configured game list")
-            if op.currency != player.currency:
+            if op.currency is not None and op.currency != player.currency:  # None: lenient, the player's
                 raise e.CurrencyMismatch(f"currency {op.currency} differs from the player's {player.currency}")
-            existing = ledger.find(self.name, player.tenant, op.transaction)
+            existing = ledger.find(self.name, player.tenant, op.transaction, op.scope)
             if existing is not None:
                 if existing.fingerprint != op.params["fingerprint"]:
                     raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
                 return self._answer(existing)
             round_txns = ledger.round(player, op.round)
             fp = op.params["fingerprint"]
-            common: dict[str, Any] = {"round_id": op.round, "game": op.game, "fingerprint": fp, "track_round": True}
+            common: dict[str, Any] = {
+                "scope": op.scope,
+                "round_id": op.round,
+                "game": op.game,
+                "fingerprint": fp,
+                "track_round": True,
+            }
+            if op.operation != "cancel":
+                self._late(op, player)
             if op.operation in DEBITS:
                 stake = op.params["bet"] if op.operation == "settle" else op.amount
                 if player.locked or player.blocked:
@@ -171,7 +198,20 @@ class Ambslot(Dialect):
                 bets = [t for t in round_txns if t.kind == "bet"]
                 # unknown round or second cancel: recorded, refunds nothing (reverse() skips reversed bets)
                 txn = ledger.reverse(player, op.transaction, "cancel", bets, status=CANCELLED, **common)
+                if not bets:  # the bet may still be on its way: refuse it when it comes
+                    ledger.bury_round(player, op.round, by=op.transaction)
             return self._answer(txn)
+
+    def _late(self, op: Operation, player: Player) -> None:
+        """Refuse a bet, settle or payout on a round that was cancelled before its bet arrived."""
+        assert op.round is not None
+        stone = self.sim.ledger.round_tombstone(player, op.round)
+        if stone is not None:
+            stone.refused += 1
+            raise e.InvalidState(
+                f"round {op.round!r} cancelled before the bet arrived (cancel {stone.by!r}); "
+                f"the {op.operation} changes nothing"
+            )
 
     @staticmethod
     def _answer(txn: Transaction) -> dict[str, Any]:

@@ -102,6 +102,7 @@ class Dialect(ABC):
     async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
         started = time.perf_counter()
         op = Operation(dialect=self.name, operation=self.ENDPOINTS[path], endpoint=path)
+        op.params["started"] = self.sim.clock()  # the scorecard orders a client's moves by when they began
         try:
             if request.method != "POST":
                 raise BadRequest(f"{request.method} is not allowed here; every endpoint takes POST")

@@ -7,7 +7,7 @@ The signature is verified on the raw bytes before anything is parsed. Errors are
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -96,6 +96,7 @@ class Fizzy(Dialect):
             raise e.BadRequest(f"the body is not JSON: {exc}") from None
         op.request = parsed
         f = F.json_object(parsed)
+        lenient = self.settings.conformance == "lenient"
         op.player = F.required_text(f, "playerId")
         op.params["session"] = F.required_text(f, "sessionId")
         kind = op.operation
@@ -106,28 +107,42 @@ class Fizzy(Dialect):
             op.round = F.required_text(f, "gameRoundId")
             op.currency = F.text(f, "currency", required=False)
             F.text(f, "freeSpinsCampaignId", required=False)
-        else:
+        elif not F.tolerate(op, f, "currency", lenient):  # lenient: the player's currency
             op.currency = F.required_text(f, "currency")
         if kind in MONEY_ENDPOINTS:
             op.transaction = F.required_text(f, "transactionId")
             op.game = F.required_text(f, "gameId")
             op.round = F.required_text(f, "gameRoundId")
-            places = self.settings.max_decimals
-            amount = F.required_amount(f, "amount", places)
-            cash = F.required_amount(f, "cashAmount", places)
-            jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
-            if amount != cash + jackpot:
-                raise e.BadRequest(f"amount {amount} is not cashAmount + jackpotAmount ({cash + jackpot})")
-            F.flag(f, "isGameRoundFinished")
+            op.amount = self._amounts(op, f, lenient)
+            if not F.tolerate(op, f, "isGameRoundFinished", lenient):
+                F.flag(f, "isGameRoundFinished")
             F.flag(f, "isFeatureBuy", required=False)
             F.text(f, "freeSpinsCampaignId", required=False)
             if kind == "deposit":
                 op.params["withdraw_id"] = F.required_text(f, "withdrawTransactionId")
                 F.flag(f, "isForceComplete", required=False)
                 F.flag(f, "isFreeSpinsConsumed", required=False)
-            op.amount = amount
         op.mutating = op.transaction is not None
         op.params["fingerprint"] = F.fingerprint(f)
+
+    def _amounts(self, op: Operation, f: dict[str, Any], lenient: bool) -> Decimal:
+        """``amount`` checked against ``cashAmount + (jackpotAmount or 0)``; lenient mode reads a missing
+        ``cashAmount`` as ``amount - jackpotAmount`` and numeric strings as numbers."""
+        places = self.settings.max_decimals
+        if lenient:
+            f = F.numeric_strings(op, f, ("amount", "cashAmount", "jackpotAmount"))
+        amount = F.required_amount(f, "amount", places)
+        jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
+        if "jackpotAmount" not in f:
+            F.note(op, "jackpotAmount", "missing (read as null in both modes)")
+        if F.tolerate(op, f, "cashAmount", lenient):
+            if jackpot > amount:
+                raise e.BadRequest(f"jackpotAmount {jackpot} is larger than amount {amount}")
+            return amount
+        cash = F.required_amount(f, "cashAmount", places)
+        if amount != cash + jackpot:
+            raise e.BadRequest(f"amount {amount} is not cashAmount + jackpotAmount ({cash + jackpot})")
+        return amount
 
     # business
 
@@ -139,8 +154,7 @@ class Fizzy(Dialect):
             if self.settings.players == "strict":
                 raise e.UnknownPlayer(f"no player {op.player!r}")
             if not create:  # a deposit or rollback for a player never seen: its withdraw cannot exist
-                missing = e.WithdrawNotFound if op.operation == "deposit" else e.RollbackTargetNotFound
-                raise missing(f"no player {op.player!r}, so no withdraw {op.params['withdraw_id']!r}")
+                self._no_withdraw(op, op.player, f"no player {op.player!r}, so no withdraw")
             _, brand_currency, balance = self.sim.settings.new_player(self.name, op.agent)
             player = ledger.open(self.name, op.agent, op.player, op.currency or brand_currency, balance)
         if op.currency is not None and op.currency != player.currency:
@@ -162,23 +176,50 @@ class Fizzy(Dialect):
             raise e.SessionExpired(f"session {session!r} has expired")
 
     def _replay(self, op: Operation) -> dict[str, Any] | None:
+        """A repeat is a replay only on the same endpoint with the same payload (PROTOCOLS 2.4)."""
         assert op.agent is not None and op.transaction is not None
         existing = self.sim.ledger.find(self.name, op.agent, op.transaction)
         if existing is None:
             return None
+        if existing.kind != op.operation:
+            raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used by a {existing.kind}")
         if existing.fingerprint != op.params["fingerprint"]:
             raise e.DuplicateTransaction(f"transactionId {op.transaction!r} was used for another request")
         player = self.sim.ledger.player(self.name, op.agent, existing.player)
         assert player is not None
         return self._result(existing.balance_after, player.currency, existing.time)
 
-    def _withdraw(self, op: Operation, player: Player, not_found: type[e.DomainError]) -> Transaction:
+    def _withdraw(self, op: Operation, player: Player) -> Transaction:
+        """The withdraw a deposit or rollback names (``withdrawTransactionId``), of the same player."""
         assert op.agent is not None
         ref = op.params["withdraw_id"]
         txn = self.sim.ledger.find(self.name, op.agent, ref)
         if txn is None or txn.kind != "withdraw" or txn.player != player.id:
-            raise not_found(f"no withdraw {ref!r} for player {player.id!r}")
+            self._no_withdraw(op, player.id, f"no withdraw {ref!r} for player {player.id!r}")
         return txn
+
+    def _no_withdraw(self, op: Operation, player_id: str, detail: str) -> NoReturn:
+        """Refuse a deposit or rollback whose withdraw is not there. A rollback whose withdraw id is not
+        used at all leaves a tombstone: that withdraw may still be on its way (late arrival)."""
+        assert op.agent is not None and op.transaction is not None
+        ref = op.params["withdraw_id"]
+        if op.operation == "deposit":
+            raise e.WithdrawNotFound(detail)
+        if self.sim.ledger.find(self.name, op.agent, ref) is None:
+            self.sim.ledger.bury_transaction(self.name, op.agent, player_id, ref, by=op.transaction)
+            detail += "; tombstone left, so the withdraw is refused if it arrives later"
+        raise e.RollbackTargetNotFound(detail)
+
+    def _late(self, op: Operation) -> None:
+        """Refuse a withdraw whose rollback came first (a tombstone names its id)."""
+        assert op.agent is not None and op.transaction is not None
+        stone = self.sim.ledger.transaction_tombstone(self.name, op.agent, op.transaction)
+        if stone is not None:
+            stone.refused += 1
+            raise e.InvalidState(
+                f"withdraw {op.transaction!r} was rolled back before it arrived (rollback {stone.by!r}); "
+                "it changes nothing"
+            )
 
     def perform(self, op: Operation) -> dict[str, Any]:
         ledger = self.sim.ledger
@@ -195,6 +236,7 @@ class Fizzy(Dialect):
             fp = op.params["fingerprint"]
             if kind == "withdraw":
                 assert op.amount is not None and op.transaction is not None
+                self._late(op)
                 if player.blocked or player.locked:
                     raise e.PlayerBlocked(f"player {player.id!r} is blocked")
                 if op.game in self.settings.inactive_games:
@@ -208,7 +250,7 @@ class Fizzy(Dialect):
                 )
             elif kind == "deposit":
                 assert op.amount is not None and op.transaction is not None
-                withdraw = self._withdraw(op, player, e.WithdrawNotFound)
+                withdraw = self._withdraw(op, player)
                 if withdraw.status == ROLLED_BACK:
                     raise e.InvalidState(f"withdraw {withdraw.id!r} was rolled back")
                 txn = ledger.post(
@@ -223,7 +265,7 @@ class Fizzy(Dialect):
                 )
             else:
                 assert op.transaction is not None
-                withdraw = self._withdraw(op, player, e.RollbackTargetNotFound)
+                withdraw = self._withdraw(op, player)
                 if any(t.kind == "deposit" for t in ledger.referring(withdraw)):
                     raise e.InvalidState(f"withdraw {withdraw.id!r} already has a deposit")
                 # a second rollback of the same withdraw refunds nothing (reverse() skips reversed targets)

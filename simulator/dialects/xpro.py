@@ -6,6 +6,7 @@ Checks run in the documented order: headers and signature (83) -> agent (10) -> 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import time
@@ -18,6 +19,7 @@ from aiohttp import web
 from simulator import errors as e
 from simulator import jsonio
 from simulator.config import XproAgent
+from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered, log_id
 from simulator.dialects.crypto import same_hex, xpro_decrypt, xpro_signature
 from simulator.ledger import Player, Transaction
@@ -43,6 +45,13 @@ def iso_ms(epoch: float) -> str:
     if _SECOND[0] != second:
         _SECOND[0], _SECOND[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
     return f"{_SECOND[1]}.{ms:03d}Z"
+
+
+def token_fingerprint(header: str | None) -> str | None:
+    """A short SHA-256 prefix of the bearer token: tells tokens apart in the scorecard, never reveals one."""
+    if not header:
+        return None
+    return hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:12]
 
 
 class NonceCache:
@@ -173,13 +182,15 @@ class Xpro(Dialect):
         if not TIMESTAMP.fullmatch(timestamp):
             raise e.AuthFailed("x-timestamp is not unix time in milliseconds")
         now = self.sim.clock()
-        skew = abs(int(timestamp) / 1000 - now)
+        op.params["clock_skew"] = int(timestamp) / 1000 - now  # for the scorecard (timestamps near the limit)
+        skew = abs(op.params["clock_skew"])
         if skew > self.settings.timestamp_skew:
             raise e.AuthFailed(
                 f"x-timestamp is {skew:.0f}s from the simulator's clock (allowed {self.settings.timestamp_skew}s)"
             )
         if not NONCE.fullmatch(nonce):
             raise e.AuthFailed("x-nonce is not 32 lowercase hex characters")
+        op.params["nonce"] = nonce  # for the scorecard's hygiene findings (reused nonces)
         if not self.nonces.add(agent_id, nonce, now):
             raise e.AuthFailed("x-nonce was already used (replay)")
 
@@ -189,6 +200,7 @@ class Xpro(Dialect):
         if agent.blocked:
             raise e.UnknownAgent(f"agent {agent_id!r} is blocked")
         if op.operation != "auth":
+            op.params["token_fingerprint"] = token_fingerprint(h.get("Authorization"))
             self.check_token(h.get("Authorization"), agent_id)
 
         if not isinstance(cipher, str):
@@ -230,6 +242,8 @@ class Xpro(Dialect):
             op.transaction = trans_id
             op.mutating = op.operation != "check"
         if op.operation == "transaction":
+            if self.settings.conformance == "lenient":
+                f = F.numeric_strings(op, f, ("amount",))
             amount = f.get("amount")
             if not is_amount(amount):
                 raise e.BadRequest("amount must be a finite number within 1e15")

@@ -3,6 +3,6 @@
 Free of HTTP and of dialects: it raises :mod:`simulator.errors` domain errors and each dialect renders them.
 """
 
-from simulator.ledger.core import Ledger, Player, PlayerKey, Transaction
+from simulator.ledger.core import ADJUSTMENTS, Ledger, Player, PlayerKey, Tombstone, Transaction
 
-__all__ = ["Ledger", "Player", "PlayerKey", "Transaction"]
+__all__ = ["ADJUSTMENTS", "Ledger", "Player", "PlayerKey", "Tombstone", "Transaction"]

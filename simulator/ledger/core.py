@@ -2,9 +2,18 @@
 
 Atomicity: every check-and-apply runs inside :meth:`Ledger.atomic` (a re-entrant lock) and never awaits,
 so concurrent requests on one event loop, or on several threads, can neither overdraw a balance nor
-apply one transaction twice. Idempotency keys are ``(dialect, tenant, transaction id)``; a key that is
-still being processed is *claimed* (:meth:`Ledger.claim`) and a second request with it is refused as
+apply one transaction twice. Idempotency keys are ``(dialect, tenant, scope, transaction id)``; a key that
+is still being processed is *claimed* (:meth:`Ledger.claim`) and a second request with it is refused as
 pending.
+
+The *scope* is the dialect's choice and the ledger gives it no meaning: ``""`` (the default) makes one id
+space across every kind of transaction (XPro, Fizzy); a dialect whose ids are per operation (AMBSlot) passes
+the operation. Admin adjustments live in :data:`ADJUSTMENTS`, a scope no dialect uses, so no client id can
+ever meet one.
+
+Tombstones record a reversal that found nothing to reverse (a rollback or cancel that arrived before the
+transaction or round it names), so that the late arrival can be refused. They are kept in insertion order
+up to ``max_tombstones``; past it the oldest is forgotten (and counted in ``tombstones_forgotten``).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import itertools
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,7 +32,11 @@ from simulator.errors import DuplicateTransaction, InsufficientFunds, PlayerExis
 from simulator.money import ZERO
 
 PlayerKey = tuple[str, str, str]  # (dialect, tenant, player id)
-TxnKey = tuple[str, str, str]  # (dialect, tenant, transaction id)
+TxnKey = tuple[str, str, str, str]  # (dialect, tenant, scope, transaction id)
+StoneKey = tuple[str, ...]  # ("txn", dialect, tenant, scope, id) or ("round", dialect, tenant, player, round)
+
+#: the scope of admin adjustments (``Ledger.set_balance``): not a name any dialect gives its operations
+ADJUSTMENTS = "#adjust"
 
 APPLIED = "applied"
 ROLLED_BACK = "rolled_back"
@@ -82,13 +96,30 @@ class Transaction:
     round: str | None = None
     game: str | None = None
     ref: str | None = None  # the transaction this one refers to (deposit -> withdraw, rollback -> withdraw)
-    reversed_by: str | None = None
+    reversed_by: Transaction | None = None  # the rollback or cancel that refunded this debit
     fingerprint: int | None = None  # identifies "the same request": a repeat is replayed from this record
+    scope: str = ""  # the id space the dialect chose for ``id`` (see the module docstring)
 
     @property
     def amount(self) -> Decimal:
         """Signed effect on the balance."""
         return self.credit - self.debit
+
+
+@dataclass(slots=True, eq=False)
+class Tombstone:
+    """A rollback or cancel that found nothing to reverse: the transaction id (``transaction``) or the
+    player's round (``round``) it named is refused if it arrives later."""
+
+    dialect: str
+    tenant: str
+    player: str
+    transaction: str | None
+    round: str | None
+    scope: str
+    by: str  # the id of the reversal that left it
+    time: float
+    refused: int = 0  # late arrivals refused under it (the dialects count them)
 
 
 class _Atomic:
@@ -138,8 +169,9 @@ class _Claim:
 
 
 class Ledger:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, max_tombstones: int = 100_000) -> None:
         self.clock = clock
+        self.max_tombstones = max_tombstones
         self._lock = threading.RLock()
         self._undo: list[Callable[[], object]] | None = None  # set inside the outermost atomic()
         self.reset()
@@ -148,11 +180,13 @@ class Ledger:
         with self._lock:
             self.players: dict[PlayerKey, Player] = {}
             # indexes are nested per tenant / player so that a million transactions cost no key tuples
-            self._txns: dict[tuple[str, str], dict[str, Transaction]] = {}
+            self._txns: dict[tuple[str, str, str], dict[str, Transaction]] = {}  # (dialect, tenant, scope)
             self.log: list[Transaction] = []
             # a round's transactions: the one transaction itself (the common case), or a list of them
             self._rounds: dict[PlayerKey, dict[str, Transaction | list[Transaction]]] = {}
             self._refs: dict[TxnKey, list[Transaction]] = {}
+            self._tombstones: OrderedDict[StoneKey, Tombstone] = OrderedDict()  # O(1) eviction of the oldest
+            self.tombstones_forgotten = 0
             self._in_flight: set[TxnKey] = set()
             self._sessions: dict[tuple[str, str, str], str] = {}  # (dialect, tenant, session) -> player id
             self._seq = itertools.count(1)
@@ -167,12 +201,12 @@ class Ledger:
         if self._undo is not None:
             self._undo.append(undo)
 
-    def claim(self, dialect: str, tenant: str, txn_id: str) -> _Claim:
+    def claim(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> _Claim:
         """Mark a transaction id as being processed; a second claim meanwhile raises TransactionPending."""
-        return _Claim(self, (dialect, tenant, txn_id))
+        return _Claim(self, (dialect, tenant, scope, txn_id))
 
-    def in_flight(self, dialect: str, tenant: str, txn_id: str) -> bool:
-        return (dialect, tenant, txn_id) in self._in_flight
+    def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
+        return (dialect, tenant, scope, txn_id) in self._in_flight
 
     # players
 
@@ -194,7 +228,8 @@ class Ledger:
             return player
 
     def set_balance(self, player: Player, balance: Decimal, reason: str = "admin") -> Transaction | None:
-        """Move a balance to an exact value with an ``adjust`` transaction, so the books still add up."""
+        """Move a balance to an exact value with an ``adjust`` transaction, so the books still add up. Its id
+        lives in the :data:`ADJUSTMENTS` scope, so it never meets (nor hides) a client's transaction id."""
         with self._lock:
             delta = balance - player.balance
             if delta == 0:
@@ -207,8 +242,26 @@ class Ledger:
                 debit=-delta if delta < 0 else ZERO,
                 credit=delta if delta > 0 else ZERO,
                 seq=seq,
+                scope=ADJUSTMENTS,
                 indexed=False,
             )
+
+    def discard(self, player: Player) -> None:
+        """Forget a player that has no transactions, with its sessions (a scenario file redefining it)."""
+        with self._lock:
+            if player.history:
+                raise ValueError(f"player {player.id!r} has transactions")
+            self.players.pop(player.key, None)
+            for session_id in player.sessions:
+                self._sessions.pop((player.dialect, player.tenant, session_id), None)
+
+    def unbind_session(self, dialect: str, tenant: str, session_id: str) -> None:
+        """Free a session from whichever player it was bound to."""
+        with self._lock:
+            owner = self._sessions.pop((dialect, tenant, session_id), None)
+            player = self.players.get((dialect, tenant, owner)) if owner is not None else None
+            if player is not None:
+                player.sessions.pop(session_id, None)
 
     def bind_session(self, player: Player, session_id: str, create: bool = True) -> str | None:
         """The player a session belongs to, binding it to ``player`` on first sight when ``create``."""
@@ -230,8 +283,8 @@ class Ledger:
 
     # transactions
 
-    def find(self, dialect: str, tenant: str, txn_id: str) -> Transaction | None:
-        by_id = self._txns.get((dialect, tenant))
+    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Transaction | None:
+        by_id = self._txns.get((dialect, tenant, scope))
         return by_id.get(txn_id) if by_id is not None else None
 
     def round(self, player: Player, round_id: str) -> list[Transaction]:
@@ -243,8 +296,8 @@ class Ledger:
         return found if isinstance(found, list) else [found]
 
     def referring(self, txn: Transaction) -> list[Transaction]:
-        """Transactions whose ``ref`` names ``txn`` (deposits and rollbacks of a withdraw)."""
-        return self._refs.get((txn.dialect, txn.tenant, txn.id), [])
+        """Transactions whose ``ref`` names ``txn`` (deposits and rollbacks of a withdraw), in its scope."""
+        return self._refs.get((txn.dialect, txn.tenant, txn.scope, txn.id), [])
 
     def post(
         self,
@@ -252,6 +305,7 @@ class Ledger:
         txn_id: str,
         kind: str,
         *,
+        scope: str = "",
         debit: Decimal = ZERO,
         credit: Decimal = ZERO,
         round_id: str | None = None,
@@ -261,8 +315,9 @@ class Ledger:
         track_round: bool = False,
     ) -> Transaction:
         """The one check-and-apply: refuse a used id or a debit beyond the balance, else apply both legs."""
+        assert scope != ADJUSTMENTS, "the adjustment scope is the ledger's own"
         with self._lock:
-            if self.find(player.dialect, player.tenant, txn_id) is not None:
+            if self.find(player.dialect, player.tenant, txn_id, scope) is not None:
                 raise DuplicateTransaction(f"transaction {txn_id!r} already exists")
             if debit > player.balance:
                 raise InsufficientFunds(f"debit {debit} exceeds balance {player.balance}")
@@ -270,6 +325,7 @@ class Ledger:
                 player,
                 txn_id,
                 kind,
+                scope=scope,
                 debit=debit,
                 credit=credit,
                 round_id=round_id,
@@ -287,6 +343,7 @@ class Ledger:
         targets: list[Transaction],
         *,
         status: str,
+        scope: str = "",
         round_id: str | None = None,
         game: str | None = None,
         ref: str | None = None,
@@ -302,6 +359,7 @@ class Ledger:
                 player,
                 txn_id,
                 kind,
+                scope=scope,
                 credit=refund,
                 round_id=round_id,
                 game=game,
@@ -311,7 +369,7 @@ class Ledger:
             )
             for target in live:
                 target.status = status
-                target.reversed_by = txn_id
+                target.reversed_by = txn
             return txn
 
     def _record(
@@ -326,6 +384,7 @@ class Ledger:
         game: str | None = None,
         ref: str | None = None,
         fingerprint: int | None = None,
+        scope: str = "",
         seq: int | None = None,
         indexed: bool = True,
         track_round: bool = False,
@@ -350,11 +409,12 @@ class Ledger:
             game=sys.intern(game) if game is not None else None,  # a few game codes, a million transactions
             ref=ref,
             fingerprint=fingerprint,
+            scope=scope,
         )
         self.log.append(txn)
         player.history.append(txn)
         if indexed:
-            self._txns.setdefault((player.dialect, player.tenant), {})[txn_id] = txn
+            self._txns.setdefault((player.dialect, player.tenant, scope), {})[txn_id] = txn
             if track_round and round_id is not None:
                 rounds = self._rounds.setdefault(player.key, {})
                 previous = rounds.get(round_id)
@@ -365,56 +425,166 @@ class Ledger:
                 else:
                     rounds[round_id] = [previous, txn]
             if ref is not None:
-                self._refs.setdefault((player.dialect, player.tenant, ref), []).append(txn)
+                self._refs.setdefault((player.dialect, player.tenant, scope, ref), []).append(txn)
         return txn
+
+    # tombstones
+
+    def bury_transaction(
+        self, dialect: str, tenant: str, player_id: str, txn_id: str, *, by: str, scope: str = ""
+    ) -> Tombstone:
+        """Remember that ``txn_id`` was reversed before it arrived (the first stone is kept)."""
+        return self._bury(("txn", dialect, tenant, scope, txn_id), dialect, tenant, player_id, txn_id, None, scope, by)
+
+    def bury_round(self, player: Player, round_id: str, *, by: str) -> Tombstone:
+        """Remember that the player's round was cancelled before any debit on it arrived."""
+        key = ("round", player.dialect, player.tenant, player.id, round_id)
+        return self._bury(key, player.dialect, player.tenant, player.id, None, round_id, "", by)
+
+    def transaction_tombstone(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Tombstone | None:
+        return self._tombstones.get(("txn", dialect, tenant, scope, txn_id))
+
+    def round_tombstone(self, player: Player, round_id: str) -> Tombstone | None:
+        return self._tombstones.get(("round", player.dialect, player.tenant, player.id, round_id))
+
+    def tombstones(self) -> list[Tombstone]:
+        """Every kept tombstone, newest first."""
+        with self._lock:
+            return list(reversed(self._tombstones.values()))
+
+    def _bury(
+        self,
+        key: StoneKey,
+        dialect: str,
+        tenant: str,
+        player_id: str,
+        txn_id: str | None,
+        round_id: str | None,
+        scope: str,
+        by: str,
+    ) -> Tombstone:
+        """Not taken back by a failing atomic block: the rollback that leaves it is itself refused."""
+        with self._lock:
+            stone = self._tombstones.get(key)
+            if stone is not None:
+                return stone
+            stone = Tombstone(dialect, tenant, player_id, txn_id, round_id, scope, by, self.clock())
+            if self.max_tombstones > 0:
+                self._tombstones[key] = stone
+                while len(self._tombstones) > self.max_tombstones:
+                    self._tombstones.popitem(last=False)
+                    self.tombstones_forgotten += 1
+            return stone
 
     # self-check
 
     def invariants(self) -> dict[str, Any]:
         """Every balance equals its opening plus its applied transactions, none is negative, no
-        transaction id is applied twice and no debit is refunded twice."""
+        transaction id is applied twice in its scope, no debit is refunded twice nor refunded and paid, no
+        tracked round is debited twice and no debit was applied under a tombstone."""
         with self._lock:
-            problems: list[dict[str, Any]] = []
-            for player in self.players.values():
-                implied = player.opening + sum((t.amount for t in player.history), ZERO)
-                if implied != player.balance:
-                    problems.append(
-                        {
-                            "problem": "balance differs from its transactions",
-                            "player": list(player.key),
-                            "balance": player.balance,
-                            "implied": implied,
-                        }
-                    )
-                if player.balance < 0:
-                    problems.append(
-                        {"problem": "negative balance", "player": list(player.key), "balance": player.balance}
-                    )
-            seen: set[TxnKey] = set()
-            refunded: dict[TxnKey, Decimal] = {}  # reversal -> debits it marked as reversed
-            for txn in self.log:
-                key = (txn.dialect, txn.tenant, txn.id)
-                if key in seen:
-                    problems.append({"problem": "transaction applied twice", "transaction": list(key)})
-                seen.add(key)
-                if txn.reversed_by is not None:
-                    by = (txn.dialect, txn.tenant, txn.reversed_by)
-                    refunded[by] = refunded.get(by, ZERO) + txn.debit
-            for txn in self.log:
-                if txn.kind in REVERSALS:
-                    key = (txn.dialect, txn.tenant, txn.id)
-                    if txn.credit != refunded.get(key, ZERO):
-                        problems.append(
-                            {
-                                "problem": "refund differs from the debits it reversed",
-                                "transaction": list(key),
-                                "refund": txn.credit,
-                                "reversed": refunded.get(key, ZERO),
-                            }
-                        )
+            problems = (
+                self._balance_problems()
+                + self._transaction_problems()
+                + self._round_problems()
+                + self._tombstone_problems()
+            )
             return {
                 "ok": not problems,
                 "players": len(self.players),
                 "transactions": len(self.log),
+                "tombstones": len(self._tombstones),
                 "problems": problems,
             }
+
+    def _balance_problems(self) -> list[dict[str, Any]]:
+        problems: list[dict[str, Any]] = []
+        for player in self.players.values():
+            implied = player.opening + sum((t.amount for t in player.history), ZERO)
+            if implied != player.balance:
+                problems.append(
+                    {
+                        "problem": "balance differs from its transactions",
+                        "player": list(player.key),
+                        "balance": player.balance,
+                        "implied": implied,
+                    }
+                )
+            if player.balance < 0:
+                problems.append({"problem": "negative balance", "player": list(player.key), "balance": player.balance})
+        return problems
+
+    def _transaction_problems(self) -> list[dict[str, Any]]:
+        problems: list[dict[str, Any]] = []
+        seen: set[TxnKey] = set()
+        refunded: dict[int, Decimal] = {}  # reversal's seq -> debits it marked as reversed
+        for txn in self.log:
+            key = (txn.dialect, txn.tenant, txn.scope, txn.id)
+            if key in seen:
+                problems.append({"problem": "transaction applied twice", "transaction": list(key)})
+            seen.add(key)
+            if txn.reversed_by is not None:
+                by = txn.reversed_by.seq
+                refunded[by] = refunded.get(by, ZERO) + txn.debit
+            if txn.ref is not None and txn.kind not in REVERSALS:
+                target = self.find(txn.dialect, txn.tenant, txn.ref, txn.scope)
+                if target is not None and target.reversed_by is not None:
+                    problems.append(_paid_after_refund(target, txn))
+        for txn in self.log:
+            if txn.kind in REVERSALS and txn.credit != refunded.get(txn.seq, ZERO):
+                problems.append(
+                    {
+                        "problem": "refund differs from the debits it reversed",
+                        "transaction": [txn.dialect, txn.tenant, txn.scope, txn.id],
+                        "refund": txn.credit,
+                        "reversed": refunded.get(txn.seq, ZERO),
+                    }
+                )
+        return problems
+
+    def _round_problems(self) -> list[dict[str, Any]]:
+        """Rounds posted with ``track_round`` take one debit, and a refunded one is not paid as well."""
+        problems: list[dict[str, Any]] = []
+        for owner, rounds in self._rounds.items():
+            for round_id, found in rounds.items():
+                if not isinstance(found, list):  # one transaction alone breaks neither rule
+                    continue
+                if sum(1 for t in found if t.debit) > 1:
+                    problem = {"problem": "round debited more than once", "player": list(owner), "round": round_id}
+                    problems.append(problem)
+                refunded = next((t for t in found if t.reversed_by is not None), None)
+                paid = next((t for t in found if t.credit and t.kind not in REVERSALS), None)
+                if refunded is not None and paid is not None:
+                    problems.append(_paid_after_refund(refunded, paid))
+        return problems
+
+    def _tombstone_problems(self) -> list[dict[str, Any]]:
+        problems: list[dict[str, Any]] = []
+        for stone in self._tombstones.values():
+            if stone.transaction is not None:
+                found = self.find(stone.dialect, stone.tenant, stone.transaction, stone.scope)
+                debits = [found] if found is not None and found.debit else []
+            else:
+                assert stone.round is not None
+                rounds = self._rounds.get((stone.dialect, stone.tenant, stone.player), {})
+                tracked = rounds.get(stone.round)
+                debits = [t for t in (tracked if isinstance(tracked, list) else [tracked]) if t and t.debit]
+            for txn in debits:
+                problems.append(
+                    {
+                        "problem": "debit applied under a tombstone",
+                        "transaction": [txn.dialect, txn.tenant, txn.scope, txn.id],
+                        "round": stone.round,
+                        "by": stone.by,
+                    }
+                )
+        return problems
+
+
+def _paid_after_refund(refunded: Transaction, paid: Transaction) -> dict[str, Any]:
+    return {
+        "problem": "a refunded debit was also paid",
+        "transaction": [refunded.dialect, refunded.tenant, refunded.scope, refunded.id],
+        "refunded_by": refunded.reversed_by.id if refunded.reversed_by is not None else None,
+        "paid_by": paid.id,
+    }

@@ -23,12 +23,13 @@ def _open(
     flags: dict[str, Any],
 ) -> None:
     existing = sim.ledger.player(dialect, tenant, pid)
-    if existing is not None:  # a later file overrides an earlier one
-        del sim.ledger.players[existing.key]
+    if existing is not None:  # a later file overrides an earlier one, sessions included
+        sim.ledger.discard(existing)
     sessions = flags.pop("sessions", ())
     player = sim.ledger.open(dialect, tenant, pid, currency, balance, **flags)
-    for session in sessions:
-        player.sessions[session] = sim.clock()
+    for session in sessions:  # bound like a session seen on the wire, so no other player can take it
+        sim.ledger.unbind_session(dialect, tenant, session)  # the last player given a session keeps it
+        sim.ledger.bind_session(player, session)
 
 
 def seed_players(sim: Simulator) -> None:
