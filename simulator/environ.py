@@ -65,7 +65,8 @@ def apply(args: argparse.Namespace, environ: Mapping[str, str]) -> list[str]:
     problems: list[str] = []
     for var in VARIABLES:
         raw = environ.get(var.name, "")
-        if raw == "" or getattr(args, var.dest, None) not in (None, False, []):
+        given = getattr(args, var.dest, None)
+        if raw == "" or not (given is None or given is False or given == []):  # --port 0 is given
             continue
         try:
             setattr(args, var.dest, var.convert(raw))

@@ -93,6 +93,18 @@ def test_a_flag_beats_its_variable_and_bad_values_are_refused(tmp_path: Path) ->
     assert "WALLET_SIM_QUIET='maybe': not a boolean" in bad.stderr
 
 
+def test_flags_given_as_zero_or_false_still_beat_their_variables() -> None:
+    from simulator.cli import parse
+
+    env = {"WALLET_SIM_PORT": "9999", "WALLET_SIM_QUIET": "1", "WALLET_SIM_SCENARIO": "builtin:a, builtin:b"}
+    args = parse(["serve", "--port", "0"])
+    assert environ.apply(args, env) == []
+    assert args.port == 0 and args.quiet is True and args.scenario == ["builtin:a", "builtin:b"]
+    args = parse(["serve", "--scenario", "mine.yaml", "--journal-size", "5"])
+    assert environ.apply(args, {**env, "WALLET_SIM_JOURNAL_SIZE": "9", "WALLET_SIM_HOST": ""}) == []
+    assert args.scenario == ["mine.yaml"] and args.journal_size == 5 and args.host is None and args.port == 9999
+
+
 def test_every_serve_flag_has_a_variable_and_help_lists_them() -> None:
     from simulator.cli import parser
 
