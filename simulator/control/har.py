@@ -38,7 +38,7 @@ def _request(entry: Entry, url: str) -> dict[str, Any]:
     else:
         request = entry.op.request if entry.op is not None else None
         text = "" if request is None else jsonio.dumps(request)
-        headers, size = {"Content-Type": "application/json"}, -1
+        headers, size = {}, -1  # not kept for answered requests
         note = "decrypted plaintext (the wire body was encrypted)" if entry.dialect == "xpro" else "decoded body"
     return {
         "method": "POST",
