@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 SCENARIO ?= builtin:happy_path
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test system-deps lint typecheck unit bench clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -26,7 +26,11 @@ $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 run: $(RUNTIME_STAMP)
 	$(BIN)/python -m simulator serve --host $(HOST) --port $(PORT) --scenario $(SCENARIO)
 
-test: lint typecheck unit
+test: system-deps lint typecheck unit
+
+# Debian packages the browser tests need (chromium, chromium-driver); installs them when run as root
+system-deps:
+	sh scripts/system-deps.sh
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

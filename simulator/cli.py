@@ -65,6 +65,7 @@ def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str |
     for amb in list(a.agents.values())[:3]:
         lines.append(f"  AMBSlot  {base}{a.prefix}/balance  agent={amb.id} currency={amb.currency}")
     lines.append(f"  Admin    {base}/_sim/health" + ("  (Authorization: Bearer <admin token>)" if admin_token else ""))
+    lines.append(f"  Dashboard {base}/_sim/ui")
     if scenario.sources:
         rules = plural(len(scenario.rules), "rule")
         lines.append(f"  Scenario {scenario.name} ({', '.join(scenario.sources)}): {rules}")

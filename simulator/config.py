@@ -24,6 +24,14 @@ from simulator.money import parse_amount
 
 DIALECTS = ("xpro", "fizzy", "ambslot")
 
+# The dashboard's live feed (GET /_sim/events): one batch per interval (seconds) of at most UI_FEED_BATCH
+# entries, the newest (older ones are counted as dropped); UI_FEED_BACKLOG entries when a page connects;
+# at most UI_FEED_PAGES pages watching at once.
+UI_FEED_INTERVAL = 0.25
+UI_FEED_BATCH = 100
+UI_FEED_BACKLOG = 100
+UI_FEED_PAGES = 16
+
 DEMO: dict[str, Any] = {
     "xpro": {
         "agents": [

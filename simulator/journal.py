@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,8 @@ class Journal:
         self.size = size
         self._entries: collections.deque[Entry] = collections.deque(maxlen=size)
         self._seq = 0
+        #: called with each new entry after it is stored (the dashboard's live feed); keep them O(1)
+        self.subscribers: list[Callable[[Entry], None]] = []
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -77,6 +79,8 @@ class Journal:
 
     def append(self, entry: Entry) -> None:
         self._entries.append(entry)
+        for notify in self.subscribers:
+            notify(entry)
 
     def clear(self) -> None:
         self._entries.clear()

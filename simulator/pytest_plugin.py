@@ -167,6 +167,31 @@ class WalletSimulator:
             raise WalletSimulatorError("\n".join(lines))
         return report
 
+    # run-time rules: the next test's reset puts the session's scenario back
+
+    def rules(self) -> dict[str, Any]:
+        """``{"rules": [{name, position, hits, remaining, definition}, ...], "never_fired": [names]}``."""
+        result: dict[str, Any] = self._ok("GET", "/rules")
+        return result
+
+    def add_rule(self, rule: dict[str, Any] | str, position: int | None = None) -> dict[str, Any]:
+        """Add one rule (a dict, or JSON/YAML text) without a reset; last unless ``position`` (0 = first)."""
+        self._scenario_changed = True
+        result: dict[str, Any] = self._ok("POST", "/rules" + self._query(position=position), **_rule_body(rule))
+        return result
+
+    def replace_rule(self, name: str, rule: dict[str, Any] | str) -> dict[str, Any]:
+        """Replace the rule ``name`` in place; the new one starts with zero hits."""
+        self._scenario_changed = True
+        path = "/rules/" + urllib.parse.quote(name, safe="")
+        result: dict[str, Any] = self._ok("PUT", path, **_rule_body(rule))
+        return result
+
+    def remove_rule(self, name: str) -> dict[str, Any]:
+        self._scenario_changed = True
+        result: dict[str, Any] = self._ok("DELETE", "/rules/" + urllib.parse.quote(name, safe=""))
+        return result
+
     def invariants(self) -> dict[str, Any]:
         status, answer = self._call("GET", "/invariants")
         if status != 200:
@@ -215,6 +240,10 @@ def verify_failure(match: dict[str, Any], answer: dict[str, Any]) -> str:
     lines.append("closest recorded requests:" if misses else "the journal is empty")
     lines += [f"  {line}" for line in misses]
     return "\n".join(lines)
+
+
+def _rule_body(rule: dict[str, Any] | str) -> dict[str, Any]:
+    return {"text": rule} if isinstance(rule, str) else {"body": rule}
 
 
 class ServerThread:

@@ -87,6 +87,7 @@ def test_serve_prints_banner_with_real_port_and_stops_cleanly_on_sigterm(serve: 
         "demo-public-key",
         "demo-private-key",
         "happy-path",
+        f"Dashboard {served.url}/_sim/ui",
     ):
         assert text in served.banner
     health = served.get("/_sim/health")
@@ -220,7 +221,12 @@ def test_json_logs_every_line_from_start_to_stop_with_admin_actions(tmp_path: Pa
                 pass
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=START_TIMEOUT)
+        proc.wait(timeout=START_TIMEOUT)  # a few KB of output: the pipes never fill
+        # read through the same text wrapper as readline() above: communicate() would skip what it buffered
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
     assert proc.returncode == 0 and out == ""
     lines = [first] + [json.loads(line) for line in err.splitlines()]  # every line is JSON
     for line in lines:

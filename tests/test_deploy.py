@@ -75,10 +75,16 @@ def test_serve_configured_by_environment_variables_only(tmp_path: Path) -> None:
             assert len(json.loads(response.read())) == 7
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=TIMEOUT)
+        proc.wait(timeout=TIMEOUT)  # quiet: a few lines of output, the pipes never fill
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read()
+        err = proc.stderr.read()  # through the wrapper readline() used: communicate() would skip its buffer
+        proc.stdout.close()
+        proc.stderr.close()
     assert proc.returncode == 0
     lines = [json.loads(line) for line in err.splitlines()]
     assert not [line for line in lines if line["logger"] == "simulator.access"]
+    assert lines[-1]["message"] == "stopped"
 
 
 def test_a_flag_beats_its_variable_and_bad_values_are_refused(tmp_path: Path) -> None:

@@ -75,6 +75,28 @@ async def test_an_async_client(wallet_simulator):
 def test_an_invalid_scenario_is_refused_with_its_line(wallet_simulator):
     with pytest.raises(AssertionError, match=r":2: rules"):
         wallet_simulator.load_scenario("name: bad\\nrules: 3\\n")
+
+
+def test_rules_at_run_time(wallet_simulator):
+    wallet_simulator.set_player("ambslot", "member001", balance=100)
+    rule = {"name": "fail-once", "match": {"operation": "bet"}, "respond": {"error": "insufficient_funds"}, "times": 1}
+    assert wallet_simulator.add_rule(rule, position=0)["position"] == 0
+    assert bet(wallet_simulator.url, "r5", 1)["status"]["code"] == 800
+    assert bet(wallet_simulator.url, "r6", 1)["data"]["balance"]["after"] == 99
+    listed = wallet_simulator.rules()
+    assert [(r["name"], r["hits"], r["remaining"]) for r in listed["rules"]] == [("fail-once", 1, 0)]
+    wallet_simulator.replace_rule("fail-once", "match: {operation: payout}\\nfault: drop\\n")
+    assert wallet_simulator.rules()["never_fired"] == ["fail-once"]
+    with pytest.raises(AssertionError, match=r"exists"):
+        wallet_simulator.add_rule({"name": "fail-once", "fault": "drop"})
+    wallet_simulator.remove_rule("fail-once")
+    with pytest.raises(AssertionError, match=r"404"):
+        wallet_simulator.remove_rule("fail-once")
+    wallet_simulator.add_rule({"name": "left-over", "match": {"operation": "bet"}, "fault": "drop"})
+
+
+def test_a_rule_added_in_one_test_is_gone_in_the_next(wallet_simulator):
+    assert wallet_simulator.rules() == {"rules": [], "never_fired": []}
 """
 
 LOCKED = "name: locked\nplayers:\n  - {dialect: ambslot, username: member001, balance: 5, locked: true}\n"
@@ -84,7 +106,7 @@ def test_fixture_marker_and_reset_without_any_conftest(pytester: pytest.Pytester
     pytester.makepyfile(test_wallet=USER_TESTS)
     pytester.makefile(".yaml", locked=LOCKED)
     result = pytester.runpytest_subprocess("-p", "asyncio", "-q")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=9)
 
 
 def test_command_line_options(pytester: pytest.Pytester) -> None:

@@ -197,6 +197,7 @@ def _operation(method: str, path: str, handler: Any) -> dict[str, Any]:
 
 def document(app: web.Application, token_required: bool) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         full = info.get("formatter") or info.get("path")
@@ -205,7 +206,11 @@ def document(app: web.Application, token_required: bool) -> dict[str, Any]:
         if route.method in ("HEAD", "*") or not full or not full.startswith(PREFIX):
             continue
         path = full[len(PREFIX) :] or "/"
-        paths.setdefault(PREFIX + path, {})[route.method.lower()] = _operation(route.method, path, route.handler)
+        operation = _operation(route.method, path, route.handler)
+        while operation["operationId"] in used:  # /ui and /ui/ read alike
+            operation["operationId"] += "_"
+        used.add(operation["operationId"])
+        paths.setdefault(PREFIX + path, {})[route.method.lower()] = operation
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {

@@ -87,8 +87,8 @@ class _Checker:
                 path, f"{tenant!r} is not a configured {dialect} tenant{hint} (configured: {', '.join(tenants)})"
             )
 
-    def rule(self, index: int, raw: dict[str, Any], seed: int, file_index: int) -> Rule | None:
-        base: list[str | int] = ["rules", index]
+    def rule(self, base: list[str | int], raw: dict[str, Any], name: str, rng_seed: str) -> Rule | None:
+        """One rule at ``base`` in the document (``["rules", i]`` in a scenario, ``[]`` for a lone rule)."""
         before = len(self.problems)
         m = raw.get("match", {})
         dialect = m.get("dialect")
@@ -141,7 +141,7 @@ class _Checker:
         if len(self.problems) > before:
             return None
         return Rule(
-            name=raw.get("name") or f"rules[{index}]",
+            name=raw.get("name") or name,
             match=Match(
                 equal=tuple((k, m[k]) for k in EQUALITY_KEYS if k in m),
                 transaction=pattern,
@@ -156,7 +156,8 @@ class _Checker:
             fault=raw.get("fault"),
             apply=bool(raw.get("apply", False)),
             times=raw.get("times"),
-            rng_seed=f"{seed}/{file_index}/{index}",
+            rng_seed=rng_seed,
+            definition=raw,
         )
 
     def players(self, entries: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -220,7 +221,11 @@ def parse(text: str, filename: str, settings: Settings | None = None, file_index
     entries = data.get("players", []) if usable("players") else []
     players = checker.players([(i, p) for i, p in enumerate(entries) if accepted("players", i)])
     raws = data.get("rules", []) if usable("rules") else []
-    rules = [checker.rule(i, raw, seed, file_index) for i, raw in enumerate(raws) if accepted("rules", i)]
+    rules = [
+        checker.rule(["rules", i], raw, f"rules[{i}]", f"{seed}/{file_index}/{i}")
+        for i, raw in enumerate(raws)
+        if accepted("rules", i)
+    ]
     if errors or checker.problems:
         found = [(line, text) for line, _, text in errors] + list(zip(checker.lines, checker.problems, strict=True))
         raise SourceError([text for _, text in sorted(found, key=lambda item: item[0])])
@@ -235,6 +240,31 @@ def parse(text: str, filename: str, settings: Settings | None = None, file_index
         sources=[filename],
         text=text,
     )
+
+
+def parse_rule(
+    text: str, filename: str, settings: Settings | None = None, seed: int = 0, name: str | None = None
+) -> Rule:
+    """One rule on its own (JSON or YAML), checked like a rule of a scenario file; it must have a name
+    (``name`` is the default, for a replacement addressed by name).
+
+    Problems read ``filename:line: match.operation: ...``, lines counted in ``text``.
+    """
+    data, source = yamlsrc.load(text, filename)
+    if not isinstance(data, dict):
+        raise SourceError([source.where([], "a rule is a mapping (name, match, and an action)")])
+    problems = yamlsrc.schema_problems(data, {**schema()["$defs"]["rule"], "$defs": schema()["$defs"]}, source)
+    if name is not None and "name" not in data:
+        data = {"name": name, **data}
+    if not problems and not data.get("name"):
+        problems = [source.where([], "a rule added at run time needs a name (to replace or remove it later)")]
+    if problems:
+        raise SourceError(problems)
+    checker = _Checker(source, settings)
+    rule = checker.rule([], data, data["name"], f"{seed}/runtime/{data['name']}")
+    if rule is None:
+        raise SourceError(checker.problems)
+    return rule
 
 
 def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:

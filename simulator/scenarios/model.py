@@ -96,6 +96,7 @@ class Rule:
     apply: bool = False
     times: int | None = None
     rng_seed: str = ""
+    definition: dict[str, Any] = field(default_factory=dict)  # the rule as written (GET /_sim/rules)
     # run-time state, reset with the simulator
     seen: int = 0
     hits: int = 0
