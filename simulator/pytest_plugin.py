@@ -9,9 +9,11 @@
         assert wallet_simulator.journal(operation="withdraw")[-1]["response"]["body"]["code"] == 2
 
 The server runs on 127.0.0.1 and a free port, in a background thread with its own event loop, so sync and
-async tests alike can call it; the handle talks to it through the ``/_sim`` control API. Options:
-``--wallet-sim-config FILE`` and ``--wallet-sim-scenario FILE`` (repeatable); marker
-``@pytest.mark.wallet_scenario("file.yaml")`` loads a scenario for one test.
+async tests alike can call it; the handle talks to it through the ``/_sim`` control API. ``async def``
+tests that use the fixture need no async plugin (:func:`pytest_pyfunc_call` runs them when no plugin has
+taken them). Amounts come back as ``Decimal``. Options: ``--wallet-sim-config FILE`` and
+``--wallet-sim-scenario FILE|builtin:NAME`` (repeatable); marker ``@pytest.mark.wallet_scenario("file.yaml")``
+(or ``builtin:NAME``) loads a scenario for one test.
 """
 
 from __future__ import annotations
