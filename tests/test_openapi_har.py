@@ -171,3 +171,40 @@ async def test_journal_as_har(start: Start) -> None:
     assert all(e["timings"]["wait"] == e["time"] for e in entries)
     status, body = await h.admin("GET", "/_sim/journal?format=xml")
     assert status == 400 and "har" in body["error"]
+
+
+def test_har_uses_what_the_journal_received_when_it_kept_it() -> None:
+    from types import SimpleNamespace
+
+    from simulator.control import har
+
+    refused = SimpleNamespace(
+        seq=3,
+        time=1_769_746_894.5,
+        dialect="fizzy",
+        endpoint="/wallet/withdraw",
+        op=None,
+        operation=None,
+        status=401,
+        body={"code": "ERROR_INVALID_SIGNATURE"},
+        rule=None,
+        fault=None,
+        detail="Signature is not ...",
+        ms=0.4,
+        delay=0.0,
+        received={
+            "method": "POST",
+            "path": "/fz/wallet/withdraw",
+            "headers": {"Public-Key": "demo-public-key", "Signature": "<redacted, 64 chars>"},
+            "body": '{"playerId":"p-1"}',
+            "body_bytes": 18,
+            "truncated": False,
+        },
+    )
+    entry = har.entry(refused, "http://127.0.0.1:8080", {"fizzy": "/fz"})  # type: ignore[arg-type]
+    request = entry["request"]
+    assert request["url"] == "http://127.0.0.1:8080/fz/wallet/withdraw"
+    assert {h["name"]: h["value"] for h in request["headers"]}["Signature"] == "<redacted, 64 chars>"
+    assert request["postData"]["text"] == '{"playerId":"p-1"}' and request["bodySize"] == 18
+    assert request["postData"]["comment"] == "as received"
+    assert entry["startedDateTime"] == "2026-01-30T04:21:34.500+00:00" and entry["response"]["status"] == 401

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -121,3 +122,47 @@ def test_the_readme_links_the_reference_and_nothing_internal() -> None:
     assert "(docs/protocols.md)" in readme
     for text in (readme, DOC):
         assert "shared/" not in text and "PROTOCOLS.md" not in text
+
+
+def shell_commands(markdown: str) -> list[list[str]]:
+    """Every ``python -m simulator ...`` command of the fenced blocks, as arguments after ``simulator``."""
+    found: list[list[str]] = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", markdown, re.S):
+        text = block.replace("\\\n", " ")
+        for line in text.splitlines():
+            command_line = re.match(r"\s*(?:\.venv/bin/)?python -m simulator (.*)", line)
+            if command_line is None or "[" in command_line.group(1):  # not a command, or the synopsis
+                continue
+            rest = command_line.group(1)
+            command = re.split(r"\s+#\s|\s>|\s&|\s2>", rest)[0]
+            found.append(shlex.split(command))
+    return found
+
+
+def test_every_command_in_the_docs_is_accepted_by_the_cli() -> None:
+    from simulator.cli import parse as parse_args
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = shell_commands(readme) + shell_commands(DOC)
+    assert len(commands) >= 15
+    for argv in commands:
+        try:
+            args = parse_args(argv)
+        except SystemExit as exc:
+            raise AssertionError(f"the documented command `python -m simulator {shlex.join(argv)}` is refused") from exc
+        assert callable(args.func)
+
+
+def test_the_documented_helper_commands_print_the_worked_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator.cli import main
+
+    (worked,) = [w for w in PARSED.worked if w.dialect == "xpro"]
+    outputs = []
+    for argv in shell_commands(DOC):
+        if argv[0] == "xpro":
+            assert main(argv) == 0
+            outputs.append(capsys.readouterr().out)
+    encrypted, signed, decrypted = outputs
+    assert encrypted.strip() == worked.values["cipherText"]
+    assert worked.values["canonical"] in signed and worked.values["x-signature"] in signed
+    assert decrypted.strip() == worked.values["plaintext"]
