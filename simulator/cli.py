@@ -18,8 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, cli_call, environ, jsonio, logs, waitready
+from simulator import __version__, cli_call, environ, jsonio, logs, netserve, waitready
 from simulator.app import create_app
+from simulator.certify.cli import add_parser as add_certify
 from simulator.client import (
     DEMO_AMBSLOT,
     DEMO_FIZZY,
@@ -114,12 +115,18 @@ async def serve(
     if keep:
         keep(sim)
     app = create_app(sim, admin_token)
+    server = settings.server
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=server.shutdown_timeout,
+        keepalive_timeout=server.keepalive_timeout,  # also bounds the wait for a new connection's headers
     )
     await runner.setup()
-    sock = bind(settings.server.host, settings.server.port)
-    site = web.SockSite(runner, sock)
+    sock = bind(server.host, server.port)
+    netserve.quiet_exhaustion(asyncio.get_running_loop())
+    site = netserve.LimitedSite(runner, sock, max_connections=netserve.connection_cap(server.max_connections))
     await site.start()
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -392,6 +399,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--agent", default=DEMO_AMBSLOT["id"])
     a.add_argument("-v", "--verbose", action="store_true")
     a.set_defaults(func=cmd_ambslot)
+
+    add_certify(sub)
     return p
 
 
@@ -408,5 +417,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     commands = next((a.choices for a in top._actions if isinstance(a.choices, dict)), {})
     if argv and argv[0] in commands:
         command: argparse.ArgumentParser = commands[argv[0]]
-        return command.parse_intermixed_args(argv[1:])
+        with contextlib.suppress(TypeError):  # a parser argparse cannot intermix (nested subcommands)
+            return command.parse_intermixed_args(argv[1:])
     return top.parse_args(argv)

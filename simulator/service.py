@@ -39,7 +39,7 @@ class Simulator:
         self.clock = clock
         self.sleep = sleep  # injected latency goes through here (tests shorten it)
         self.ledger = Ledger(clock, settings.server.max_tombstones)
-        self.journal = Journal(settings.server.journal_size)
+        self.journal = Journal(settings.server.journal_size, settings.server.journal_bytes)
         self.engine = Engine(scenario or Scenario.empty())
         self.started = clock()
         seed_players(self)

@@ -211,13 +211,14 @@ def test_json_logs_every_line_from_start_to_stop_with_admin_actions(tmp_path: Pa
         url = first["url"]
         body = json.dumps({"username": "member001", "agentId": "demo"}).encode()
         calls = [
-            ("/balance", body, "POST"),
-            ("/_sim/reset", b"", "POST"),
-            ("/_sim/players/fizzy/p-9", b'{"balance": 5}', "PUT"),
-            ("/_sim/scenario", b"name: other\n", "PUT"),
+            ("/balance", body, "POST", "application/json"),
+            ("/_sim/reset", b"", "POST", "application/json"),
+            ("/_sim/players/fizzy/p-9", b'{"balance": 5}', "PUT", "application/json"),
+            ("/_sim/scenario", b"name: other\n", "PUT", "application/yaml"),
         ]
-        for path, data, method in calls:
-            with urllib.request.urlopen(urllib.request.Request(url + path, data=data, method=method), timeout=10):
+        for path, data, method, kind in calls:
+            request = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": kind})
+            with urllib.request.urlopen(request, timeout=10):
                 pass
     finally:
         proc.send_signal(signal.SIGTERM)

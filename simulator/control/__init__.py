@@ -9,11 +9,11 @@ the simulator through :func:`simulator.control.http.sim_of`.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from simulator.control import guard as checks
 from simulator.control import openapi, report, routes, rules, tombstones, ui
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.service import Simulator
@@ -41,11 +41,9 @@ def public(path: str) -> bool:
 def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and not public(request.path):
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return reply({"error": "this call needs Authorization: Bearer <admin token>"}, 401)
         try:
+            # Host, admin token (not for the page and its assets), Origin, Content-Type
+            checks.check(request, sim.settings, token, token_required=not public(request.path))
             return await handler(request)
         except AdminError as exc:
             return reply(exc.body, exc.status)

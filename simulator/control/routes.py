@@ -6,6 +6,7 @@ with ``{"error": ...}``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 from typing import Any
@@ -18,11 +19,13 @@ from simulator.control import har
 from simulator.control.http import (
     PREFIX,
     AdminError,
+    count,
     dialect_of,
     find_player,
     json_body,
     money,
     query_int,
+    read_body,
     reply,
     sim_of,
     tenant_of,
@@ -242,12 +245,10 @@ async def verify(request: web.Request) -> web.Response:
     sim = sim_of(request)
     body = await json_body(request)
     match = match_from(body.get("match", {}), sim)
-    bounds = {k: body[k] for k in ("count", "min", "max") if k in body}
+    given = {k: count(body, k) for k in ("count", "min", "max")}
+    bounds = {k: v for k, v in given.items() if v is not None}
     if not bounds:
         raise AdminError(400, "give count, or min and/or max")
-    for key, value in bounds.items():
-        if not isinstance(value, Decimal) or value != int(value) or value < 0:
-            raise AdminError(400, f"{key} must be a whole number >= 0")
     entries = list(sim.journal)
     hits = [e for e in entries if e.op is not None and match.holds(e.op)]
     n = len(hits)
@@ -272,9 +273,13 @@ async def get_scenario(request: web.Request) -> web.Response:
 async def put_scenario(request: web.Request) -> web.Response:
     """Replace the scenario (YAML body) and reset to its starting state; 400 with problems if invalid."""
     sim = sim_of(request)
-    text = await request.text()
+    raw = await read_body(request)
     try:
-        scenario = loader.parse(text, "(PUT /_sim/scenario)", sim.settings)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdminError(400, f"the scenario is not UTF-8 text: {exc}") from None
+    try:  # in a thread: a large file takes a while to parse, and the dialects keep answering meanwhile
+        scenario = await asyncio.to_thread(loader.parse, text, "(PUT /_sim/scenario)", sim.settings)
     except SourceError as exc:
         raise AdminError(400, str(exc), problems=exc.problems) from None
     sim.replace_scenario(scenario)

@@ -16,6 +16,7 @@ from simulator import jsonio
 from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered
 from simulator.dialects.xpro import iso_ms
+from simulator.forwarded import client_address
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import CANCELLED
 from simulator.money import out
@@ -72,10 +73,7 @@ class Ambslot(Dialect):
         allowed = self.settings.allowed_sources
         if allowed is None:
             return True
-        source = request.remote or ""
-        forwarded = request.headers.get("X-Forwarded-For")
-        if self.sim.settings.server.trust_forwarded and forwarded:
-            source = forwarded.split(",")[0].strip()
+        source = client_address(request, self.sim.settings.server.trusted_proxies)
         try:
             address = ipaddress.ip_address(source)
         except ValueError:
@@ -84,7 +82,8 @@ class Ambslot(Dialect):
 
     def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
         if not self.source_allowed(request):
-            raise e.AuthFailed(f"source address {request.remote} is not in allowed_sources")
+            source = client_address(request, self.sim.settings.server.trusted_proxies)
+            raise e.AuthFailed(f"source address {source!r} is not in allowed_sources")
         try:
             parsed = jsonio.loads(body)
         except jsonio.JSONError as exc:
@@ -99,6 +98,7 @@ class Ambslot(Dialect):
             op.params["fingerprint"] = F.fingerprint(f)
         if op.agent not in self.settings.agents:
             raise e.AuthFailed(f"agent {op.agent!r} is not configured")
+        op.authenticated = True
 
     def _money_fields(self, op: Operation, f: dict[str, Any]) -> None:
         """The common fields of bet/payout/settle/cancel. Lenient mode lets through, when missing, the fields

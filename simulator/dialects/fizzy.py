@@ -13,9 +13,12 @@ from aiohttp import web
 
 from simulator import errors as e
 from simulator import jsonio
+from simulator.config import DEMO, FizzyBrand
+from simulator.dialects import evidence
 from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered, log_id
-from simulator.dialects.crypto import fizzy_signature, same_hex
+from simulator.dialects.crypto import fizzy_signature, fizzy_string_to_sign, same_hex
+from simulator.forwarded import origin
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import ROLLED_BACK
 from simulator.money import out
@@ -23,6 +26,11 @@ from simulator.operations import Operation
 from simulator.service import Simulator
 
 MONEY_ENDPOINTS = ("withdraw", "deposit")
+
+
+def is_demo(brand: FizzyBrand) -> bool:
+    """Whether a brand's private key is the published demo one (so showing signatures reveals nothing)."""
+    return any(b["private_key"] == brand.private_key for b in DEMO["fizzy"]["brands"])
 
 
 class Fizzy(Dialect):
@@ -70,26 +78,31 @@ class Fizzy(Dialect):
         """The absolute URL the caller signed: ``public_url``, else the forwarded or the direct host."""
         if self.settings.public_url:
             return self.settings.public_url + request.raw_path
-        headers = request.headers
-        if self.sim.settings.server.trust_forwarded and headers.get("X-Forwarded-Host"):
-            proto = headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-            host = headers["X-Forwarded-Host"].split(",")[0].strip()
-            return f"{proto}://{host}{request.raw_path}"
-        return f"{request.scheme}://{request.host}{request.raw_path}"
+        scheme, host = origin(request, self.sim.settings.server.trusted_proxies)
+        return f"{scheme}://{host}{request.raw_path}"
 
     def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
-        public_key = request.headers.get("Public-Key", "")
+        public_key = evidence.header(request, "Public-Key")
         brand = self.settings.brands.get(public_key)
         if brand is None:
             raise e.AuthFailed("missing or unknown Public-Key" if public_key else "missing Public-Key header")
         op.agent = public_key
-        signature = request.headers.get("Signature", "")
-        expected = fizzy_signature(brand.private_key, request.method, self.signed_url(request), body)
+        signature = evidence.header(request, "Signature")
+        url = self.signed_url(request)
+        if not evidence.is_text(url):
+            raise e.AuthFailed("the Host header or the forwarded host is not UTF-8 text")
+        expected = fizzy_signature(brand.private_key, request.method, url, body)
         if not signature or not same_hex(expected, signature):
-            raise e.AuthFailed(
-                "Signature is not HMAC-SHA256(private key, METHOD\\nURL\\nMD5(body)) "
-                f"for URL {self.signed_url(request)}"
+            server = self.sim.settings.server
+            raise evidence.signature_refused(
+                f"Signature is not HMAC-SHA256(private key, METHOD\\nURL\\nMD5(body)) for URL {url}",
+                fizzy_string_to_sign(request.method, url, body),
+                body,
+                expected,
+                show=server.debug_signatures or is_demo(brand),
+                cap=server.journal_body_bytes,
             )
+        op.authenticated = True
         try:
             parsed = jsonio.loads(body)
         except jsonio.JSONError as exc:
