@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
-from simulator import jsonio
 from simulator.config import Settings
 from simulator.errors import DomainError, DuplicateTransaction
 from simulator.journal import Entry, Journal
@@ -151,8 +150,11 @@ class Simulator:
             "code": entry.code,
             "ms": round(entry.ms, 2),
         }
-        if self.settings.server.log_format == "json":
-            log.info(jsonio.dumps({"endpoint": entry.endpoint, **fields, "detail": entry.detail}))
-        else:
-            text = " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
-            log.info("%s %s%s", entry.endpoint, text, f" detail={entry.detail!r}" if entry.detail else "")
+        text = " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
+        log.info(
+            "%s %s%s",
+            entry.endpoint,
+            text,
+            f" detail={entry.detail!r}" if entry.detail else "",
+            extra={"fields": {"endpoint": entry.endpoint, **fields, "detail": entry.detail}},
+        )

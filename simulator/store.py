@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from simulator.errors import SimulatorError
 from simulator.scenarios.model import Scenario
 from simulator.service import Simulator
 
-ENV = "WALLET_SIM_STORE"
 DEFAULT_PREFIX = "wallet-sim"
 
 
@@ -61,8 +59,9 @@ def parse(text: str) -> StoreURL | None:
 
 
 def chosen(settings: Settings, flag: str | None) -> Settings:
-    """Settings with the store the flag, else the environment, else the config file chose."""
-    value = flag or os.environ.get(ENV) or settings.store
+    """Settings with the store the flag (or WALLET_SIM_STORE, see simulator.environ), else the config
+    file, chose."""
+    value = flag or settings.store
     parse(value)  # refuse a malformed one before anything starts
     return dataclasses.replace(settings, store=value)
 

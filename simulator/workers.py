@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from simulator import store
+from simulator import logs, store
 from simulator.config import Settings
 from simulator.scenarios.model import Scenario
 
@@ -27,7 +27,7 @@ START_TIMEOUT = 30.0  # seconds every worker gets to connect to the store and li
 def _worker(settings: Settings, scenario: Scenario, index: int, ready: Any) -> None:
     from simulator import cli  # the CLI imports this module
 
-    cli.configure_logging(settings.server.log_format)
+    logs.configure(settings.server.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells us to stop (SIGTERM), once
 
     def listening(base: str) -> None:
@@ -48,8 +48,7 @@ def run(settings: Settings, scenario: Scenario, count: int) -> int:
     try:
         store.check_reachable(settings)
     except store.StoreError as exc:
-        print(f"refusing to start: {exc}", file=sys.stderr)
-        return 1
+        return cli.refuse(settings.server.log_format, f"refusing to start: {exc}", [], 1)
     server = settings.server
     try:  # bound, never listening: keeps the port (and resolves port 0) while the workers bind it too
         reserve = cli.bind(server.host, server.port, reuse_port=True, listen=False)

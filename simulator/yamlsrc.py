@@ -8,6 +8,7 @@ PyYAML silently collapses, are reported as mistakes too.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,14 +163,27 @@ def load(text: str, filename: str) -> tuple[Any, SourceMap]:
 
 
 def read_text(path: str) -> str:
-    """A config or scenario file's text; unreadable or non-UTF-8 files raise :class:`SourceError`."""
+    """A config or scenario file's text; missing, unreadable or non-UTF-8 files raise :class:`SourceError`."""
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()
+    except FileNotFoundError:
+        raise SourceError([f"{path}: no such file"]) from None
+    except IsADirectoryError:
+        raise SourceError([f"{path}: is a directory, not a file"]) from None
     except OSError as exc:
-        raise SourceError([f"{path}:0: (file): cannot read: {exc.strerror or exc}"]) from None
+        raise SourceError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError as exc:
-        raise SourceError([f"{path}:0: (file): not UTF-8 text: {exc}"]) from None
+        raise SourceError([f"{path}: not UTF-8 text: {exc}"]) from None
+
+
+def did_you_mean(given: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'withdraw'?)`` when ``given`` is a near miss of one of ``choices``, else ``""``."""
+    if not isinstance(given, str):
+        return ""
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(given, names, n=1, cutoff=0.6) or [n for n in names if n.lower() == given.lower()]
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def read(path: str) -> tuple[Any, SourceMap]:
@@ -178,22 +192,32 @@ def read(path: str) -> tuple[Any, SourceMap]:
 
 def schema_problems(data: Any, schema: dict[str, Any], source: SourceMap) -> list[str]:
     """Validate ``data`` against a JSON Schema; every error as ``file:line: key: message``, in file order."""
+    return [text for _, _, text in schema_errors(data, schema, source)]
+
+
+def schema_errors(data: Any, schema: dict[str, Any], source: SourceMap) -> list[tuple[int, list[str | int], str]]:
+    """Every schema error as ``(line, key path, "file:line: key: message")``, in file order. The path lets a
+    caller skip its own checks on a part the schema already refused, and report the rest in the same pass."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
-    found: list[tuple[int, str]] = []
+    found: list[tuple[int, list[str | int], str]] = []
     for error in validator.iter_errors(data):
         # Report the most specific reason inside anyOf/oneOf rather than "is not valid under any schema".
         best = jsonschema.exceptions.best_match([error])
-        path = list(best.absolute_path)
-        message = best.message
+        path: list[str | int] = list(best.absolute_path)
+        messages = [(path, best.message)]
         if best.validator == "additionalProperties" and isinstance(best.instance, dict):
             allowed = set(best.schema.get("properties", {}))
             extra = sorted(k for k in best.instance if k not in allowed)
-            if extra:
-                path = [*path, extra[0]]
-                message = f"unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
+            known = ", ".join(sorted(allowed))
+            messages = [
+                ([*path, key], f"unknown key {key!r}{did_you_mean(key, allowed)} (allowed: {known})") for key in extra
+            ] or messages
+        elif best.validator == "enum" and isinstance(best.validator_value, list):
+            messages = [(path, best.message + did_you_mean(best.instance, best.validator_value))]
         elif best.validator == "pattern" and "description" in best.schema:
-            message = f"{best.instance!r} is not valid: {best.schema['description']}"
-        found.append((source.line(path), source.where(path, message)))
-    return [text for _, text in sorted(found)]
+            messages = [(path, f"{best.instance!r} is not valid: {best.schema['description']}")]
+        for where, message in messages:
+            found.append((source.line(where), where, source.where(where, message)))
+    return sorted(found, key=lambda item: item[0])

@@ -246,8 +246,8 @@ def test_a_bad_target_file_exits_2_with_file_line_and_key(tmp_path: Path, capsys
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"certify: {target}:1: wallet_url: 'ftp://nope' is not valid: an http:// or https:// URL",
-        f"certify: {target}:5: concurency: unknown key 'concurency' (allowed: agent, amount, concurrency, "
-        "currency, dialect, game, latency_budget, timeout, username, wallet_url)",
+        f"certify: {target}:5: concurency: unknown key 'concurency' (did you mean 'concurrency'?) (allowed: agent, "
+        "amount, concurrency, currency, dialect, game, latency_budget, timeout, username, wallet_url)",
     ]
 
 

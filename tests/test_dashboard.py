@@ -39,7 +39,7 @@ from simulator.pytest_plugin import ServerThread
 from simulator.scenarios import loader
 
 ROOT = Path(__file__).parent.parent
-HAPPY = ROOT / "scenarios" / "happy_path.yaml"
+HAPPY = ROOT / "simulator" / "scenarios" / "builtin" / "happy_path.yaml"
 SHOTS = ROOT / "test-output" / "dashboard"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT = 10.0  # generous bound for page actions on a busy CI machine

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from simulator.control import guard as checks
-from simulator.control import report, routes, rules, tombstones, ui
+from simulator.control import openapi, report, routes, rules, tombstones, ui
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.service import Simulator
 
@@ -27,6 +27,7 @@ TABLES: list[Sequence[web.AbstractRouteDef]] = [
     report.ROUTES,
     rules.ROUTES,
     ui.ROUTES,
+    openapi.ROUTES,
 ]
 #: rooms that keep state on the control app (set up before it starts)
 SETUPS: list[Callable[[web.Application], None]] = [ui.setup]
@@ -49,6 +50,7 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> web.Applic
 
     admin = web.Application(middlewares=[guard, *sim.admin_middlewares()])
     admin[SIM] = sim
+    admin[openapi.TOKEN] = bool(token)
     for room in SETUPS:
         room(admin)
     for table in TABLES:

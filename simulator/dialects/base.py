@@ -177,7 +177,9 @@ class Dialect(ABC):
         if outcome.error is not None:
             headers["X-Sim-Detail"] = _header_safe(outcome.error.detail)
         if outcome.fault:
-            return self._fault(request, op, outcome), 0, None, None
+            response = self._fault(request, op, outcome)
+            response.headers.update(headers)  # what a rule did stays visible (empty, malformed, gateway)
+            return response, 0, None, None
         try:
             status, payload, code = self.render(op, outcome)
             body = jsonio.dumpb(payload)
