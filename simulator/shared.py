@@ -484,19 +484,25 @@ class SharedSimulator(Simulator):
                 self._start(jsonio.loads(data))
             elif kind == "admin":
                 await self._replay_admin(jsonio.loads(data))
-        restart_all = kind == "genesis" or (kind == "admin" and jsonio.loads(data)["path"] in RESETS)
-        for rule in self.engine.rules:
-            if restart_all or rule not in self._generations:
-                self._generations[rule] = entry_id
+        self._restart_counters(
+            entry_id, kind == "genesis" or (kind == "admin" and jsonio.loads(data)["path"] in RESETS)
+        )
         self.cursor = entry_id
+
+    def _restart_counters(self, entry_id: str, every_rule: bool) -> None:
+        """Give fresh counters to the rules an entry added (or, for a reset or new scenario, to all). The
+        key names the entry and the rule's position then, the same on every replica, and stays the rule's
+        while other rules come and go."""
+        for index, rule in enumerate(self.engine.rules):
+            if every_rule or rule not in self._generations:
+                self._generations[rule] = f"{entry_id}:{index}"
 
     def _start(self, genesis: dict[str, Any]) -> None:
         parsed = [loader.parse(text, src, self.settings, i) for i, (src, text) in enumerate(genesis["files"])]
         self.replace_scenario(loader.combine(parsed))
 
     def _counter(self, rule: Rule) -> str:
-        generation = self._generations.get(rule, "none")
-        return f"{self.keys.rule}{generation}:{self.engine.rules.index(rule)}"
+        return self.keys.rule + self._generations.get(rule, f"unlogged:{id(rule)}")
 
     async def refresh_counters(self) -> None:
         """Copy the shared rule counters onto the local rules (what the control API reports)."""
@@ -554,10 +560,7 @@ class SharedSimulator(Simulator):
                 if request.path in (*RESETS, "/_sim/journal"):  # each clears the journal: every replica's
                     with contextlib.suppress(RedisError, OSError):
                         await self.journal_link.clear()
-                restart_all = request.path in RESETS
-                for rule in self.engine.rules:
-                    if restart_all or rule not in self._generations:
-                        self._generations[rule] = self.cursor
+                self._restart_counters(self.cursor, request.path in RESETS)
             return response
         finally:
             if not committed:

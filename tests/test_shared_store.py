@@ -94,6 +94,23 @@ async def test_control_changes_reach_every_replica(start: Start, redis_server: R
     assert [(r["name"], r["hits"]) for r in rules] == [("no-bets", 0)]  # kept, counters restarted
 
 
+async def test_rule_counters_stay_with_their_rule_when_others_come_and_go(
+    start: Start, redis_server: RedisServer
+) -> None:
+    url = fresh(redis_server)
+    a, b = await start(store_url=url), await start(store_url=url)
+    first = {"name": "first", "match": {"operation": "payout"}, "respond": {"error": "duplicate"}, "times": 1}
+    second = {"name": "second", "match": {"operation": "bet"}, "respond": {"error": "insufficient_funds"}, "times": 3}
+    for rule in (first, second):
+        assert (await a.admin("POST", "/_sim/rules", rule))[0] == 201
+    assert (await b.amb.bet("member001", "R1", 1)).json["status"]["code"] == 800
+    assert (await a.admin("DELETE", "/_sim/rules/first"))[0] == 200
+    codes = [(await h.amb.bet("member001", f"R{i}", 1)).json["status"]["code"] for i, h in enumerate((a, b, a))]
+    assert codes == [800, 800, 0]  # two more refusals, then the rule is spent: 3 in all
+    rules = (await b.admin("GET", "/_sim/rules"))[1]["rules"]
+    assert [(r["name"], r["hits"], r["remaining"]) for r in rules] == [("second", 3, 0)]
+
+
 async def test_the_journal_shows_every_replica_and_survives_a_restart(start: Start, redis_server: RedisServer) -> None:
     url = fresh(redis_server)
     a, b = await start(store_url=url), await start(store_url=url)
