@@ -64,6 +64,7 @@ LOCK_WAIT = 5.0  # seconds a request waits for the lock before it answers the in
 CLAIM_MS = 120_000  # an in-flight claim expires after this long if its holder vanished
 CONNECT_TIMEOUT = 2.0
 REPLAY_CHUNK = 5_000
+GROUP = 200  # requests committed together at most
 #: control calls that change nothing (answered without the lock and never logged)
 READ_ONLY_POSTS = ("/_sim/journal/verify", "/_sim/scenario/validate")
 #: control calls whose replay restarts every rule's counters
@@ -82,7 +83,10 @@ local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local tail = '0-0'
 if #last > 0 then tail = last[1][1] end
 if tail ~= ARGV[2] then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 't', ARGV[4], 'd', ARGV[5])
+local id
+for i = 3, #ARGV, 3 do
+  id = redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 't', ARGV[i + 1], 'd', ARGV[i + 2])
+end
 redis.call('DEL', KEYS[1])
 return id
 """
@@ -121,6 +125,16 @@ for i, key in ipairs(KEYS) do
 end
 return {0, 0}
 """
+
+
+Waiting = tuple[Operation, Perform, "asyncio.Future[dict[str, Any]]"]
+Answer = tuple["asyncio.Future[dict[str, Any]]", dict[str, Any], BaseException | None]
+
+
+def _fail(group: list[Waiting], error: BaseException) -> None:
+    for _, _, answer in group:
+        if not answer.done():
+            answer.set_exception(error)
 
 
 class StoreUnavailable(InternalError):
@@ -275,6 +289,8 @@ class SharedSimulator(Simulator):
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
         self._admin: web.Application | None = None
         self._replayers: dict[str, Perform] = {}
+        self._waiting: list[Waiting] = []  # requests queued for the next group commit
+        self._committer: asyncio.Task[None] | None = None
         self.journal_link = JournalLink(client, self.keys.journal, self.journal, self.token)
         self._acquire = client.register_script(ACQUIRE)
         self._commit = client.register_script(COMMIT)
@@ -369,29 +385,70 @@ class SharedSimulator(Simulator):
         return Engine._decision(rule)
 
     async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
+        """Queue the request for the next group commit and wait for its answer (see _commit_groups)."""
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((op, perform, answer))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(self._commit_groups())
+        return await answer
+
+    async def _commit_groups(self) -> None:
+        """Group commit: the requests that queued up while the last group was committed are run one after
+        the other under ONE write lock and committed by ONE script, so the two round trips to Redis are
+        shared by the group. A failed commit fails the whole group (each answer may depend on the ones
+        before it), and nothing of it is in the log."""
+        while self._waiting:
+            group, self._waiting = self._waiting[:GROUP], self._waiting[GROUP:]
+            try:
+                answers = await self._commit_group(group)
+            except StoreUnavailable as exc:
+                _fail(group, exc)
+                continue
+            except Exception as exc:  # a bug: every request of the group gets the internal error
+                log.exception("simulator bug while committing a group")
+                self.dirty = True
+                _fail(group, InternalError(f"simulator bug: {type(exc).__name__}: {exc}"))
+                continue
+            for answer, data, error in answers:
+                if answer.done():
+                    continue
+                if error is not None:
+                    answer.set_exception(error)
+                else:
+                    answer.set_result(data)
+
+    async def _commit_group(self, group: list[Waiting]) -> list[Answer]:
         async with self._local:
             with _store_errors():
                 await self._lock_and_catch_up()
-            committed = False
             try:
-                when = self.shared_clock.base()
-                self.recording.changed = False
-                error: DomainError | None = None
-                data: dict[str, Any] = {}
-                with self.shared_clock.at(when):
-                    try:
-                        data = perform(op)
-                    except DomainError as exc:
-                        error = exc
-                if self.recording.changed:
-                    await self._append("op", when, encode_op(op))
-                    committed = True
-                if error is not None:
-                    raise error
-                return data
-            finally:
-                if not committed:
-                    await self._unlock()
+                answers, entries = self._run_group(group)
+            except BaseException:
+                await self._unlock()
+                raise
+            if entries:
+                await self._append(entries)
+            else:
+                await self._unlock()
+            return answers
+
+    def _run_group(self, group: list[Waiting]) -> tuple[list[Answer], list[list[str]]]:
+        answers: list[Answer] = []
+        entries: list[list[str]] = []
+        for op, perform, answer in group:
+            when = self.shared_clock.base()
+            self.recording.changed = False
+            data: dict[str, Any] = {}
+            error: BaseException | None = None
+            with self.shared_clock.at(when):
+                try:
+                    data = perform(op)
+                except Exception as exc:  # a domain error, or a bug the dialect reports as internal
+                    error = exc
+            if self.recording.changed:
+                entries.append(["op", repr(when), encode_op(op)])
+            answers.append((answer, data, error))
+        return answers, entries
 
     # the log
 
@@ -451,12 +508,12 @@ class SharedSimulator(Simulator):
             await self._unlock()
             raise
 
-    async def _append(self, kind: str, when: float, data: str) -> None:
-        """Commit one change; on any failure the local copy (already changed) is rebuilt before next use."""
+    async def _append(self, entries: list[list[str]]) -> None:
+        """Commit changes (kind, time, data each); on any failure the local copy (already changed) is
+        rebuilt before its next use."""
+        args = [self.token, self.cursor, *(part for entry in entries for part in entry)]
         try:
-            entry_id = await self._commit(
-                keys=[self.keys.lock, self.keys.log], args=[self.token, self.cursor, kind, repr(when), data]
-            )
+            entry_id = await self._commit(keys=[self.keys.lock, self.keys.log], args=args)
         except (RedisError, OSError) as exc:
             self.dirty = True
             raise StoreUnavailable(
@@ -555,7 +612,7 @@ class SharedSimulator(Simulator):
                     "type": request.headers.get("Content-Type", ""),
                     "body": base64.b64encode(body).decode(),
                 }
-                await self._append("admin", when, jsonio.dumps(entry))
+                await self._append([["admin", repr(when), jsonio.dumps(entry)]])
                 committed = True
                 if request.path in (*RESETS, "/_sim/journal"):  # each clears the journal: every replica's
                     with contextlib.suppress(RedisError, OSError):
