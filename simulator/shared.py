@@ -290,6 +290,7 @@ class SharedSimulator(Simulator):
         self._admin: web.Application | None = None
         self._replayers: dict[str, Perform] = {}
         self._waiting: list[Waiting] = []  # requests queued for the next group commit
+        self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
         self._committer: asyncio.Task[None] | None = None
         self.journal_link = JournalLink(client, self.keys.journal, self.journal, self.token)
         self._acquire = client.register_script(ACQUIRE)
@@ -334,41 +335,55 @@ class SharedSimulator(Simulator):
     # the request pipeline
 
     async def run(self, op: Operation, perform: Perform) -> Outcome:
-        if op.dialect == "xpro" and "nonce" in op.params and op.agent:
-            try:
-                with _store_errors():
-                    window = max(1, int(self.settings.xpro.timestamp_skew))
-                    fresh = await self.redis.set(
-                        f"{self.keys.nonce}{op.agent}:{op.params['nonce']}", 1, nx=True, ex=window
-                    )
-            except DomainError as err:
-                return Outcome(error=err)
-            if not fresh:
-                return Outcome(error=AuthFailed("x-nonce was already used (replay, seen by another replica)"))
+        """One round trip before the pipeline: the XPro nonce (``SET NX EX``), the in-flight claim
+        (``SET NX PX``) and the log entries other replicas appended (so the rules are current)."""
+        nonce = f"{self.keys.nonce}{op.agent}:{op.params['nonce']}" if "nonce" in op.params and op.agent else None
+        claim = (op.dialect, op.agent or "", op.scope, op.transaction) if op.mutating and op.transaction else None
+        held = (self.keys.claim + jsonio.dumps(list(claim)), secrets.token_hex(8)) if claim else None
+        try:
+            with _store_errors():
+                if self.dirty:
+                    await self.sync()
+                pipe = self.redis.pipeline(transaction=False)
+                if nonce is not None:
+                    pipe.set(nonce, 1, nx=True, ex=max(1, int(self.settings.xpro.timestamp_skew)))
+                if held is not None:
+                    pipe.set(held[0], held[1], nx=True, px=CLAIM_MS)
+                pipe.xrange(self.keys.log, self._after(), "+")
+                *taken, entries = await pipe.execute()
+                await self._catch_up(entries)
+        except DomainError as err:
+            return Outcome(error=err)
+        if nonce is not None and not taken.pop(0):
+            if held is not None and taken[0]:
+                await self._free(held)
+            return Outcome(error=AuthFailed("x-nonce was already used (replay, seen by another replica)"))
+        if held is not None and claim is not None:
+            if not taken[0]:
+                return Outcome(error=TransactionPending(f"transaction {claim[3]!r} is still being processed"))
+            self._held[id(op)] = (claim, held)
         return await super().run(op, perform)
 
     def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
-        if op.mutating and op.transaction is not None:
-            return self._claim((op.dialect, op.agent or "", op.scope, op.transaction))
-        return contextlib.nullcontext()
+        held = self._held.pop(id(op), None)
+        return self._holding(*held) if held is not None else contextlib.nullcontext()
 
     @contextlib.asynccontextmanager
-    async def _claim(self, claim: tuple[str, str, str, str]) -> AsyncIterator[None]:
-        key, value = self.keys.claim + jsonio.dumps(list(claim)), secrets.token_hex(8)
-        with _store_errors():
-            if not await self.redis.set(key, value, nx=True, px=CLAIM_MS):
-                raise TransactionPending(f"transaction {claim[3]!r} is still being processed")
+    async def _holding(self, claim: tuple[str, str, str, str], held: tuple[str, str]) -> AsyncIterator[None]:
+        """The claim run() took, released (if still this request's) when the pipeline is done with it."""
         self.recording.claimed.add(claim)
         try:
             yield
         finally:
             self.recording.claimed.discard(claim)
-            with contextlib.suppress(RedisError, OSError):
-                await self._release(keys=[key], args=[value])
+            await self._free(held)
+
+    async def _free(self, held: tuple[str, str]) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._release(keys=[held[0]], args=[held[1]])
 
     async def decide(self, op: Operation) -> Decision | None:
-        with _store_errors():
-            await self.sync()
+        with _store_errors():  # the log was read by run(), in the same round trip as the claim
             candidates = [rule for rule in self.engine.rules if rule.match.holds(op)]
             if not candidates:
                 return None
@@ -462,9 +477,22 @@ class SharedSimulator(Simulator):
 
     async def _entries(self, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
         """Log entries after this replica's cursor."""
-        start = "-" if self.cursor == "0-0" else "(" + self.cursor
-        found = await self.redis.xrange(self.keys.log, start, "+", count=count)
+        found = await self.redis.xrange(self.keys.log, self._after(), "+", count=count)
         return cast(list[tuple[str, dict[str, str]]], found)
+
+    def _after(self) -> str:
+        return "-" if self.cursor == "0-0" else "(" + self.cursor
+
+    async def _catch_up(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Apply entries read without the local lock: those the cursor has passed meanwhile are skipped."""
+        if not entries:
+            return
+        async with self._local:
+            if self.dirty:
+                return  # the next change rebuilds from the whole log
+            for entry_id, fields in entries:
+                if _stream_id(entry_id) > _stream_id(self.cursor):
+                    await self._apply(entry_id, fields)
 
     async def _rebuild(self) -> None:
         """Replay the whole log into an empty copy (this replica's journal is kept: resets replayed here
@@ -638,6 +666,11 @@ class SharedSimulator(Simulator):
         )
         with contextlib.suppress(web.HTTPException, DomainError, Exception):
             await match.handler(request)
+
+
+def _stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _opt(value: float | None) -> str:
