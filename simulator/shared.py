@@ -485,8 +485,8 @@ class SharedSimulator(Simulator):
 
     async def _catch_up(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         """Apply entries read without the local lock: those the cursor has passed meanwhile are skipped."""
-        if not entries:
-            return
+        if not any(_stream_id(entry_id) > _stream_id(self.cursor) for entry_id, _ in entries):
+            return  # nothing new (most often: this replica's own last commit); no need to wait for the lock
         async with self._local:
             if self.dirty:
                 return  # the next change rebuilds from the whole log
