@@ -32,7 +32,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, cast
 from unittest import mock
@@ -83,15 +83,22 @@ local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local tail = '0-0'
 if #last > 0 then tail = last[1][1] end
 if tail ~= ARGV[2] then return false end
+local claims = tonumber(ARGV[3])
 local id
-for i = 3, #ARGV, 3 do
+for i = 4 + claims, #ARGV, 3 do
   id = redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 't', ARGV[i + 1], 'd', ARGV[i + 2])
 end
 redis.call('DEL', KEYS[1])
+for i = 1, claims do
+  if redis.call('GET', KEYS[2 + i]) == ARGV[3 + i] then redis.call('DEL', KEYS[2 + i]) end
+end
 return id
 """
+# KEYS: the lock or claims to free; ARGV: the value each must still hold (else it is someone else's)
 RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i] then redis.call('DEL', key) end
+end
 return 0
 """
 GENESIS = """
@@ -291,6 +298,7 @@ class SharedSimulator(Simulator):
         self._replayers: dict[str, Perform] = {}
         self._waiting: list[Waiting] = []  # requests queued for the next group commit
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
+        self._freed: set[int] = set()  # id(op) of claims already released with their group
         self._committer: asyncio.Task[None] | None = None
         self.journal_link = JournalLink(client, self.keys.journal, self.journal, self.token)
         self._acquire = client.register_script(ACQUIRE)
@@ -365,18 +373,23 @@ class SharedSimulator(Simulator):
         return await super().run(op, perform)
 
     def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
-        held = self._held.pop(id(op), None)
-        return self._holding(*held) if held is not None else contextlib.nullcontext()
+        return self._holding(id(op)) if id(op) in self._held else contextlib.nullcontext()
 
     @contextlib.asynccontextmanager
-    async def _holding(self, claim: tuple[str, str, str, str], held: tuple[str, str]) -> AsyncIterator[None]:
-        """The claim run() took, released (if still this request's) when the pipeline is done with it."""
+    async def _holding(self, key: int) -> AsyncIterator[None]:
+        """The claim run() took, released when the pipeline is done with it: by the script that commits
+        (or unlocks) the request's group, or here if the request never reached the ledger."""
+        claim, held = self._held[key]
         self.recording.claimed.add(claim)
         try:
             yield
         finally:
             self.recording.claimed.discard(claim)
-            await self._free(held)
+            del self._held[key]
+            if key in self._freed:
+                self._freed.discard(key)
+            else:
+                await self._free(held)
 
     async def _free(self, held: tuple[str, str]) -> None:
         with contextlib.suppress(RedisError, OSError):
@@ -441,10 +454,13 @@ class SharedSimulator(Simulator):
             except BaseException:
                 await self._unlock()
                 raise
+            ops = [id(op) for op, _, _ in group if id(op) in self._held]
+            claims = [self._held[key][1] for key in ops]  # released by the same script
             if entries:
-                await self._append(entries)
+                await self._append(entries, claims)
             else:
-                await self._unlock()
+                await self._unlock(claims)
+            self._freed.update(ops)
             return answers
 
     def _run_group(self, group: list[Waiting]) -> tuple[list[Answer], list[list[str]]]:
@@ -536,12 +552,14 @@ class SharedSimulator(Simulator):
             await self._unlock()
             raise
 
-    async def _append(self, entries: list[list[str]]) -> None:
-        """Commit changes (kind, time, data each); on any failure the local copy (already changed) is
-        rebuilt before its next use."""
-        args = [self.token, self.cursor, *(part for entry in entries for part in entry)]
+    async def _append(self, entries: list[list[str]], claims: Sequence[tuple[str, str]] = ()) -> None:
+        """Commit changes (kind, time, data each) and free the claims given; on any failure the local copy
+        (already changed) is rebuilt before its next use."""
+        keys = [self.keys.lock, self.keys.log, *(key for key, _ in claims)]
+        args: list[str | int] = [self.token, self.cursor, len(claims), *(value for _, value in claims)]
+        args += [part for entry in entries for part in entry]
         try:
-            entry_id = await self._commit(keys=[self.keys.lock, self.keys.log], args=args)
+            entry_id = await self._commit(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             self.dirty = True
             raise StoreUnavailable(
@@ -552,9 +570,11 @@ class SharedSimulator(Simulator):
             raise StoreUnavailable("the store's write lock expired before the commit; nothing applied")
         self.cursor = entry_id
 
-    async def _unlock(self) -> None:
+    async def _unlock(self, claims: list[tuple[str, str]] | None = None) -> None:
+        """Free the write lock (and claims); a failure is harmless: the lock expires, claims too."""
+        held = [(self.keys.lock, self.token), *(claims or [])]
         with contextlib.suppress(RedisError, OSError):
-            await self._release(keys=[self.keys.lock], args=[self.token])
+            await self._release(keys=[key for key, _ in held], args=[value for _, value in held])
 
     async def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
         kind, when, data = fields["k"], float(fields["t"]), fields["d"]
