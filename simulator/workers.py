@@ -30,15 +30,24 @@ def _worker(settings: Settings, scenario: Scenario, index: int, ready: Any) -> N
     logs.configure(settings.server.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells us to stop (SIGTERM), once
 
-    def listening(base: str) -> None:
-        ready.put((index, base, None))
+    kept: list[Any] = []
+
+    def listening(base: str) -> None:  # with the scenario the store holds (a joining replica serves that one)
+        ready.put((index, base, None, kept[0].scenario if index == 0 else None))
 
     try:
         asyncio.run(
-            cli.serve(settings, scenario, admin_token=settings.server.admin_token, ready=listening, worker=index)
+            cli.serve(
+                settings,
+                scenario,
+                admin_token=settings.server.admin_token,
+                ready=listening,
+                keep=kept.append,
+                worker=index,
+            )
         )
     except (store.StoreError, OSError) as exc:
-        ready.put((index, None, str(exc)))
+        ready.put((index, None, str(exc), None))
         sys.exit(1)
 
 
@@ -78,11 +87,12 @@ def run(settings: Settings, scenario: Scenario, count: int) -> int:
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            base = _wait_ready(ready, processes, count)
+            base, served = _wait_ready(ready, processes, count)
             if base is None:
                 stop(signal.SIGTERM, None)
             else:
-                print(cli.banner(settings, scenario, base, server.admin_token, workers=count), flush=True)
+                shown = cli.banner(settings, served or scenario, base, server.admin_token, workers=count)
+                cli.announce(shown, server.log_format, base)
             for process in processes:
                 process.join()
         finally:
@@ -92,22 +102,24 @@ def run(settings: Settings, scenario: Scenario, count: int) -> int:
     return 1 if base is None else max([0, *(c for c in codes if c > 0)])
 
 
-def _wait_ready(ready: Any, processes: Sequence[BaseProcess], count: int) -> str | None:
-    """The base URL once every worker listens; None (after printing why) if one failed or died."""
+def _wait_ready(ready: Any, processes: Sequence[BaseProcess], count: int) -> tuple[str | None, Scenario | None]:
+    """The base URL (and the scenario served) once every worker listens; None (after saying why) if one
+    failed or died."""
     deadline = time.monotonic() + START_TIMEOUT
     base: str | None = None
+    served: Scenario | None = None
     started = 0
     while started < count:
         try:
-            index, url, error = ready.get(timeout=0.2)
+            index, url, error, scenario = ready.get(timeout=0.2)
         except queue.Empty:
             if any(p.exitcode is not None for p in processes) or time.monotonic() > deadline:
                 print("refusing to start: a worker did not start", file=sys.stderr)
-                return None
+                return None, None
             continue
         if error is not None:
             print(f"refusing to start: worker {index}: {error}", file=sys.stderr)
-            return None
-        base = url
+            return None, None
+        base, served = url, served or scenario
         started += 1
-    return base
+    return base, served

@@ -228,12 +228,25 @@ async def test_two_server_processes_race_on_one_player(
         assert [r["hits"] for r in rules["rules"]] == [5, 1]
 
 
-def test_workers_share_the_port_and_the_store(processes: type[Served], redis_server: RedisServer) -> None:
-    replica = processes(served(fresh(redis_server), None, "--workers", "2"))
-    assert replica.get("/_sim/health")["store"]["ok"]  # type: ignore[index]
-    rest = replica.proc.stdout.readline() if replica.proc.stdout else ""
+def test_workers_share_the_port_and_the_store(
+    processes: type[Served], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "race.yaml"
+    scenario.write_text(RACE_SCENARIO)
+    url = fresh(redis_server)
+    first = processes(served(url, scenario))
+    assert first.stop() == 0
+    # two workers join the store the first one left: its scenario and players, named in the one banner
+    workers = processes(served(url, None, "--workers", "2"))
+    assert "Scenario race" in workers.banner
+    rest = workers.proc.stdout.readline() if workers.proc.stdout else ""
     assert "2 worker processes" in rest and "redis://127.0.0.1" in rest
-    assert replica.stop() == 0
+    health: Any = workers.get("/_sim/health")
+    assert health["store"]["ok"] and health["scenario"] == "race"
+    for _ in range(4):  # whichever worker answers, the player the first process seeded is there
+        player: Any = workers.get("/_sim/players/ambslot/racer")
+        assert Decimal(str(player["balance"])) == 100
+    assert workers.stop() == 0
 
 
 def test_workers_need_a_shared_store_and_a_reachable_one() -> None:
