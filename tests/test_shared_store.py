@@ -4,6 +4,7 @@ on one player, restarts, and Redis lost and back while serving."""
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,10 +14,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
+from simulator import config
 from simulator.client import AmbslotClient
+from simulator.store import parse as parse_store
 from tests.conftest import Harness, RedisServer, Start
-from tests.test_cli import Served, run
+from tests.test_cli import Served, run, serve  # noqa: F401 (the fixture that starts serve processes)
 
 RACE_SCENARIO = """\
 name: race
@@ -33,19 +37,11 @@ def store() -> str:
     return "redis"
 
 
-@pytest.fixture
-def processes() -> Iterator[type[Served]]:
-    """``serve`` processes, each killed at the end if still running."""
-    started: list[Served] = []
-
-    class Tracked(Served):
-        def __init__(self, args: list[str]) -> None:
-            super().__init__(args)
-            started.append(self)
-
-    yield Tracked
-    for served in started:
-        served.close()
+def processes(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[type[Served], Path]:
+    """test_cli's ``serve`` fixture (server processes, always stopped) and the race scenario as a file."""
+    scenario = tmp_path / "race.yaml"
+    scenario.write_text(RACE_SCENARIO)
+    return request.getfixturevalue("serve"), scenario
 
 
 def fresh(server: RedisServer) -> str:
@@ -197,12 +193,11 @@ def served(url: str, scenario: Path | None = None, *extra: str) -> list[str]:
 
 
 async def test_two_server_processes_race_on_one_player(
-    processes: type[Served], redis_server: RedisServer, tmp_path: Path
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    scenario = tmp_path / "race.yaml"
-    scenario.write_text(RACE_SCENARIO)
+    spawn, scenario = processes(request, tmp_path)
     url = fresh(redis_server)
-    replicas = [processes(served(url, scenario)), processes(served(url, scenario))]
+    replicas = [spawn(served(url, scenario)), spawn(served(url, scenario))]
     async with aiohttp.ClientSession() as http:
         clients = [AmbslotClient(r.url, session=http) for r in replicas]
         # 50 bets of 3 from 100, alternating replicas, all at once: exactly 33 fit
@@ -229,15 +224,14 @@ async def test_two_server_processes_race_on_one_player(
 
 
 def test_workers_share_the_port_and_the_store(
-    processes: type[Served], redis_server: RedisServer, tmp_path: Path
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    scenario = tmp_path / "race.yaml"
-    scenario.write_text(RACE_SCENARIO)
+    spawn, scenario = processes(request, tmp_path)
     url = fresh(redis_server)
-    first = processes(served(url, scenario))
+    first = spawn(served(url, scenario))
     assert first.stop() == 0
     # two workers join the store the first one left: its scenario and players, named in the one banner
-    workers = processes(served(url, None, "--workers", "2"))
+    workers = spawn(served(url, None, "--workers", "2"))
     assert "Scenario race" in workers.banner
     rest = workers.proc.stdout.readline() if workers.proc.stdout else ""
     assert "2 worker processes" in rest and "redis://127.0.0.1" in rest
@@ -262,3 +256,25 @@ def test_a_malformed_store_is_refused() -> None:
     assert refused.returncode == 2 and "must be a number" in refused.stderr
     refused = run("serve", "--port", "0", "--store", "postgres://x")
     assert refused.returncode == 2 and "neither 'memory' nor redis://" in refused.stderr
+
+
+def test_the_two_replica_deployment_files_fit_together() -> None:
+    """No Docker engine here: the compose file, nginx's upstreams and the shared config checked for what
+    they promise (two replicas on one Redis, behind the proxy, with a config the simulator accepts)."""
+    deploy = Path(__file__).parent.parent / "deploy"
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = [name for name, s in services.items() if s.get("environment", {}).get("WALLET_SIM_STORE")]
+    assert len(replicas) == 2 and "redis" in services
+    for name in replicas:
+        env = services[name]["environment"]
+        assert env["WALLET_SIM_STORE"].startswith("redis://redis:6379/") and env["WALLET_SIM_ADMIN_TOKEN"]
+        assert parse_store(env["WALLET_SIM_STORE"]) is not None
+        assert int(env["WALLET_SIM_WORKERS"]) >= 1
+        mounted = env["WALLET_SIM_CONFIG"]
+        assert any(v.endswith(f":{mounted}:ro") for v in services[name]["volumes"])
+    nginx = (deploy / "nginx.conf").read_text()
+    assert sorted(re.findall(r"server (sim-\w+):8080", nginx)) == sorted(replicas)
+    assert "X-Forwarded-Host" in nginx and "proxy_next_upstream off" in nginx
+    settings = config.load(str(deploy / "config.yaml"))
+    assert settings.server.trusted_proxies and settings.xpro.token_secret_given
