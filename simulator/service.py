@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.config import Settings
 from simulator.errors import DomainError, DuplicateTransaction
@@ -22,6 +22,9 @@ from simulator.operations import Operation, Outcome
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Scenario
 from simulator.scenarios.seeding import seed_players
+
+if TYPE_CHECKING:  # the control API's types, for the one hook it calls; nothing here speaks HTTP
+    from aiohttp import web
 
 log = logging.getLogger("simulator.access")
 
@@ -97,9 +100,11 @@ class Simulator:
     async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
         return perform(op)
 
-    def admin_middlewares(self) -> list[Any]:
-        """Middlewares the control API adds after its guard (a shared store logs control changes)."""
-        return []
+    async def control(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """A control call past its guard (a shared store first syncs, and logs what changes state)."""
+        return await handler(request)
 
     def attach(self, performers: dict[str, Perform], admin: Any) -> None:
         """Told by the app factory which ``perform`` each dialect has, and the control sub-app."""

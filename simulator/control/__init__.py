@@ -44,11 +44,11 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> web.Applic
         try:
             # Host, admin token (not for the page and its assets), Origin, Content-Type
             checks.check(request, sim.settings, token, token_required=not public(request.path))
-            return await handler(request)
+            return await sim.control(request, handler)
         except AdminError as exc:
             return reply(exc.body, exc.status)
 
-    admin = web.Application(middlewares=[guard, *sim.admin_middlewares()])
+    admin = web.Application(middlewares=[guard])
     admin[SIM] = sim
     admin[openapi.TOKEN] = bool(token)
     for room in SETUPS:
