@@ -172,8 +172,8 @@ class RecordingLedger(Ledger):
 
     changed = False
 
-    def __init__(self, clock: Callable[[], float], max_tombstones: int) -> None:
-        super().__init__(clock, max_tombstones)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # the Ledger's own arguments
+        super().__init__(*args, **kwargs)
         self.claimed: set[tuple[str, str, str, str]] = set()  # this process's claims (the others are in Redis)
 
     def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
