@@ -19,6 +19,7 @@ import yaml
 from simulator import config
 from simulator.client import AmbslotClient
 from simulator.store import parse as parse_store
+from tests import test_soak as soak
 from tests.conftest import Harness, RedisServer, Start
 from tests.test_cli import Served, run, serve  # noqa: F401 (the fixture that starts serve processes)
 
@@ -105,6 +106,21 @@ async def test_rule_counters_stay_with_their_rule_when_others_come_and_go(
     assert codes == [800, 800, 0]  # two more refusals, then the rule is spent: 3 in all
     rules = (await b.admin("GET", "/_sim/rules"))[1]["rules"]
     assert [(r["name"], r["hits"], r["remaining"]) for r in rules] == [("second", 3, 0)]
+
+
+async def test_a_soak_over_two_replicas_leaves_one_consistent_ledger(start: Start, redis_server: RedisServer) -> None:
+    """test_soak's clients split over two replicas of one store, racing on the same players; then a third
+    replica, built from the log alone, holds exactly what the clients were told, as the other two do."""
+    url = fresh(redis_server)
+    a, b = await start(store_url=url, scenario=soak.SCENARIO), await start(store_url=url)
+    for h in (a, b):
+        await h.xpro.authenticate()
+    tally = soak.Tally()
+    await asyncio.gather(*(soak.worker((a, b)[seed % 2], seed, tally) for seed in range(soak.WORKERS)))
+    fresh_replica = await start(store_url=url)
+    soak.check(fresh_replica.sim.ledger, tally)
+    views = [(await h.admin("GET", "/_sim/players"))[1] for h in (a, b, fresh_replica)]
+    assert views[0] == views[1] == views[2]
 
 
 async def test_the_journal_shows_every_replica_and_survives_a_restart(start: Start, redis_server: RedisServer) -> None:
