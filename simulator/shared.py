@@ -35,10 +35,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, cast
-from unittest import mock
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
 from aiohttp.streams import StreamReader
 from aiohttp.test_utils import make_mocked_request
 from redis.exceptions import RedisError
@@ -675,7 +675,8 @@ class SharedSimulator(Simulator):
         headers = {"Content-Type": entry["type"]} if entry["type"] else {}
         probe = make_mocked_request(entry["method"], path, headers, app=self._admin)
         match = await self._admin.router.resolve(probe)
-        payload = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        payload = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
         payload.feed_data(body)
         payload.feed_eof()
         request = make_mocked_request(
