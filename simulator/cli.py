@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, jsonio
+from simulator import __version__, heap, jsonio
 from simulator.app import create_app
 from simulator.client import (
     DEMO_AMBSLOT,
@@ -101,6 +101,7 @@ async def serve(
     sock = bind(settings.server.host, settings.server.port)
     site = web.SockSite(runner, sock)
     await site.start()
+    heap.settle()  # start-up's objects are permanent: no collection walks them again
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"

@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "trust_forwarded": False,  # honour X-Forwarded-Proto/-Host/-For (behind a proxy)
         "shutdown_timeout": 10.0,  # seconds requests in flight get on SIGTERM
         "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
+        "max_transactions": 5_000_000,  # the ledger's capacity (~300 bytes each); past it new ones are refused
     },
     "xpro": {
         "prefix": "",
@@ -111,6 +112,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "trust_forwarded": {"type": "boolean"},
                 "shutdown_timeout": {"type": "number", "minimum": 0, "maximum": 600},
                 "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
+                "max_transactions": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
             },
         },
         "xpro": {
@@ -246,6 +248,7 @@ class ServerSettings:
     trust_forwarded: bool
     shutdown_timeout: float
     max_tombstones: int
+    max_transactions: int
 
 
 @dataclass(frozen=True)
@@ -430,6 +433,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             trust_forwarded=s["trust_forwarded"],
             shutdown_timeout=float(s["shutdown_timeout"]),
             max_tombstones=s["max_tombstones"],
+            max_transactions=s["max_transactions"],
         ),
         xpro=XproSettings(
             prefix=_prefix(x["prefix"]),

@@ -39,7 +39,7 @@ class Simulator:
         self.settings = settings
         self.clock = clock
         self.sleep = sleep  # injected latency goes through here (tests shorten it)
-        self.ledger = Ledger(clock, settings.server.max_tombstones)
+        self.ledger = Ledger(clock, settings.server.max_tombstones, settings.server.max_transactions)
         self.journal = Journal(settings.server.journal_size)
         self.engine = Engine(scenario or Scenario.empty())
         self.started = clock()
