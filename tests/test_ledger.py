@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from decimal import Decimal
 
 import pytest
 
-from simulator.errors import DuplicateTransaction, InsufficientFunds, PlayerExists, TransactionPending
+from simulator.errors import DuplicateTransaction, InsufficientFunds, LedgerFull, PlayerExists, TransactionPending
 from simulator.ledger import Ledger, Player
 from simulator.ledger.core import CANCELLED, ROLLED_BACK
-from simulator.ledger.memory import SCALE
+from simulator.ledger.memory import SCALE, TextIndex, Texts
 
 D = Decimal
 
@@ -283,3 +284,58 @@ def test_discard_and_unbind_keep_sessions_consistent() -> None:
     ledger.post(other, "w1", "withdraw", debit=D(1))
     with pytest.raises(ValueError):
         ledger.discard(other)  # a player with transactions stays: the books must add up
+
+
+def test_money_outside_the_integer_columns_stays_exact() -> None:
+    ledger, player = make("100")
+    tiny = ledger.post(player, "w1", "withdraw", debit=D("0.000000001"))  # 9 places: kept as Decimal
+    big = ledger.set_balance(player, D("900000000000000.5"))  # beyond 64-bit units
+    plain = ledger.post(player, "w2", "withdraw", debit=D("0.25"))
+    assert tiny.balance_after == D("99.999999999") and tiny.debit == D("0.000000001")
+    assert big is not None and big.balance_after == D("900000000000000.5")
+    assert plain.balance_before == D("900000000000000.5") and plain.balance_after == D("900000000000000.25")
+    assert ledger.invariants()["ok"]
+
+
+def test_text_index_keeps_a_hash_clash_apart() -> None:
+    texts = Texts()
+    index = TextIndex(texts)
+    for text in ["a", "b"]:
+        texts.append(text)
+    index.add("a", 0)
+    index._rows[hash("b")] = 0  # as if "b" hashed like "a"
+    index.add("b", 1)
+    assert (index.get("a"), index.get("b"), index.get("c")) == (0, 1, None)
+
+
+def test_a_full_ledger_refuses_and_changes_nothing() -> None:
+    ledger = Ledger(max_transactions=2)
+    player = ledger.open("fizzy", "brand", "p1", "EUR", D(10))
+    ledger.post(player, "w1", "withdraw", debit=D(1))
+    ledger.set_balance(player, D(5))
+    with pytest.raises(LedgerFull):
+        ledger.post(player, "w2", "withdraw", debit=D(1))
+    with pytest.raises(LedgerFull):
+        ledger.set_balance(player, D(6))
+    assert player.balance == 5 and len(ledger.log) == 2 and ledger.find("fizzy", "brand", "w2") is None
+
+
+def test_a_refused_new_player_gives_back_its_number() -> None:
+    ledger = Ledger()
+    with pytest.raises(InsufficientFunds), ledger.atomic():
+        newcomer = ledger.open("fizzy", "brand", "p9", "EUR", D(1))
+        ledger.post(newcomer, "w", "withdraw", debit=D(2))
+    assert not ledger.store.players and ledger.player("fizzy", "brand", "p9") is None
+
+
+def test_transactions_leave_nothing_for_the_garbage_collector_to_walk() -> None:
+    """The cause of p99 climbing with the ledger: per-transaction objects the cyclic collector walks."""
+    ledger, player = make("1000000")
+    ledger.post(player, "t-first", "withdraw", debit=D("0.01"), round_id="r-first", track_round=True, ref="t-x")
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(3000):
+        ledger.post(player, f"t{i}", "withdraw", debit=D("0.01"), round_id=f"r{i}", track_round=True, fingerprint=i)
+        ledger.post(player, f"d{i}", "deposit", credit=D("0.02"), ref=f"t{i}", game="g1")
+    gc.collect()
+    assert len(gc.get_objects()) - before < 20 and ledger.invariants()["ok"]
