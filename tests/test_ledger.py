@@ -11,7 +11,7 @@ import pytest
 from simulator.errors import DuplicateTransaction, InsufficientFunds, LedgerFull, PlayerExists, TransactionPending
 from simulator.ledger import Ledger, Player
 from simulator.ledger.core import CANCELLED, ROLLED_BACK
-from simulator.ledger.memory import SCALE, TextIndex, Texts
+from simulator.ledger.memory import CREDIT, SCALE, WIDTH, TextIndex, Texts
 
 D = Decimal
 
@@ -99,7 +99,7 @@ def test_invariants_catch_a_corrupted_balance_and_a_double_refund() -> None:
     assert not report["ok"] and report["problems"][0]["problem"] == "balance differs from its transactions"
     player.balance -= 1
     refund = ledger.reverse(player, "r1", "rollback", [bet], status=ROLLED_BACK)
-    ledger.store.credit[refund.row] += 4 * SCALE  # as if the refund had been paid twice
+    ledger.store.nums[refund.row * WIDTH + CREDIT] += 4 * SCALE  # as if the refund had been paid twice
     problems = {p["problem"] for p in ledger.invariants()["problems"]}
     assert "refund differs from the debits it reversed" in problems
 
@@ -186,7 +186,7 @@ def test_refund_check_tells_reversals_of_different_scopes_apart() -> None:
     bet = ledger.post(player, "X", "bet", scope="bet", debit=D(40))
     ledger.reverse(player, "X", "cancel", [bet], scope="cancel", status=CANCELLED)
     other = ledger.reverse(player, "X", "rollback", [], scope="rollback", status=ROLLED_BACK)
-    ledger.store.credit[other.row] += 40 * SCALE  # a refund paid by a reversal that reversed nothing
+    ledger.store.nums[other.row * WIDTH + CREDIT] += 40 * SCALE  # a refund paid by a reversal that reversed nothing
     problems = ledger.invariants()["problems"]
     assert [(p["problem"], p["transaction"]) for p in problems if "refund" in p["problem"]] == [
         ("refund differs from the debits it reversed", ["ambslot", "demo", "rollback", "X"])

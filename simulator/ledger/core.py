@@ -228,15 +228,9 @@ class Ledger:
             if delta == 0:
                 return None
             self._room()
-            return self._record(
-                player,
-                f"{reason}-{len(self.store) + 1}",  # the seq it gets
-                "adjust",
-                debit=-delta if delta < 0 else ZERO,
-                credit=delta if delta > 0 else ZERO,
-                scope=ADJUSTMENTS,
-                indexed=False,
-            )
+            debit, credit = (-delta, ZERO) if delta < 0 else (ZERO, delta)
+            txn_id = f"{reason}-{len(self.store) + 1}"  # the seq it gets
+            return self._record(player, txn_id, "adjust", ADJUSTMENTS, debit, credit, indexed=False)
 
     def discard(self, player: Player) -> None:
         """Forget a player that has no transactions, with its sessions (a scenario file redefining it)."""
@@ -312,23 +306,13 @@ class Ledger:
         """The one check-and-apply: refuse a used id or a debit beyond the balance, else apply both legs."""
         assert scope != ADJUSTMENTS, "the adjustment scope is the ledger's own"
         with self._lock:
-            if self.find(player.dialect, player.tenant, txn_id, scope) is not None:
+            if self.store.find_row(player.dialect, player.tenant, scope, txn_id) is not None:
                 raise DuplicateTransaction(f"transaction {txn_id!r} already exists")
             if debit > player.balance:
                 raise InsufficientFunds(f"debit {debit} exceeds balance {player.balance}")
             self._room()
             return self._record(
-                player,
-                txn_id,
-                kind,
-                scope=scope,
-                debit=debit,
-                credit=credit,
-                round_id=round_id,
-                game=game,
-                ref=ref,
-                fingerprint=fingerprint,
-                track_round=track_round,
+                player, txn_id, kind, scope, debit, credit, round_id, game, ref, fingerprint, track_round
             )
 
     def reverse(
@@ -372,16 +356,15 @@ class Ledger:
         player: Player,
         txn_id: str,
         kind: str,
-        *,
+        scope: str,
         debit: Decimal,
         credit: Decimal,
         round_id: str | None = None,
         game: str | None = None,
         ref: str | None = None,
         fingerprint: int | None = None,
-        scope: str = "",
-        indexed: bool = True,
         track_round: bool = False,
+        indexed: bool = True,
     ) -> Transaction:
         now = self.clock()
         if debit or credit:

@@ -1,9 +1,11 @@
 """The embedded transaction store: columns of machine values, so a million transactions cost little memory
 and nothing the cyclic garbage collector has to walk.
 
-Every transaction is a *row*: its fields live in ``array`` columns (amounts as 64-bit integers of
-:data:`SCALE` units, times as doubles, kinds, scopes, games and players as small table numbers) and its two
-texts (transaction id, round id) in append-only UTF-8 blobs. The indexes are dicts of ints keyed by the
+Every transaction is a *row*: its numbers are :data:`WIDTH` consecutive 64-bit integers of one ``array``
+(player, kind/scope/flags, game, debit, credit, balance after, fingerprint; amounts in :data:`SCALE`
+units; kinds, scopes, games and players as small table numbers), its time a double, its status a byte, and
+its two texts (transaction id, round id) in append-only UTF-8 blobs. One ``extend`` per row keeps the write
+cheap. The indexes are dicts of ints keyed by the
 hash of the text (the blob confirms a hit; the rare different text with the same hash goes to a side
 table), so no per-row Python object survives a request: ints, strings, arrays and dicts of them are not
 tracked by the collector, which is what keeps p99 flat as the ledger grows (see the README's
@@ -33,12 +35,18 @@ _LIMIT = 2**63 - 1
 _DSCALE = Decimal(SCALE)
 
 HAS_FINGERPRINT, HAS_ROUND, HAS_GAME, INDEXED = 1, 2, 4, 8
+#: the integers of one row, at ``row * WIDTH + field``
+PLAYER, META, GAME, DEBIT, CREDIT, AFTER, FINGERPRINT = range(7)
+WIDTH = 7
+# META packs the kind (8 bits), the scope (16 bits) and the flags (8 bits)
 
 TxnKey = tuple[str, str, str, str]  # (dialect, tenant, scope, transaction id)
 
 
 def units(value: Decimal) -> int | None:
     """``value`` in :data:`SCALE` units if exactly representable in 64 bits, else None."""
+    if not value:
+        return 0
     numerator, denominator = value.as_integer_ratio()
     if SCALE % denominator:
         return None
@@ -103,9 +111,10 @@ class TextIndex:
 class Interned:
     """A small table of repeated strings (kinds, scopes, games): text <-> number."""
 
-    __slots__ = ("numbers", "texts")
+    __slots__ = ("limit", "numbers", "texts")
 
-    def __init__(self, *first: str) -> None:
+    def __init__(self, *first: str, limit: int = 2**32) -> None:
+        self.limit = limit
         self.texts: list[str] = []
         self.numbers: dict[str, int] = {}
         for text in first:
@@ -114,6 +123,8 @@ class Interned:
     def number(self, text: str) -> int:
         n = self.numbers.get(text)
         if n is None:
+            if len(self.texts) >= self.limit:
+                raise OverflowError(f"more than {self.limit} distinct values")
             n = self.numbers[text] = len(self.texts)
             self.texts.append(text)
         return n
@@ -122,11 +133,24 @@ class Interned:
 class Transaction:
     """One stored transaction, read from the columns on access. ``amount`` is the signed effect."""
 
-    __slots__ = ("_store", "row")
+    __slots__ = ("_id", "_money", "_store", "row")
 
-    def __init__(self, store: MemoryStore, row: int) -> None:
+    def __init__(
+        self,
+        store: MemoryStore,
+        row: int,
+        money: tuple[Decimal, Decimal, Decimal] | None = None,
+        txn_id: str | None = None,
+    ) -> None:
         self._store = store
         self.row = row
+        self._money = money  # (debit, credit, balance after), read once
+        self._id = txn_id
+
+    def _amounts(self) -> tuple[Decimal, Decimal, Decimal]:
+        if self._money is None:
+            self._money = self._store.money(self.row)
+        return self._money
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Transaction) and other._store is self._store and other.row == self.row
@@ -141,9 +165,12 @@ class Transaction:
     def seq(self) -> int:
         return self.row + 1
 
+    def _field(self, field: int) -> int:
+        return self._store.nums[self.row * WIDTH + field]
+
     @property
     def owner(self) -> Player:
-        return self._store.players[self._store.player_no[self.row]]
+        return self._store.players[self._field(PLAYER)]
 
     @property
     def dialect(self) -> str:
@@ -159,11 +186,13 @@ class Transaction:
 
     @property
     def id(self) -> str:
-        return self._store.ids[self.row]
+        if self._id is None:
+            self._id = self._store.ids[self.row]
+        return self._id
 
     @property
     def kind(self) -> str:
-        return self._store.kinds.texts[self._store.kind[self.row]]
+        return self._store.kinds.texts[self._field(META) & 0xFF]
 
     @property
     def status(self) -> str:
@@ -171,19 +200,19 @@ class Transaction:
 
     @property
     def scope(self) -> str:
-        return self._store.scopes.texts[self._store.scope[self.row]]
+        return self._store.scopes.texts[self._field(META) >> 8 & 0xFFFF]
 
     @property
     def round(self) -> str | None:
-        return self._store.rounds[self.row] if self._store.flags[self.row] & HAS_ROUND else None
+        return self._store.rounds[self.row] if self._field(META) >> 24 & HAS_ROUND else None
 
     @property
     def game(self) -> str | None:
-        return self._store.games.texts[self._store.game[self.row]] if self._store.flags[self.row] & HAS_GAME else None
+        return self._store.games.texts[self._field(GAME)] if self._field(META) >> 24 & HAS_GAME else None
 
     @property
     def fingerprint(self) -> int | None:
-        return self._store.fingerprint[self.row] if self._store.flags[self.row] & HAS_FINGERPRINT else None
+        return self._field(FINGERPRINT) if self._field(META) >> 24 & HAS_FINGERPRINT else None
 
     @property
     def ref(self) -> str | None:
@@ -200,24 +229,24 @@ class Transaction:
 
     @property
     def debit(self) -> Decimal:
-        return self._store.money(self.row)[0]
+        return self._amounts()[0]
 
     @property
     def credit(self) -> Decimal:
-        return self._store.money(self.row)[1]
+        return self._amounts()[1]
 
     @property
     def balance_after(self) -> Decimal:
-        return self._store.money(self.row)[2]
+        return self._amounts()[2]
 
     @property
     def balance_before(self) -> Decimal:
-        debit, credit, after = self._store.money(self.row)
+        debit, credit, after = self._amounts()
         return after + debit - credit
 
     @property
     def amount(self) -> Decimal:
-        debit, credit, _ = self._store.money(self.row)
+        debit, credit, _ = self._amounts()
         return credit - debit
 
 
@@ -231,7 +260,7 @@ class Rows(Sequence[Transaction]):
         self._rows = rows  # None: every row of the store
 
     def __len__(self) -> int:
-        return len(self._rows) if self._rows is not None else len(self._store.kind)
+        return len(self._rows) if self._rows is not None else len(self._store.time)
 
     @overload
     def __getitem__(self, index: int) -> Transaction: ...
@@ -269,25 +298,17 @@ class MemoryStore:
 
     def clear(self) -> None:
         self.players: list[Player] = []  # player number -> player
-        self.player_no = array("I")
-        self.kind = array("B")
-        self.status = array("B")
-        self.flags = array("B")
-        self.scope = array("H")
-        self.game = array("I")
-        self.debit = array("q")
-        self.credit = array("q")
-        self.after = array("q")
+        self.nums = array("q")  # WIDTH integers per row
         self.time = array("d")
-        self.fingerprint = array("q")
+        self.status = array("B")
         self.ids = Texts()
         self.rounds = Texts()
-        self.kinds = Interned()
-        self.statuses = Interned("applied")
-        self.scopes = Interned("")
+        self.kinds = Interned(limit=2**8)
+        self.statuses = Interned("applied", limit=2**8)
+        self.scopes = Interned("", limit=2**16)
         self.games = Interned()
         self.exact: dict[int, tuple[Decimal, Decimal, Decimal]] = {}  # rows whose money needs Decimal
-        self._index: dict[tuple[str, str, int], TextIndex] = {}  # (dialect, tenant, scope number)
+        self._index: dict[tuple[str, str, str], TextIndex] = {}  # (dialect, tenant, scope)
         self._round_index: dict[int, TextIndex] = {}  # player number -> round -> its first tracked row
         self._round_next: dict[int, int] = {}  # tracked row -> next tracked row of the same round
         self.reversed_by: dict[int, int] = {}  # debit row -> the reversal's row
@@ -298,7 +319,7 @@ class MemoryStore:
         self._referrer_next: dict[int, int] = {}  # referring row -> the next row referring to the same one
 
     def __len__(self) -> int:
-        return len(self.kind)
+        return len(self.time)
 
     # players
 
@@ -318,13 +339,12 @@ class MemoryStore:
         return Rows(self)
 
     def find_row(self, dialect: str, tenant: str, scope: str, txn_id: str) -> int | None:
-        scope_no = self.scopes.numbers.get(scope)
-        index = self._index.get((dialect, tenant, scope_no)) if scope_no is not None else None
+        index = self._index.get((dialect, tenant, scope))
         return index.get(txn_id) if index is not None else None
 
     def find(self, dialect: str, tenant: str, scope: str, txn_id: str) -> Transaction | None:
         row = self.find_row(dialect, tenant, scope, txn_id)
-        return None if row is None else Transaction(self, row)
+        return None if row is None else Transaction(self, row, None, txn_id)
 
     def round(self, player: Player, round_id: str) -> list[Transaction]:
         index = self._round_index.get(player.no)
@@ -344,7 +364,7 @@ class MemoryStore:
             rows = [first, nxt]
             while rows[-1] in self._round_next:
                 rows.append(self._round_next[rows[-1]])
-            yield self.players[self.player_no[first]], [Transaction(self, r) for r in rows]
+            yield self.players[self.nums[first * WIDTH + PLAYER]], [Transaction(self, r) for r in rows]
 
     def referring(self, txn: Transaction) -> list[Transaction]:
         rows: list[int] = []
@@ -366,20 +386,17 @@ class MemoryStore:
         exact = self.exact.get(row)
         if exact is not None:
             return exact
-        return decimal(self.debit[row]), decimal(self.credit[row]), decimal(self.after[row])
-
-    def net_units(self, row: int) -> int | None:
-        """credit - debit in units, or None for a row kept in Decimal."""
-        return None if row in self.exact else self.credit[row] - self.debit[row]
+        at = row * WIDTH
+        return decimal(self.nums[at + DEBIT]), decimal(self.nums[at + CREDIT]), decimal(self.nums[at + AFTER])
 
     # self-check scans (Ledger.invariants)
 
     def net(self, player: Player) -> Decimal:
         """The sum of the player's transactions' effects on its balance."""
-        debit, credit = self.debit, self.credit
-        total = decimal(sum(credit[r] for r in player.rows) - sum(debit[r] for r in player.rows))
+        nums = self.nums
+        total = decimal(sum(nums[r * WIDTH + CREDIT] - nums[r * WIDTH + DEBIT] for r in player.rows))
         for row, (d, c, _) in self.exact.items():
-            if self.player_no[row] == player.no:
+            if nums[row * WIDTH + PLAYER] == player.no:
                 total += c - d
         return total
 
@@ -387,12 +404,15 @@ class MemoryStore:
         """(dialect, tenant, scope, id) of every indexed transaction the index does not lead to: one that
         shares its key with an earlier one."""
         repeated: list[TxnKey] = []
-        for row, flags in enumerate(self.flags):
-            if not flags & INDEXED:
+        nums = self.nums
+        for row in range(len(self)):
+            meta = nums[row * WIDTH + META]
+            if not meta >> 24 & INDEXED:
                 continue
-            player, scope, txn_id = self.players[self.player_no[row]], self.scope[row], self.ids[row]
+            player, scope = self.players[nums[row * WIDTH + PLAYER]], self.scopes.texts[meta >> 8 & 0xFFFF]
+            txn_id = self.ids[row]
             if self._index[(player.dialect, player.tenant, scope)].get(txn_id) != row:
-                repeated.append((player.dialect, player.tenant, self.scopes.texts[scope], txn_id))
+                repeated.append((player.dialect, player.tenant, scope, txn_id))
         return repeated
 
     def reversals(self) -> Iterator[tuple[Transaction, Transaction]]:
@@ -407,7 +427,8 @@ class MemoryStore:
 
     def of_kinds(self, kinds: tuple[str, ...]) -> Iterator[Transaction]:
         numbers = {self.kinds.numbers[k] for k in kinds if k in self.kinds.numbers}
-        return (Transaction(self, row) for row, kind in enumerate(self.kind) if kind in numbers)
+        nums = self.nums
+        return (Transaction(self, row) for row in range(len(self)) if nums[row * WIDTH + META] & 0xFF in numbers)
 
     # writes
 
@@ -434,27 +455,29 @@ class MemoryStore:
         indexed: bool,
         track_round: bool,
     ) -> Transaction:
-        row = len(self.kind)
-        scope_no = self.scopes.number(scope)
-        flags = 0
-        self.player_no.append(player.no)
-        self.kind.append(self.kinds.number(kind))
-        self.status.append(0)
-        self.scope.append(scope_no)
-        self.game.append(self.games.number(game) if game is not None else 0)
-        self._money(row, debit, credit, after)
+        row = len(self.time)
+        flags = INDEXED if indexed else 0
+        game_no = 0
+        if game is not None:
+            flags |= HAS_GAME
+            game_no = self.games.number(game)
+        if fingerprint is not None:
+            flags |= HAS_FINGERPRINT
+        if round_id is not None:
+            flags |= HAS_ROUND
+        meta = self.kinds.number(kind) | self.scopes.number(scope) << 8 | flags << 24
+        d, c, a = units(debit), units(credit), units(after)
+        if d is None or c is None or a is None:
+            self.exact[row] = (debit, credit, after)
+            d = c = a = 0
+        self.nums.extend((player.no, meta, game_no, d, c, a, fingerprint or 0))
         self.time.append(now)
-        self.fingerprint.append(fingerprint or 0)
+        self.status.append(0)
         self.ids.append(txn_id)
         self.rounds.append(round_id or "")
-        flags |= HAS_FINGERPRINT if fingerprint is not None else 0
-        flags |= HAS_ROUND if round_id is not None else 0
-        flags |= HAS_GAME if game is not None else 0
-        flags |= INDEXED if indexed else 0
-        self.flags.append(flags)
         player.rows.append(row)
         if indexed:
-            key = (player.dialect, player.tenant, scope_no)
+            key = (player.dialect, player.tenant, scope)
             index = self._index.get(key)
             if index is None:
                 index = self._index[key] = TextIndex(self.ids)
@@ -465,20 +488,11 @@ class MemoryStore:
                 self._refer(player, scope, ref, row)
         elif ref is not None:
             self._ref_text[row] = ref
-        return Transaction(self, row)
+        return Transaction(self, row, (debit, credit, after), txn_id)
 
     def mark_reversed(self, target: Transaction, by: Transaction, status: str) -> None:
         self.status[target.row] = self.statuses.number(status)
         self.reversed_by[target.row] = by.row
-
-    def _money(self, row: int, debit: Decimal, credit: Decimal, after: Decimal) -> None:
-        d, c, a = units(debit), units(credit), units(after)
-        if d is None or c is None or a is None:
-            self.exact[row] = (debit, credit, after)
-            d = c = a = 0
-        self.debit.append(d)
-        self.credit.append(c)
-        self.after.append(a)
 
     def _track(self, player: Player, round_id: str, row: int) -> None:
         index = self._round_index.get(player.no)
