@@ -1,36 +1,48 @@
-# The README's commands. Everything installs into a project-local .venv.
+# The README's commands. Everything installs into a project-local .venv:
+# `make run` installs the runtime only, `make test` (and the other checks) the dev extra as well.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-dev
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP     := $(VENV)/.installed-dev
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
-SCENARIO ?= scenarios/happy_path.yaml
+SCENARIO ?= builtin:happy_path
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test system-deps lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	$(PYTHON) -m venv $(VENV)
 
-run: $(STAMP)
+$(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $(RUNTIME_STAMP)
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(DEV_STAMP) $(RUNTIME_STAMP)
+
+run: $(RUNTIME_STAMP)
 	$(BIN)/python -m simulator serve --host $(HOST) --port $(PORT) --scenario $(SCENARIO)
 
-test: lint typecheck unit
+test: system-deps lint typecheck unit
 
-lint: $(STAMP)
+# Debian packages the browser tests need (chromium, chromium-driver); installs them when run as root
+system-deps:
+	sh scripts/system-deps.sh
+
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:

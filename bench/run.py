@@ -199,7 +199,7 @@ def main() -> int:
     budget = int((args.seconds + args.warmup) * 12_000)
 
     startup_plain = min(measure_startup([]) for _ in range(3))
-    startup_scenario = min(measure_startup(["--scenario", "scenarios/happy_path.yaml"]) for _ in range(3))
+    startup_scenario = min(measure_startup(["--scenario", "builtin:happy_path"]) for _ in range(3))
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as scenario:
         scenario.write(SCENARIO)

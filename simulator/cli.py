@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -17,15 +18,16 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, heap, jsonio
+from simulator import __version__, cli_call, environ, heap, jsonio, logs, netserve, waitready
 from simulator.app import create_app
+from simulator.certify.cli import add_parser as add_certify
 from simulator.client import (
     DEMO_AMBSLOT,
     DEMO_FIZZY,
     DEMO_XPRO,
     AmbslotClient,
     FizzyClient,
-    Prepared,
+    Reply,
     XproClient,
 )
 from simulator.config import Settings, xpro_key
@@ -64,9 +66,28 @@ def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str |
     for amb in list(a.agents.values())[:3]:
         lines.append(f"  AMBSlot  {base}{a.prefix}/balance  agent={amb.id} currency={amb.currency}")
     lines.append(f"  Admin    {base}/_sim/health" + ("  (Authorization: Bearer <admin token>)" if admin_token else ""))
-    rules = len(scenario.rules)
-    lines.append(f"  Scenario {scenario.name} ({', '.join(scenario.sources) or 'none'}): {rules} rule(s)")
+    lines.append(f"  Dashboard {base}/_sim/ui")
+    if scenario.sources:
+        rules = plural(len(scenario.rules), "rule")
+        lines.append(f"  Scenario {scenario.name} ({', '.join(scenario.sources)}): {rules}")
+    else:
+        lines.append("  Scenario none loaded (--scenario FILE or builtin:NAME)")
     return "\n".join(lines)
+
+
+def announce(text: str, fmt: str, base: str) -> None:
+    """The banner: on stdout as text, or (``--log-format json``) as log records, one per line, so that
+    every line the server writes is JSON."""
+    if fmt != "json":
+        print(text, flush=True)
+        return
+    for index, line in enumerate(text.splitlines()):
+        if line.strip():
+            log.info(line.strip(), extra={"fields": {"url": base} if index == 0 else {}})
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -94,12 +115,18 @@ async def serve(
     if keep:
         keep(sim)
     app = create_app(sim, admin_token)
+    server = settings.server
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=server.shutdown_timeout,
+        keepalive_timeout=server.keepalive_timeout,  # also bounds the wait for a new connection's headers
     )
     await runner.setup()
-    sock = bind(settings.server.host, settings.server.port)
-    site = web.SockSite(runner, sock)
+    sock = bind(server.host, server.port)
+    netserve.quiet_exhaustion(asyncio.get_running_loop())
+    site = netserve.LimitedSite(runner, sock, max_connections=netserve.connection_cap(server.max_connections))
     await site.start()
     heap.settle()  # start-up's objects are permanent: no collection walks them again
     host, port = sock.getsockname()[:2]
@@ -110,7 +137,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    print(banner(settings, scenario, base, admin_token), flush=True)
+    announce(banner(settings, scenario, base, admin_token), settings.server.log_format, base)
     if ready:
         ready(base)
     try:
@@ -118,17 +145,14 @@ async def serve(
     finally:
         log.info("shutting down: waiting up to %ss for requests in flight", settings.server.shutdown_timeout)
         await runner.cleanup()
-
-
-def configure_logging(fmt: str, level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        stream=sys.stderr,
-        format="%(message)s" if fmt == "json" else "%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+        log.info("stopped", extra={"fields": {"url": base}})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    problems = environ.apply(args, os.environ)
+    logs.configure(args.log_format or "text")
+    if problems:
+        return refuse(args.log_format, "refusing to start: bad environment variable", problems)
     try:
         settings = load_config(args.config)
         overrides: dict[str, Any] = {}
@@ -142,26 +166,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
             overrides["log_requests"] = False
         if overrides:
             settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, **overrides))
+        logs.configure(settings.server.log_format)
         scenario = loader.load_files(args.scenario or [], settings)
     except SourceError as exc:
-        print("refusing to start:\n" + "\n".join(f"  {p}" for p in exc.problems), file=sys.stderr)
-        return 2
+        return refuse(args.log_format, "refusing to start", exc.problems)
     server = settings.server
     if not is_loopback(server.host) and not server.admin_token and not server.insecure_admin:
-        print(
-            f"refusing to start: bound to {server.host}, the /_sim control API would be open to the network.\n"
-            "  Give --admin-token TOKEN (then /_sim needs Authorization: Bearer TOKEN),\n"
-            "  or --insecure-admin to leave it open on purpose.",
-            file=sys.stderr,
+        return refuse(
+            server.log_format,
+            f"refusing to start: bound to {server.host}, the /_sim control API would be open to the network",
+            [
+                "Give --admin-token TOKEN (then /_sim needs Authorization: Bearer TOKEN),",
+                "or --insecure-admin to leave it open on purpose.",
+            ],
         )
-        return 2
-    configure_logging(server.log_format)
     try:
         asyncio.run(serve(settings, scenario, admin_token=server.admin_token))
     except OSError as exc:
-        print(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return refuse(server.log_format, f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", [], 1)
     return 0
+
+
+def refuse(fmt: str | None, headline: str, problems: list[str], code: int = 2) -> int:
+    """Why the server did not start: indented text lines, or one JSON log record with the problems."""
+    if fmt == "json":
+        log.error(headline, extra={"fields": {"problems": problems}})
+    else:
+        print(headline + (":" if problems else "") + "".join(f"\n  {p}" for p in problems), file=sys.stderr)
+    return code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -178,8 +210,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed += 1
             print("\n".join(exc.problems), file=sys.stderr)
             continue
-        print(f"{path}: ok ({scenario.name}: {len(scenario.players)} player entr(ies), {len(scenario.rules)} rule(s))")
+        print(
+            f"{path}: ok ({scenario.name}: {plural(len(scenario.players), 'player entry', 'player entries')}, "
+            f"{plural(len(scenario.rules), 'rule')})"
+        )
     return 1 if failed else 0
+
+
+def cmd_wait_ready(args: argparse.Namespace) -> int:
+    ready, line = waitready.wait(args.url, args.timeout, args.interval)
+    print(line, file=sys.stdout if ready else sys.stderr)
+    return 0 if ready else 1
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -187,22 +228,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-# helpers for integrators debugging their own crypto
+def cmd_report(args: argparse.Namespace) -> int:
+    from simulator.scorecard import command  # rich is only imported when a report is shown
+
+    return command.run(args.url, args.format, args.admin_token, args.all)
 
 
-def _show(prepared: Prepared) -> None:
-    for name, value in prepared.notes.items():
-        print(f"{name}:\n  {value}")
-    print("headers:")
-    for name, value in prepared.headers.items():
-        print(f"  {name}: {value}")
-    print(f"body:\n  {prepared.body.decode()}")
-    print(f"curl:\n  {prepared.curl()}")
-
-
-def _print_reply(status: int, body: Any) -> None:
-    print(f"HTTP {status}")
-    print(body if isinstance(body, str) else jsonio.pretty(body))
+# helpers for integrators debugging their own crypto (the exchange itself: simulator.cli_call)
 
 
 def cmd_xpro(args: argparse.Namespace) -> int:
@@ -227,7 +259,7 @@ def cmd_xpro(args: argparse.Namespace) -> int:
         return 0
     client = XproClient(args.url, args.agent, args.secret, args.api_key)
     if args.action == "sign":
-        _show(
+        cli_call.show(
             client.prepare(
                 args.path,
                 args.plaintext or "{}",
@@ -238,52 +270,53 @@ def cmd_xpro(args: argparse.Namespace) -> int:
         )
         return 0
 
+    def succeeded(reply: Reply) -> bool:
+        return reply.status == 200 and bool(cli_call.code_of(reply, "code") == 0)
+
     async def call() -> int:
         async with client:
             if args.path != "/v2/auth":
-                client.token = args.token or await client.authenticate()
+                if args.token:
+                    client.token = args.token
+                else:
+                    auth = client.prepare("/v2/auth", {"agentId": client.agent_id, "secret": client.secret})
+                    got, reply = await cli_call.exchange(client.send, auth, succeeded, verbose=args.verbose)
+                    if reply is None or got != cli_call.OK:
+                        print("error: /v2/auth gave no token (above); nothing else was sent", file=sys.stderr)
+                        return got
+                    client.token = str(reply.json["data"]["accessToken"])
             prepared = client.prepare(args.path, args.plaintext or "{}")
-            if args.verbose:
-                _show(prepared)
-            reply = await client.send(prepared)
-            _print_reply(reply.status, reply.body)
-            return 0 if reply.status == 200 and isinstance(reply.body, dict) and reply.body.get("code") == 0 else 1
+            return (await cli_call.exchange(client.send, prepared, succeeded, verbose=args.verbose))[0]
 
-    return asyncio.run(call())
+    return cli_call.run(call, args.url)
 
 
 def cmd_fizzy(args: argparse.Namespace) -> int:
     client = FizzyClient(args.url, args.public_key, args.private_key)
     prepared = client.prepare(args.path, args.body, url=args.signed_url)
     if args.action == "sign":
-        _show(prepared)
+        cli_call.show(prepared)
         return 0
 
     async def call() -> int:
         async with client:
-            if args.verbose:
-                _show(prepared)
-            reply = await client.send(prepared)
-            _print_reply(reply.status, reply.body)
-            return 0 if reply.status == 200 else 1
+            return (await cli_call.exchange(client.send, prepared, lambda r: r.status == 200, verbose=args.verbose))[0]
 
-    return asyncio.run(call())
+    return cli_call.run(call, args.url)
 
 
 def cmd_ambslot(args: argparse.Namespace) -> int:
     client = AmbslotClient(args.url, args.agent)
 
+    def succeeded(reply: Reply) -> bool:
+        return bool(cli_call.code_of(reply, "status", "code") == 0)
+
     async def call() -> int:
         async with client:
             prepared = client.prepare(args.path, args.body)
-            if args.verbose:
-                _show(prepared)
-            reply = await client.send(prepared)
-            _print_reply(reply.status, reply.body)
-            ok = isinstance(reply.body, dict) and reply.body.get("status", {}).get("code") == 0
-            return 0 if ok else 1
+            return (await cli_call.exchange(client.send, prepared, succeeded, verbose=args.verbose))[0]
 
-    return asyncio.run(call())
+    return cli_call.run(call, args.url)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -291,11 +324,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=__version__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="serve all three dialects and the /_sim control API")
+    s = sub.add_parser(
+        "serve",
+        help="serve all three dialects and the /_sim control API",
+        epilog=environ.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("--host", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     s.add_argument("--config", help="YAML config file (agents, brands, policies, server settings)")
-    s.add_argument("--scenario", action="append", help="scenario file; repeat to apply several in order")
+    s.add_argument(
+        "--scenario", action="append", help="scenario file or builtin:NAME; repeat to apply several in order"
+    )
     s.add_argument("--admin-token", help="require Authorization: Bearer TOKEN on /_sim (not health)")
     s.add_argument("--insecure-admin", action="store_true", help="leave /_sim open on a non-loopback address")
     s.add_argument("--log-format", choices=["text", "json"])
@@ -308,9 +348,22 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--config", help="config file, to check tenants named by the scenario")
     v.set_defaults(func=cmd_validate)
 
+    w = sub.add_parser("wait-ready", help="wait until a simulator at URL answers /_sim/health (for CI scripts)")
+    w.add_argument("url", help="the simulator's base URL, e.g. http://127.0.0.1:8080")
+    w.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+    w.add_argument("--interval", type=float, default=0.2, help="seconds between attempts (default 0.2)")
+    w.set_defaults(func=cmd_wait_ready)
+
     sc = sub.add_parser("schema", help="print the scenario JSON Schema (or its path with --path)")
     sc.add_argument("--path", action="store_true")
     sc.set_defaults(func=cmd_schema)
+
+    r = sub.add_parser("report", help="show a running simulator's scorecard of the client's behaviour")
+    r.add_argument("--url", default="http://127.0.0.1:8080", help="the simulator's base URL")
+    r.add_argument("--format", choices=["table", "json", "junit"], default="table")
+    r.add_argument("--all", action="store_true", help="table: list passed findings too")
+    r.add_argument("--admin-token", help="Bearer token of a /_sim guarded by --admin-token")
+    r.set_defaults(func=cmd_report)
 
     x = sub.add_parser("xpro", help="XPro helpers: sign, encrypt, decrypt, call")
     x.add_argument("action", choices=["sign", "encrypt", "decrypt", "call"])
@@ -347,10 +400,24 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--agent", default=DEMO_AMBSLOT["id"])
     a.add_argument("-v", "--verbose", action="store_true")
     a.set_defaults(func=cmd_ambslot)
+
+    add_certify(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(list(sys.argv[1:] if argv is None else argv))
     result: int = args.func(args)
     return result
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Options may come anywhere after the command (``fizzy call --url U /wallet/withdraw BODY`` and
+    ``fizzy call /wallet/withdraw BODY --url U`` alike): each command's own parser parses intermixed."""
+    top = parser()
+    commands = next((a.choices for a in top._actions if isinstance(a.choices, dict)), {})
+    if argv and argv[0] in commands:
+        command: argparse.ArgumentParser = commands[argv[0]]
+        with contextlib.suppress(TypeError):  # a parser argparse cannot intermix (nested subcommands)
+            return command.parse_intermixed_args(argv[1:])
+    return top.parse_args(argv)

@@ -248,17 +248,15 @@ class FizzyClient(_Base):
     async def withdraw(self, player: str, amount: Decimal | str | int, **kw: Any) -> Reply:
         return await self.call("/wallet/withdraw", self.money(player, amount, **kw))
 
-    async def deposit(self, player: str, amount: Decimal | str | int, withdraw_id: str, **kw: Any) -> Reply:
-        return await self.call(
-            "/wallet/deposit",
-            {
-                **self.money(player, amount, isGameRoundFinished=True, **kw),
-                "withdrawTransactionId": withdraw_id,
-            },
-        )
+    @classmethod
+    def deposit_fields(cls, player: str, amount: Decimal | str | int, withdraw_id: str, **kw: Any) -> dict[str, Any]:
+        return {**cls.money(player, amount, isGameRoundFinished=True, **kw), "withdrawTransactionId": withdraw_id}
 
-    async def rollback(
-        self,
+    async def deposit(self, player: str, amount: Decimal | str | int, withdraw_id: str, **kw: Any) -> Reply:
+        return await self.call("/wallet/deposit", self.deposit_fields(player, amount, withdraw_id, **kw))
+
+    @staticmethod
+    def rollback_fields(
         player: str,
         withdraw_id: str,
         *,
@@ -266,18 +264,20 @@ class FizzyClient(_Base):
         round_id: str = "round-1",
         session: str = "session-1",
         game: str = "game-1",
-    ) -> Reply:
-        return await self.call(
-            "/wallet/rollback",
-            {
-                "transactionId": txn or str(uuid.uuid4()),
-                "withdrawTransactionId": withdraw_id,
-                "playerId": player,
-                "sessionId": session,
-                "gameId": game,
-                "gameRoundId": round_id,
-            },
-        )
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "transactionId": txn or str(uuid.uuid4()),
+            "withdrawTransactionId": withdraw_id,
+            "playerId": player,
+            "sessionId": session,
+            "gameId": game,
+            "gameRoundId": round_id,
+            **extra,
+        }
+
+    async def rollback(self, player: str, withdraw_id: str, **kw: Any) -> Reply:
+        return await self.call("/wallet/rollback", self.rollback_fields(player, withdraw_id, **kw))
 
 
 class AmbslotClient(_Base):
@@ -327,22 +327,26 @@ class AmbslotClient(_Base):
     async def bet(self, username: str, round_id: str, amount: Decimal | str | int, **kw: Any) -> Reply:
         return await self.call("/bet", self.fields(username, round_id, amount, **kw))
 
+    def payout_fields(
+        self, username: str, round_id: str, amount: Decimal | str | int, turnover: Decimal | str | int = 0, **kw: Any
+    ) -> dict[str, Any]:
+        return self.fields(username, round_id, amount, turnover=Decimal(str(turnover)), isEndRound=True, **kw)
+
     async def payout(
         self, username: str, round_id: str, amount: Decimal | str | int, turnover: Decimal | str | int = 0, **kw: Any
     ) -> Reply:
-        return await self.call(
-            "/payout",
-            self.fields(username, round_id, amount, turnover=Decimal(str(turnover)), isEndRound=True, **kw),
-        )
+        return await self.call("/payout", self.payout_fields(username, round_id, amount, turnover, **kw))
+
+    def settle_fields(
+        self, username: str, round_id: str, bet: Decimal | str | int, win: Decimal | str | int, **kw: Any
+    ) -> dict[str, Any]:
+        b, w = Decimal(str(bet)), Decimal(str(win))
+        return self.fields(username, round_id, w, bet=b, winlose=w - b, turnover=b, isEndRound=True, **kw)
 
     async def settle(
         self, username: str, round_id: str, bet: Decimal | str | int, win: Decimal | str | int, **kw: Any
     ) -> Reply:
-        b, w = Decimal(str(bet)), Decimal(str(win))
-        return await self.call(
-            "/settle",
-            self.fields(username, round_id, w, bet=b, winlose=w - b, turnover=b, isEndRound=True, **kw),
-        )
+        return await self.call("/settle", self.settle_fields(username, round_id, bet, win, **kw))
 
     async def cancel(self, username: str, round_id: str, amount: Decimal | str | int = 0, **kw: Any) -> Reply:
         return await self.call("/cancel", self.fields(username, round_id, amount, **kw))

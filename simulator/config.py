@@ -23,6 +23,17 @@ from simulator.errors import SourceError
 from simulator.money import parse_amount
 
 DIALECTS = ("xpro", "fizzy", "ambslot")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: what the deprecated ``trust_forwarded: true`` stands for: a proxy on this host
+LOOPBACK_PROXIES = ("127.0.0.0/8", "::1/128")
+
+# The dashboard's live feed (GET /_sim/events): one batch per interval (seconds) of at most UI_FEED_BATCH
+# entries, the newest (older ones are counted as dropped); UI_FEED_BACKLOG entries when a page connects;
+# at most UI_FEED_PAGES pages watching at once.
+UI_FEED_INTERVAL = 0.25
+UI_FEED_BATCH = 100
+UI_FEED_BACKLOG = 100
+UI_FEED_PAGES = 16
 
 DEMO: dict[str, Any] = {
     "xpro": {
@@ -45,13 +56,21 @@ DEFAULTS: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 8080,
         "journal_size": 10_000,  # requests kept by the journal (a ring buffer)
+        "journal_bytes": 67_108_864,  # and at most this many bytes of them (estimated), the oldest dropped first
+        "journal_body_bytes": 4096,  # bytes of a refused request's body the journal keeps (what arrived)
         "max_body_bytes": 1_048_576,  # larger bodies get the dialect's bad-request answer
         "log_format": "text",  # text | json
         "log_requests": True,  # one line per request
         "admin_token": None,  # required for /_sim when bound to a non-loopback address
         "insecure_admin": False,  # explicit opt-out of that requirement
-        "trust_forwarded": False,  # honour X-Forwarded-Proto/-Host/-For (behind a proxy)
+        "trust_forwarded": False,  # deprecated: the same as trusted_proxies: [127.0.0.0/8, ::1/128]
+        "trusted_proxies": [],  # CIDRs whose X-Forwarded-For/-Proto/-Host are honoured
+        "allowed_hosts": None,  # Host names /_sim answers besides loopback names and IP literals
+        "debug_signatures": False,  # show the expected signature of non-demo credentials when refused
         "shutdown_timeout": 10.0,  # seconds requests in flight get on SIGTERM
+        "request_timeout": 30.0,  # seconds to receive a request's headers and body (and a new connection's first)
+        "keepalive_timeout": 15.0,  # seconds an idle kept-alive connection stays open
+        "max_connections": 1000,  # open connections; beyond it a new one is answered 503 and closed
         "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
         "max_transactions": 5_000_000,  # the ledger's capacity (~300 bytes each); past it new ones are refused
     },
@@ -62,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
         "token_secret": None,  # HS256 key for our tokens; random per process when unset
         "duplicate_transid": "per_endpoint",  # per_endpoint | replay | reject
         "max_nonces": 1_000_000,  # hard cap on remembered nonces, on top of the time window
+        "conformance": "strict",  # strict | lenient (see the README's "Scorecard")
         "agents": [],
     },
     "fizzy": {
@@ -74,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
         "resolve_timestamp": False,  # add resolveTimestamp to 200 bodies
         "max_decimals": 2,
         "inactive_games": [],
+        "conformance": "strict",  # strict | lenient
         "brands": [],
     },
     "ambslot": {
@@ -83,13 +104,34 @@ DEFAULTS: dict[str, Any] = {
         "games": None,  # list of valid gameId; None: every game is valid
         "allowed_sources": None,  # list of IPs/CIDRs; None: any source
         "max_decimals": 2,
+        "conformance": "strict",  # strict | lenient
         "agents": [],
     },
+    "scorecard": {
+        "window": 300,  # seconds after a fault in which the client's follow-up is looked for
+        "client_timeout": 30,  # an answer slower than this counts as a timeout the client saw
+        "skew_warning": 0.5,  # warn when x-timestamp is off by this fraction of timestamp_skew or more
+    },
+}
+
+# `python -m simulator certify`: what the runner uses when neither flag, environment nor target file says
+CERTIFY_DEFAULTS: dict[str, Any] = {
+    "amount": "1.00",  # the stake of every case (whole units keep a float-based wallet exact but in precision.cents)
+    "timeout": 10.0,  # seconds per call
+    "game": "certify-game",
+    "concurrency": 20,  # parallel calls of the concurrency.* cases and of load mode
+    "latency_budget": 1.0,  # seconds: a p99 above it on any endpoint is a warning
+    "abandon_wait": 2.0,  # seconds the runner watches the balance after abandoning a call
+    "load_duplicates": 0.1,  # load mode: share of rounds whose debit is sent twice
+    "load_abandoned": 0.05,  # ... abandoned and retried
+    "load_rollbacks": 0.1,  # ... rolled back (cancelled) instead of settled
+    "load_max_seconds": 300.0,  # load mode stops by itself after this long
 }
 
 _CURRENCY = {"type": "string", "pattern": "^[A-Z0-9]{2,10}$"}
 _AMOUNT = {"type": ["string", "number"]}
 _POLICY = {"enum": ["auto", "strict"]}
+_CONFORMANCE = {"enum": ["strict", "lenient"]}
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -110,7 +152,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "admin_token": {"type": ["string", "null"], "minLength": 8},
                 "insecure_admin": {"type": "boolean"},
                 "trust_forwarded": {"type": "boolean"},
+                "trusted_proxies": {"type": "array", "items": {"type": "string"}},
+                "allowed_hosts": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
+                "debug_signatures": {"type": "boolean"},
                 "shutdown_timeout": {"type": "number", "minimum": 0, "maximum": 600},
+                "journal_bytes": {"type": "integer", "minimum": 65_536, "maximum": 17_179_869_184},
+                "journal_body_bytes": {"type": "integer", "minimum": 0, "maximum": 1_048_576},
+                "request_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+                "keepalive_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+                "max_connections": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
                 "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
                 "max_transactions": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
             },
@@ -125,6 +175,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "token_secret": {"type": ["string", "null"], "minLength": 32},
                 "duplicate_transid": {"enum": ["per_endpoint", "replay", "reject"]},
                 "max_nonces": {"type": "integer", "minimum": 1},
+                "conformance": _CONFORMANCE,
                 "agents": {
                     "type": "array",
                     "items": {
@@ -155,6 +206,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "resolve_timestamp": {"type": "boolean"},
                 "max_decimals": {"type": "integer", "minimum": 0, "maximum": 8},
                 "inactive_games": {"type": "array", "items": {"type": "string"}},
+                "conformance": _CONFORMANCE,
                 "brands": {
                     "type": "array",
                     "items": {
@@ -180,6 +232,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "games": {"type": ["array", "null"], "items": {"type": "string"}},
                 "allowed_sources": {"type": ["array", "null"], "items": {"type": "string"}},
                 "max_decimals": {"type": "integer", "minimum": 0, "maximum": 8},
+                "conformance": _CONFORMANCE,
                 "agents": {
                     "type": "array",
                     "items": {
@@ -192,6 +245,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
+            },
+        },
+        "scorecard": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "window": {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400},
+                "client_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3_600},
+                "skew_warning": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             },
         },
     },
@@ -248,7 +310,15 @@ class ServerSettings:
     trust_forwarded: bool
     shutdown_timeout: float
     max_tombstones: int
-    max_transactions: int
+    journal_bytes: int = DEFAULTS["server"]["journal_bytes"]
+    journal_body_bytes: int = DEFAULTS["server"]["journal_body_bytes"]
+    trusted_proxies: tuple[Network, ...] = ()
+    allowed_hosts: tuple[str, ...] | None = None
+    debug_signatures: bool = False
+    request_timeout: float = DEFAULTS["server"]["request_timeout"]
+    keepalive_timeout: float = DEFAULTS["server"]["keepalive_timeout"]
+    max_connections: int = DEFAULTS["server"]["max_connections"]
+    max_transactions: int = DEFAULTS["server"]["max_transactions"]
 
 
 @dataclass(frozen=True)
@@ -270,6 +340,7 @@ class XproSettings:
     duplicate_transid: str
     max_nonces: int
     agents: dict[str, XproAgent]
+    conformance: str = "strict"
 
 
 @dataclass(frozen=True)
@@ -291,6 +362,7 @@ class FizzySettings:
     max_decimals: int
     inactive_games: frozenset[str]
     brands: dict[str, FizzyBrand]
+    conformance: str = "strict"
 
 
 @dataclass(frozen=True)
@@ -305,9 +377,19 @@ class AmbslotSettings:
     default_balance: Decimal
     players: str
     games: frozenset[str] | None
-    allowed_sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+    allowed_sources: tuple[Network, ...] | None
     max_decimals: int
     agents: dict[str, AmbAgent]
+    conformance: str = "strict"
+
+
+@dataclass(frozen=True)
+class ScorecardSettings:
+    """How the scorecard judges the client (README "Scorecard")."""
+
+    window: float = 300.0
+    client_timeout: float = 30.0
+    skew_warning: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -317,6 +399,7 @@ class Settings:
     fizzy: FizzySettings
     ambslot: AmbslotSettings
     source: str = "(defaults)"
+    scorecard: ScorecardSettings = ScorecardSettings()
 
     def tenants(self, dialect: str) -> list[str]:
         """Configured tenants of a dialect, first one first (the default tenant of admin calls)."""
@@ -406,7 +489,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
         for a in _with_tenants(raw, "agents", "id", "ambslot", demo)
     }
 
-    def networks(values: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    def networks(values: list[str]) -> tuple[Network, ...]:
         return tuple(ipaddress.ip_network(v, strict=False) for v in values)
 
     f, a, x, s = raw["fizzy"], raw["ambslot"], raw["xpro"], raw["server"]
@@ -414,6 +497,8 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
     amb_balance = check(["ambslot", "default_balance"], lambda: _balance(a["default_balance"]))
     sources = a["allowed_sources"]
     allowed = check(["ambslot", "allowed_sources"], lambda: networks(sources)) if sources is not None else None
+    proxies = s["trusted_proxies"] or (list(LOOPBACK_PROXIES) if s["trust_forwarded"] else [])
+    trusted = check(["server", "trusted_proxies"], lambda: networks(proxies))
     for dialect, label in (("xpro", "agents"), ("fizzy", "brands"), ("ambslot", "agents")):
         if not (xpro_agents, brands, amb_agents)[DIALECTS.index(dialect)]:
             problems.append(src.where([dialect, label], f"no {label} configured (and demo: false)"))
@@ -432,6 +517,14 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             insecure_admin=s["insecure_admin"],
             trust_forwarded=s["trust_forwarded"],
             shutdown_timeout=float(s["shutdown_timeout"]),
+            journal_bytes=s["journal_bytes"],
+            journal_body_bytes=s["journal_body_bytes"],
+            trusted_proxies=trusted,
+            allowed_hosts=tuple(h.lower() for h in s["allowed_hosts"]) if s["allowed_hosts"] is not None else None,
+            debug_signatures=s["debug_signatures"],
+            request_timeout=float(s["request_timeout"]),
+            keepalive_timeout=float(s["keepalive_timeout"]),
+            max_connections=s["max_connections"],
             max_tombstones=s["max_tombstones"],
             max_transactions=s["max_transactions"],
         ),
@@ -443,6 +536,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             duplicate_transid=x["duplicate_transid"],
             max_nonces=x["max_nonces"],
             agents=xpro_agents,
+            conformance=x["conformance"],
         ),
         fizzy=FizzySettings(
             prefix=_prefix(f["prefix"]),
@@ -455,6 +549,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             max_decimals=f["max_decimals"],
             inactive_games=frozenset(f["inactive_games"]),
             brands=brands,
+            conformance=f["conformance"],
         ),
         ambslot=AmbslotSettings(
             prefix=_prefix(a["prefix"]),
@@ -464,8 +559,14 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             allowed_sources=allowed,
             max_decimals=a["max_decimals"],
             agents=amb_agents,
+            conformance=a["conformance"],
         ),
         source=src.filename,
+        scorecard=ScorecardSettings(
+            window=float(raw["scorecard"]["window"]),
+            client_timeout=float(raw["scorecard"]["client_timeout"]),
+            skew_warning=float(raw["scorecard"]["skew_warning"]),
+        ),
     )
 
 

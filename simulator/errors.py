@@ -50,8 +50,9 @@ class SourceError(SimulatorError):
 class DomainError(SimulatorError):
     """A request the simulator refuses. ``detail`` explains why (journal, logs, ``X-Sim-Detail``)."""
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, detail: str = "", info: dict[str, Any] | None = None) -> None:
         self.detail = detail or self.__class__.__name__
+        self.info = info  # structured diagnostics for the journal (e.g. what a signature was computed over)
         super().__init__(self.detail)
 
 

@@ -1,14 +1,20 @@
-"""The journal: a bounded record of every dialect request (a ring buffer; its size is a setting).
+"""The journal: a bounded record of every dialect request (a ring buffer bounded by entries and by bytes).
 
 Each entry keeps the decoded request (for XPro the decrypted plaintext), the rule that fired, the response
-status and body, and the time taken, so tests can assert on what really crossed the wire.
+status and body, and the time taken, so tests can assert on what really crossed the wire. A refused
+request also keeps what arrived (``received``: headers with secrets redacted, the body up to a bounded
+prefix) and, for a refused signature, what the simulator computed (``diagnostics``).
+
+Each entry carries an estimate of the memory it holds (``size``, computed once by whoever builds it, from
+the byte lengths it already knows); the journal drops its oldest entries while the total is over
+``max_bytes``, so a flood of large requests cannot grow memory past the bound.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +36,9 @@ class Entry:
     detail: str | None
     ms: float
     delay: float = 0.0
+    size: int = 0  # estimated bytes held by the entry (see the module docstring)
+    received: dict[str, Any] | None = None  # refused requests: method, path, redacted headers, body prefix
+    diagnostics: dict[str, Any] | None = None  # refused signatures: canonical string, body MD5, expected
 
     @property
     def operation(self) -> str | None:
@@ -62,24 +71,39 @@ class Entry:
             "detail": self.detail,
             "ms": round(self.ms, 3),
             "delay_ms": round(self.delay * 1000, 3),
+            "received": self.received,
+            "diagnostics": self.diagnostics,
         }
 
 
 class Journal:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int = 1 << 62) -> None:
         self.size = size
-        self._entries: collections.deque[Entry] = collections.deque(maxlen=size)
+        self.max_bytes = max_bytes
+        self.bytes = 0  # the estimated total of the entries kept
+        self._entries: collections.deque[Entry] = collections.deque()
         self._seq = 0
+        #: called with each new entry after it is stored (the dashboard's live feed); keep them O(1)
+        self.subscribers: list[Callable[[Entry], None]] = []
 
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
     def append(self, entry: Entry) -> None:
-        self._entries.append(entry)
+        """Keep ``entry``, dropping the oldest while over either bound (the newest is always kept), then
+        tell the subscribers."""
+        entries = self._entries
+        entries.append(entry)
+        self.bytes += entry.size
+        while len(entries) > 1 and (len(entries) > self.size or self.bytes > self.max_bytes):
+            self.bytes -= entries.popleft().size
+        for notify in self.subscribers:
+            notify(entry)
 
     def clear(self) -> None:
         self._entries.clear()
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)

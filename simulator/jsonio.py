@@ -22,8 +22,31 @@ import simplejson
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+#: nesting deeper than this is refused: no wallet message needs it, and deeper documents would break the
+#: fingerprint's recursion and orjson (which writes at most 254 levels) when the journal echoes them
+MAX_DEPTH = 64
+
+
 class JSONError(ValueError):
     """The bytes are not one valid JSON document."""
+
+
+def depth(value: Any) -> int:
+    """Nesting depth of a decoded document (a scalar is 0), walked without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        stack.extend((child, level) for child in node if isinstance(child, (dict, list)))
+    return deepest
 
 
 # Decimals are immutable, so the same number text can share one object: amounts repeat (stakes of 1.00,
@@ -36,12 +59,18 @@ def loads(data: bytes | str) -> Any:
     try:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
-        value = _DECODER.decode(data)
+        try:
+            value = _DECODER.decode(data)
+        except RecursionError:
+            raise JSONError(f"nesting deeper than {MAX_DEPTH} levels") from None
+        # the count is a C-speed upper bound of the depth: only documents that could be too deep are walked
+        if data.count("[") + data.count("{") > MAX_DEPTH and depth(value) > MAX_DEPTH:
+            raise JSONError(f"nesting deeper than {MAX_DEPTH} levels")
         if _SURROGATE_ESCAPE.search(data):
             # a lone surrogate is not a character: refuse it here rather than fail when echoing it back
             dumpb(value)
         return value
-    except (UnicodeError, simplejson.JSONDecodeError, RecursionError, orjson.JSONEncodeError) as exc:
+    except (UnicodeError, simplejson.JSONDecodeError, orjson.JSONEncodeError) as exc:
         raise JSONError(str(exc)) from None
 
 
@@ -60,6 +89,24 @@ def dumpb(obj: Any) -> bytes:
             raise
         # orjson stops at 64-bit integers; the rare document holding a larger one takes the slow road
         return simplejson.dumps(obj, use_decimal=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def printable(obj: Any, limit: int = MAX_DEPTH) -> Any:
+    """A copy of ``obj`` that :func:`dumpb` can always write: strings made valid UTF-8, keys made strings,
+    nesting beyond ``limit`` replaced by a marker. For echoing recorded data that might not be clean."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+            return obj
+        except UnicodeEncodeError:
+            return obj.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(obj, (dict, list, tuple)) and limit <= 0:
+        return "…(nested too deep)"
+    if isinstance(obj, dict):
+        return {printable(str(k), 1): printable(v, limit - 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [printable(v, limit - 1) for v in obj]
+    return obj
 
 
 def dumps(obj: Any) -> str:

@@ -23,7 +23,8 @@ def decimals(value: Decimal) -> int:
 
 def is_amount(value: object) -> bool:
     """A finite ``Decimal`` within :data:`MAX_AMOUNT` (``bool`` and ``float`` are never amounts)."""
-    return isinstance(value, Decimal) and value.is_finite() and abs(value) <= MAX_AMOUNT
+    # copy_abs, not abs(): abs() rounds to the context and raises Overflow past its exponent (1e999999999)
+    return isinstance(value, Decimal) and value.is_finite() and value.copy_abs() <= MAX_AMOUNT
 
 
 def parse_amount(value: object) -> Decimal:
@@ -36,7 +37,7 @@ def parse_amount(value: object) -> Decimal:
         amount = Decimal(str(value).strip()) if isinstance(value, (int, str)) else Decimal(value)  # type: ignore[arg-type]
     except (InvalidOperation, TypeError, ValueError):
         raise ValueError(f"{value!r} is not an amount") from None
-    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+    if not amount.is_finite() or amount.copy_abs() > MAX_AMOUNT:
         raise ValueError(f"{value!r} is not a finite amount within {MAX_AMOUNT:,}")
     return amount
 

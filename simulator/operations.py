@@ -45,6 +45,7 @@ class Operation:
     request: Any = None  # the decoded request body (for XPro the decrypted plaintext)
     params: dict[str, Any] = field(default_factory=dict)  # validated fields for the dialect's perform()
     mutating: bool = False  # moves money under a transaction id: claimed while in flight
+    authenticated: bool = False  # the caller's credentials were verified (else the journal keeps no decoded body)
 
 
 @dataclass(slots=True)

@@ -3,20 +3,23 @@
 ::
 
     def test_my_wallet_client(wallet_simulator):          # one server per session, reset before each test
-        wallet_simulator.load_scenario("scenarios/insufficient_funds.yaml")
+        wallet_simulator.load_scenario("builtin:insufficient_funds")   # or a path, or YAML text
         client = MyClient(base_url=wallet_simulator.url)
         ...
         assert wallet_simulator.journal(operation="withdraw")[-1]["response"]["body"]["code"] == 2
 
 The server runs on 127.0.0.1 and a free port, in a background thread with its own event loop, so sync and
-async tests alike can call it; the handle talks to it through the ``/_sim`` control API. Options:
-``--wallet-sim-config FILE`` and ``--wallet-sim-scenario FILE`` (repeatable); marker
-``@pytest.mark.wallet_scenario("file.yaml")`` loads a scenario for one test.
+async tests alike can call it; the handle talks to it through the ``/_sim`` control API. ``async def``
+tests that use the fixture need no async plugin (:func:`pytest_pyfunc_call` runs them when no plugin has
+taken them). Amounts come back as ``Decimal``. Options: ``--wallet-sim-config FILE`` and
+``--wallet-sim-scenario FILE|builtin:NAME`` (repeatable); marker ``@pytest.mark.wallet_scenario("file.yaml")``
+(or ``builtin:NAME``) loads a scenario for one test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 import urllib.error
@@ -44,6 +47,7 @@ class WalletSimulator:
         self.url = url
         self._base_scenario = base_scenario
         self._scenario_changed = False
+        self._bases: list[Path] = [Path.cwd()]  # where relative scenario paths are looked up (set per test)
 
     # transport
 
@@ -85,10 +89,10 @@ class WalletSimulator:
         self._ok("POST", "/reset")
 
     def load_scenario(self, scenario: str | os.PathLike[str]) -> dict[str, Any]:
-        """Load a scenario file (a path) or YAML text; an invalid one raises with the validator's message."""
-        text = str(scenario)
-        if "\n" not in text and Path(text).is_file():
-            text = Path(text).read_text(encoding="utf-8")
+        """Load a scenario: ``builtin:NAME``, a file (a path, looked up like the marker's: the working
+        directory, the test's folder, the rootdir), or YAML text. A missing file or an invalid scenario
+        raises with a clear message (the validator's, with line numbers)."""
+        text = scenario_text(scenario, self._bases)
         self._scenario_changed = True
         result: dict[str, Any] = self._ok("PUT", "/scenario", text=text)
         return result
@@ -140,10 +144,54 @@ class WalletSimulator:
                 body[key] = value
         status, answer = self._call("POST", "/journal/verify", body)
         if status == 409:
-            raise WalletSimulatorError(f"journal verify failed for {match}: {jsonio.pretty(answer)}")
+            raise WalletSimulatorError(verify_failure(match, answer))
         if status != 200:
             raise WalletSimulatorError(f"journal verify refused: {answer}")
         result: dict[str, Any] = answer
+        return result
+
+    def report(self) -> dict[str, Any]:
+        """The scorecard (``GET /_sim/report``): every injected fault judged, plus hygiene findings."""
+        result: dict[str, Any] = self._ok("GET", "/report")
+        return result
+
+    def assert_clean(self, *, warnings: bool = False) -> dict[str, Any]:
+        """Fail the test with a readable list of what the client did wrong (``warnings=True``: warnings
+        too); return the report when it is clean."""
+        report = self.report()
+        bad = ("fail", "warn") if warnings else ("fail",)
+        wrong = [f for f in report["findings"] if f["severity"] in bad]
+        if wrong:
+            lines = [f"the client did {len(wrong)} thing(s) wrong:"]
+            for f in wrong:
+                label = f["verdict"] or f["check"] or f["kind"]
+                lines.append(f"  [{f['severity']}] {f['dialect']} {label}: {f['message']}")
+            raise WalletSimulatorError("\n".join(lines))
+        return report
+
+    # run-time rules: the next test's reset puts the session's scenario back
+
+    def rules(self) -> dict[str, Any]:
+        """``{"rules": [{name, position, hits, remaining, definition}, ...], "never_fired": [names]}``."""
+        result: dict[str, Any] = self._ok("GET", "/rules")
+        return result
+
+    def add_rule(self, rule: dict[str, Any] | str, position: int | None = None) -> dict[str, Any]:
+        """Add one rule (a dict, or JSON/YAML text) without a reset; last unless ``position`` (0 = first)."""
+        self._scenario_changed = True
+        result: dict[str, Any] = self._ok("POST", "/rules" + self._query(position=position), **_rule_body(rule))
+        return result
+
+    def replace_rule(self, name: str, rule: dict[str, Any] | str) -> dict[str, Any]:
+        """Replace the rule ``name`` in place; the new one starts with zero hits."""
+        self._scenario_changed = True
+        path = "/rules/" + urllib.parse.quote(name, safe="")
+        result: dict[str, Any] = self._ok("PUT", path, **_rule_body(rule))
+        return result
+
+    def remove_rule(self, name: str) -> dict[str, Any]:
+        self._scenario_changed = True
+        result: dict[str, Any] = self._ok("DELETE", "/rules/" + urllib.parse.quote(name, safe=""))
         return result
 
     def invariants(self) -> dict[str, Any]:
@@ -152,6 +200,52 @@ class WalletSimulator:
             raise WalletSimulatorError(f"ledger invariants broken: {jsonio.pretty(answer)}")
         result: dict[str, Any] = answer
         return result
+
+
+def looks_like_yaml(text: str) -> bool:
+    return "\n" in text or ": " in text or text.lstrip().startswith("{")
+
+
+def scenario_text(scenario: str | os.PathLike[str], bases: list[Path]) -> str:
+    """The YAML of a scenario given as ``builtin:NAME``, a path (relative ones tried against ``bases``) or text."""
+    from simulator.errors import SourceError
+    from simulator.scenarios import loader
+
+    given = str(scenario)
+    if isinstance(scenario, str) and given.startswith(loader.BUILTIN):
+        try:
+            return loader.read_source(given)
+        except SourceError as exc:
+            raise WalletSimulatorError("; ".join(exc.problems)) from None
+    if isinstance(scenario, str) and looks_like_yaml(given):
+        return given
+    return Path(find_file(given, bases)).read_text(encoding="utf-8")
+
+
+def find_file(path: str, bases: list[Path]) -> str:
+    for base in bases:
+        candidate = base / path
+        if candidate.is_file():
+            return str(candidate)
+    where = ", ".join(str(b) for b in bases)
+    raise WalletSimulatorError(f"no scenario file {path!r} (looked in {where}); for a shipped one use 'builtin:NAME'")
+
+
+def verify_failure(match: dict[str, Any], answer: dict[str, Any]) -> str:
+    """A failed verify in a few lines: what was asked, how many matched, and for each closest recorded
+    request which match key differed (expected vs actual). No request bodies, so no tokens or secrets."""
+    wanted = ", ".join(f"{k} {v}" for k, v in answer.get("expected", {}).items())
+    found = answer.get("found")
+    counted = f"{found} request matches" if found == 1 else f"{found} requests match"
+    lines = [f"journal verify failed: {counted} {match}, expected {wanted}"]
+    misses = answer.get("misses") or []
+    lines.append("closest recorded requests:" if misses else "the journal is empty")
+    lines += [f"  {line}" for line in misses]
+    return "\n".join(lines)
+
+
+def _rule_body(rule: dict[str, Any] | str) -> dict[str, Any]:
+    return {"text": rule} if isinstance(rule, str) else {"body": rule}
 
 
 class ServerThread:
@@ -254,18 +348,32 @@ def wallet_simulator_session(request: pytest.FixtureRequest) -> Iterator[WalletS
 def wallet_simulator(wallet_simulator_session: WalletSimulator, request: pytest.FixtureRequest) -> WalletSimulator:
     """The session's simulator, back at its starting state: players, no transactions, empty journal."""
     sim = wallet_simulator_session
+    sim._bases = [Path.cwd(), Path(str(request.node.path)).parent, Path(str(request.config.rootpath))]
     sim.reset()
     marker = request.node.get_closest_marker("wallet_scenario")
     if marker is not None:
         if not marker.args:
             raise pytest.UsageError("wallet_scenario needs a path: @pytest.mark.wallet_scenario('file.yaml')")
-        sim.load_scenario(_resolve(str(marker.args[0]), request))
+        try:
+            sim.load_scenario(str(marker.args[0]))
+        except WalletSimulatorError as exc:
+            raise pytest.UsageError(f"wallet_scenario: {exc}") from None
     return sim
 
 
-def _resolve(path: str, request: pytest.FixtureRequest) -> str:
-    for base in (Path.cwd(), Path(str(request.node.path)).parent, Path(str(request.config.rootpath))):
-        candidate = base / path
-        if candidate.is_file():
-            return str(candidate)
-    raise pytest.UsageError(f"wallet_scenario: no file {path!r} (looked in the cwd, the test's folder, the rootdir)")
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """``async def`` tests that use ``wallet_simulator`` run without an async plugin: the fixture is
+    synchronous (the server has its own thread), so a fresh event loop per test is all they need. A test an
+    async plugin has taken over is left to it: pytest-asyncio has replaced the coroutine function by then,
+    and anyio / trio tests carry their marker or backend fixture."""
+    function = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(function) or "wallet_simulator" not in pyfuncitem.fixturenames:
+        return None
+    if "anyio_backend" in pyfuncitem.fixturenames or any(
+        pyfuncitem.get_closest_marker(name) for name in ("anyio", "trio", "asyncio")
+    ):
+        return None
+    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(function(**arguments))
+    return True

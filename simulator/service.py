@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from simulator import jsonio
 from simulator.config import Settings
 from simulator.errors import DomainError, DuplicateTransaction
 from simulator.journal import Entry, Journal
@@ -40,7 +39,7 @@ class Simulator:
         self.clock = clock
         self.sleep = sleep  # injected latency goes through here (tests shorten it)
         self.ledger = Ledger(clock, settings.server.max_tombstones, settings.server.max_transactions)
-        self.journal = Journal(settings.server.journal_size)
+        self.journal = Journal(settings.server.journal_size, settings.server.journal_bytes)
         self.engine = Engine(scenario or Scenario.empty())
         self.started = clock()
         seed_players(self)
@@ -109,8 +108,11 @@ class Simulator:
             "code": entry.code,
             "ms": round(entry.ms, 2),
         }
-        if self.settings.server.log_format == "json":
-            log.info(jsonio.dumps({"endpoint": entry.endpoint, **fields, "detail": entry.detail}))
-        else:
-            text = " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
-            log.info("%s %s%s", entry.endpoint, text, f" detail={entry.detail!r}" if entry.detail else "")
+        text = " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
+        log.info(
+            "%s %s%s",
+            entry.endpoint,
+            text,
+            f" detail={entry.detail!r}" if entry.detail else "",
+            extra={"fields": {"endpoint": entry.endpoint, **fields, "detail": entry.detail}},
+        )

@@ -44,7 +44,8 @@ class Harness:
 
     async def admin(self, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, Any]:
         data = text.encode() if text is not None else (jsonio.dumps(body).encode() if body is not None else None)
-        async with self.http.request(method, self.url + path, data=data) as response:
+        kind = {"Content-Type": "application/yaml" if text is not None else "application/json"} if data else {}
+        async with self.http.request(method, self.url + path, data=data, headers=kind) as response:
             raw = await response.read()
             try:
                 return response.status, jsonio.loads(raw)

@@ -93,7 +93,9 @@ def mutate(draw: st.DrawFn, valid: dict[str, Any]) -> bytes:
     """A valid payload damaged in one of many ways, or something else altogether, as raw JSON bytes."""
     payload = dict(valid)
     how = draw(
-        st.sampled_from(["drop", "replace", "extra", "number-text", "garbage", "value", "keep", "huge", "surrogate"])
+        st.sampled_from(
+            ["drop", "replace", "extra", "number-text", "garbage", "value", "keep", "huge", "surrogate", "deep"]
+        )
     )
     if how == "drop" and payload:
         payload.pop(draw(st.sampled_from(sorted(payload))))
@@ -110,6 +112,11 @@ def mutate(draw: st.DrawFn, valid: dict[str, Any]) -> bytes:
         key = draw(st.sampled_from(sorted(payload)))
         payload[key] = "__S__"
         return _dumps(payload).replace('"__S__"', '"\\udc80x"').encode()
+    elif how == "deep":  # nesting past what the fingerprint's recursion and orjson can take
+        key = draw(st.sampled_from(sorted(payload)))
+        depth = draw(st.sampled_from([65, 300, 900, 5000]))
+        payload[key] = "__D__"
+        return _dumps(payload).replace('"__D__"', "[" * depth + "1" + "]" * depth).encode()
     elif how == "garbage":
         return draw(st.binary(max_size=200))
     elif how == "value":

@@ -191,6 +191,28 @@ async def test_journal_verify(a: Harness) -> None:
     assert status == 200
 
 
+async def test_a_failed_verify_says_which_key_differed_without_secrets(a: Harness) -> None:
+    await a.xpro.transfer("player001", 5, "T-9")
+    want = {
+        "dialect": "xpro",
+        "operation": "withdraw",
+        "player": "player001",
+        "transaction": "^W-",
+        "amount": {"gt": 10},
+    }
+    status, body = await a.admin("POST", "/_sim/journal/verify", {"match": want, "count": 1})
+    assert status == 409 and body["found"] == 0
+    first = body["misses"][0]  # the transfer misses on the fewest keys
+    assert first.startswith("#") and " xpro /v2/members/transaction deposit player001 T-9 -> 0: " in first
+    assert "operation: expected 'withdraw', got 'deposit'" in first
+    assert "transaction: expected /^W-/, got 'T-9'" in first
+    assert "amount: expected gt 10, got 5" in first
+    assert "player:" not in first and "dialect:" not in first  # the keys that held are not listed
+    text = "\n".join(body["misses"])
+    assert "demo-secret" not in text and "Bearer" not in text and str(a.xpro.token) not in text  # auth was recorded
+    assert any("/v2/auth auth" in line for line in body["misses"])
+
+
 @pytest.mark.parametrize(
     ("body", "text"),
     [

@@ -79,7 +79,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_serve_prints_banner_with_real_port_and_stops_cleanly_on_sigterm(serve: type[Served]) -> None:
-    served = serve(["--scenario", "scenarios/happy_path.yaml"])
+    served = serve(["--scenario", "builtin:happy_path"])
     assert ":0" not in served.url and served.url.startswith("http://127.0.0.1:")
     for text in (
         "demo-secret",
@@ -87,6 +87,7 @@ def test_serve_prints_banner_with_real_port_and_stops_cleanly_on_sigterm(serve: 
         "demo-public-key",
         "demo-private-key",
         "happy-path",
+        f"Dashboard {served.url}/_sim/ui",
     ):
         assert text in served.banner
     health = served.get("/_sim/health")
@@ -195,27 +196,87 @@ def test_serve_on_all_interfaces_with_a_token(serve: type[Served]) -> None:
         proc.communicate()
 
 
-def test_json_log_lines(serve: type[Served]) -> None:
-    served = serve(["--log-format", "json"])
-    body = json.dumps({"username": "member001", "agentId": "demo"}).encode()
-    with urllib.request.urlopen(urllib.request.Request(served.url + "/balance", data=body, method="POST"), timeout=10):
-        pass
-    assert served.stop() == 0
-    _, stderr = served.proc.communicate()
-    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+def test_json_logs_every_line_from_start_to_stop_with_admin_actions(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stderr is not None
+        first = json.loads(proc.stderr.readline())  # the banner, as log records
+        assert first["message"].startswith("Wallet simulator") and first["logger"] == "simulator"
+        url = first["url"]
+        body = json.dumps({"username": "member001", "agentId": "demo"}).encode()
+        calls = [
+            ("/balance", body, "POST", "application/json"),
+            ("/_sim/reset", b"", "POST", "application/json"),
+            ("/_sim/players/fizzy/p-9", b'{"balance": 5}', "PUT", "application/json"),
+            ("/_sim/scenario", b"name: other\n", "PUT", "application/yaml"),
+        ]
+        for path, data, method, kind in calls:
+            request = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": kind})
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=START_TIMEOUT)  # a few KB of output: the pipes never fill
+        # read through the same text wrapper as readline() above: communicate() would skip what it buffered
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == 0 and out == ""
+    lines = [first] + [json.loads(line) for line in err.splitlines()]  # every line is JSON
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= set(line), line
     entry = next(line for line in lines if line.get("endpoint") == "/balance")
-    assert entry["dialect"] == "ambslot" and entry["operation"] == "balance" and entry["player"] == "member001"
+    assert entry["logger"] == "simulator.access" and entry["dialect"] == "ambslot"
+    assert entry["operation"] == "balance" and entry["player"] == "member001"
     assert entry["status"] == 200 and entry["code"] == 0 and isinstance(entry["ms"], float)
+    admin = {line["action"]: line for line in lines if line["logger"] == "simulator.admin"}
+    assert set(admin) == {"reset", "player", "scenario"}
+    assert admin["player"]["player"] == "p-9" and admin["player"]["fields"] == {"balance": 5}
+    assert admin["scenario"]["scenario"] == "other"
+    assert any("Scenario none loaded" in line["message"] for line in lines)
+    assert lines[-1]["message"] == "stopped" and "shutting down" in lines[-2]["message"]
+
+
+def test_json_refusal_is_json_too(tmp_path: Path) -> None:
+    result = run("serve", "--port", "0", "--log-format", "json", "--scenario", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    line = json.loads(result.stderr)
+    assert line["level"] == "ERROR" and line["problems"] == [f"{tmp_path / 'missing.yaml'}: no such file"]
 
 
 def test_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = ROOT / "scenarios" / "flaky_network.yaml"
+    good = ROOT / "simulator" / "scenarios" / "builtin" / "flaky_network.yaml"
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nrules:\n  - delay: soon\n")
     assert main(["validate", str(good)]) == 0
     assert "ok (flaky-network" in capsys.readouterr().out
     assert main(["validate", str(good), str(bad)]) == 1
     assert f"{bad}:3: rules[0].delay:" in capsys.readouterr().err
+
+
+def test_validate_reports_every_problem_builtin_names_and_missing_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "builtin:timeouts", "builtin:happy_path"]) == 0
+    out = capsys.readouterr().out
+    assert "builtin:timeouts: ok (timeouts: " in out and "(entr(ies)" not in out and "(s)" not in out
+    assert "builtin:happy_path: ok (happy-path: 6 player entries, 0 rules)" in out
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("name: x\nrules:\n  - match: {operation: withdrew}\n    respnd: {error: duplicate}\n")
+    assert main(["validate", str(mine), str(tmp_path / "gone.yaml"), "builtin:timeout"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{mine}:3: rules[0].match.operation: 'withdrew' is not one of")
+    assert err[0].endswith("(did you mean 'withdraw'?)")
+    assert err[1].startswith(f"{mine}:4: rules[0].respnd: unknown key 'respnd' (did you mean 'respond'?)")
+    assert err[2] == f"{tmp_path / 'gone.yaml'}: no such file"
+    assert err[3].startswith("builtin:timeout: no built-in scenario 'timeout' (did you mean 'timeouts'?)")
 
 
 def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -254,7 +315,7 @@ def test_fizzy_sign_shows_the_string_to_sign(capsys: pytest.CaptureFixture[str])
 
 
 def test_call_helpers_against_a_running_server(serve: type[Served]) -> None:
-    served = serve(["--scenario", "scenarios/happy_path.yaml"])
+    served = serve(["--scenario", "builtin:happy_path"])
     env = {**os.environ}
     for args, expected in (
         (

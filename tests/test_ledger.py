@@ -149,19 +149,6 @@ def test_a_failed_atomic_block_takes_back_players_and_sessions() -> None:
     assert "s-old" in player.sessions  # a block that succeeds keeps what it did
 
 
-def test_nonce_cache_forgets_after_the_window_and_respects_its_cap() -> None:
-    from simulator.dialects.xpro import NonceCache
-
-    cache = NonceCache(window=300, cap=3)
-    assert cache.add("a", "n1", 1000.0) and not cache.add("a", "n1", 1001.0)
-    assert cache.add("b", "n1", 1001.0)  # nonces are per agent
-    assert not cache.add("a", "n1", 1000.0 + 599)  # still inside twice the skew
-    assert cache.add("a", "n1", 1000.0 + 601)  # forgotten: its timestamp would be refused anyway
-    for n in range(10):
-        cache.add("a", f"x{n}", 2000.0)
-    assert len(cache) <= 3  # bounded under a flood
-
-
 # scopes: the dialect chooses the key (issue 9)
 
 

@@ -17,7 +17,7 @@ from simulator.scenarios import loader
 from simulator.scenarios.engine import Engine
 from simulator.service import Simulator
 
-EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml"))
+EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("simulator", "scenarios", "builtin").glob("*.yaml"))
 
 
 def problems(text: str) -> list[str]:
@@ -63,7 +63,7 @@ def test_the_schema_file_ships_with_the_package() -> None:
         ),
         (
             "name: x\nrules:\n  - match: {dialect: fizzy}\n    respond: {code: 35}\n",
-            "rules[0].respond.code: 35 is not a fizzy code",
+            "rules[0].respond.code: 35 is not one of fizzy's codes",
         ),
         ("name: x\nrules:\n  - match: {dialect: xpro, operation: bet}\n    delay: 1s\n", "xpro has no operation 'bet'"),
         ("name: x\nrules:\n  - match: {player: a}\n", "s.yaml:3: rules[0]: a rule needs an action"),
@@ -122,8 +122,12 @@ def test_every_mistake_of_a_file_is_reported_at_once() -> None:
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="cannot read"):
-        loader.read(str(tmp_path / "missing.yaml"))
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(SourceError) as caught:
+        loader.read(str(missing))
+    assert caught.value.problems == [f"{missing}: no such file"]  # not "line 0", not parsed as YAML
+    with pytest.raises(SourceError, match="is a directory"):
+        loader.read(str(tmp_path))
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe")
     with pytest.raises(SourceError, match="not UTF-8"):
         loader.read(str(tmp_path / "bin.yaml"))
@@ -285,6 +289,51 @@ def test_generated_players_are_deterministic_and_valid() -> None:
     assert all(Decimal(1) <= p[2] <= Decimal(2) and p[2] == p[2].quantize(Decimal("0.01")) for p in xpro)
     fizzy = [p for p in a if p[0] == "fizzy"]
     assert len(fizzy) == 50 and all(p[2] == 7 and p[3] == "USD" for p in fizzy)
+
+
+def test_every_problem_of_a_file_in_one_pass_with_did_you_mean() -> None:
+    found = problems(
+        """\
+        name: x
+        players:
+          - {dialect: xpro, usrname: a}
+          - {dialect: fizzy, playerId: p, balance: lots}
+        rules:
+          - match: {dialect: xpro, operation: withdrew}
+            respnd: {error: duplicate}
+          - match: {dialect: fizzy, operation: withdraww}
+            delay: 1s
+          - match: {dialect: fizzy}
+            respond: {code: ERROR_TIMOUT}
+          - match: {dialect: xpro, agent: dmeo}
+            delay: 1s
+          - respond: {error: insufficient_fund}
+        """
+    )
+    # schema problems and semantic problems together, in file order
+    assert [p.split(":")[1] for p in found] == ["3", "3", "4", "6", "7", "8", "11", "12", "14"], found
+    text = "\n".join(found)
+    assert "unknown key 'usrname' (did you mean 'username'?)" in text
+    assert "'lots' is not an amount" in text
+    assert "'withdrew' is not one of" in text and "(did you mean 'withdraw'?)" in text
+    assert "unknown key 'respnd' (did you mean 'respond'?)" in text
+    assert "'withdraww' is not one of" in text
+    assert "(did you mean 'ERROR_TIMEOUT'?)" in text
+    assert "'dmeo' is not a configured xpro tenant (did you mean 'demo'?)" in text
+    assert "(did you mean 'insufficient_funds'?)" in text
+
+
+def test_builtin_scenarios_load_by_name() -> None:
+    names = loader.builtin_names()
+    assert {"happy_path", "insufficient_funds", "timeouts", "flaky_network"} <= set(names)
+    assert names == sorted(p.stem for p in EXAMPLES)  # one copy: the package's own files
+    scenario = loader.read("builtin:insufficient_funds", config.build(None))
+    assert scenario.name == "insufficient-funds" and scenario.sources == ["builtin:insufficient_funds"]
+    assert loader.load_files(["builtin:timeouts.yaml"]).name == "timeouts"
+    with pytest.raises(SourceError) as caught:
+        loader.read("builtin:timeout")
+    assert caught.value.problems[0].startswith("builtin:timeout: no built-in scenario 'timeout'")
+    assert "(did you mean 'timeouts'?)" in caught.value.problems[0]
 
 
 def test_a_later_file_takes_over_a_player_and_its_sessions(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from simulator import codes
 from tests.conftest import Harness, Start
 
 pytestmark = pytest.mark.asyncio
-SCENARIOS = Path(__file__).parent.parent / "scenarios"
+SCENARIOS = Path(__file__).parent.parent / "simulator" / "scenarios" / "builtin"
 
 
 class Gate:

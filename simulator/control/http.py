@@ -6,18 +6,22 @@ request with :func:`sim_of`, raise :class:`AdminError` for a mistake, and answer
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from aiohttp import web
 
-from simulator import jsonio
+from simulator import jsonio, netserve
 from simulator.config import DIALECTS
 from simulator.ledger import Player
 from simulator.money import parse_amount
 from simulator.service import Simulator
 
 PREFIX = "/_sim"
+MAX_COUNT = 10**9
+WHOLE = re.compile(r"[0-9]{1,9}")
 SIM = web.AppKey("control_simulator", Simulator)
 
 
@@ -33,11 +37,23 @@ def sim_of(request: web.Request) -> Simulator:
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=jsonio.dumps(data), status=status, content_type="application/json")
+    try:
+        body = jsonio.dumpb(data)
+    except (TypeError, orjson.JSONEncodeError):  # recorded data that is not clean JSON: repaired, never a 500
+        body = jsonio.dumpb(jsonio.printable(data, limit=jsonio.MAX_DEPTH * 3))
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The body, read within ``server.request_timeout`` (408 otherwise)."""
+    try:
+        return await netserve.read_body(request, sim_of(request).settings.server.request_timeout)
+    except netserve.BodyTimeout as exc:
+        raise AdminError(408, str(exc)) from None
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     try:
@@ -52,8 +68,24 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 def query_int(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise AdminError(400, f"{name} must be a whole number")
+    if not WHOLE.fullmatch(value):  # ASCII digits only, and few enough to convert at once
+        raise AdminError(400, f"{name} must be a whole number from 0 to {MAX_COUNT}")
+    return int(value)
+
+
+def count(body: dict[str, Any], key: str) -> int | None:
+    """A whole-number field of an admin body, checked as a Decimal before any conversion (a huge exponent
+    such as ``1e1000000`` would otherwise build a million-digit integer)."""
+    if key not in body:
+        return None
+    value = body[key]
+    if (
+        not isinstance(value, Decimal)
+        or not value.is_finite()
+        or not 0 <= value <= MAX_COUNT
+        or value != value.to_integral_value()
+    ):
+        raise AdminError(400, f"{key} must be a whole number from 0 to {MAX_COUNT}")
     return int(value)
 
 

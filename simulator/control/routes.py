@@ -6,6 +6,8 @@ with ``{"error": ...}``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -13,14 +15,17 @@ from aiohttp import web
 
 from simulator import __version__, jsonio
 from simulator.config import DIALECTS
+from simulator.control import har
 from simulator.control.http import (
     PREFIX,
     AdminError,
+    count,
     dialect_of,
     find_player,
     json_body,
     money,
     query_int,
+    read_body,
     reply,
     sim_of,
     tenant_of,
@@ -33,6 +38,7 @@ from simulator.scenarios import loader
 from simulator.scenarios.model import Match
 from simulator.service import Simulator
 
+log = logging.getLogger("simulator.admin")
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")
 VERIFY_FORBIDDEN = ("nth", "after", "probability")
 
@@ -92,17 +98,21 @@ def match_from(spec: Any, sim: Simulator) -> Match:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness and identity: status ok, version, dialects, loaded scenario (never needs the admin token)."""
     sim = sim_of(request)
     return reply({"status": "ok", "version": __version__, "dialects": list(DIALECTS), "scenario": sim.scenario.name})
 
 
 async def reset(request: web.Request) -> web.Response:
+    """Back to the start: scenario players, no transactions, empty journal, rule counters at zero."""
     sim = sim_of(request)
     sim.reset()
+    log.info("reset: %d players", len(sim.ledger.players), extra={"fields": {"action": "reset"}})
     return reply({"ok": True, "players": len(sim.ledger.players)})
 
 
 async def players(request: web.Request) -> web.Response:
+    """Players with balance, currency, flags and sessions (filters: dialect, q)."""
     dialect, q = request.query.get("dialect"), request.query.get("q")
     found = [
         player_view(p)
@@ -113,10 +123,12 @@ async def players(request: web.Request) -> web.Response:
 
 
 async def get_player(request: web.Request) -> web.Response:
+    """One player with its transactions, newest first."""
     return reply(player_view(find_player(request), with_transactions=True))
 
 
 async def put_player(request: web.Request) -> web.Response:
+    """Create (201) or update (200) a player: balance, currency, flags, bet limit, sessions, tenant."""
     sim = sim_of(request)
     dialect = dialect_of(request)
     body = await json_body(request)
@@ -124,7 +136,9 @@ async def put_player(request: web.Request) -> web.Response:
     allowed = {"balance", "currency", "bet_limit", "sessions", tenant_key, *FLAGS}
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise AdminError(400, f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        raise AdminError(
+            400, f"unknown {'field' if len(unknown) == 1 else 'fields'} {unknown}; allowed: {sorted(allowed)}"
+        )
     tenant = tenant_of(sim, dialect, body.get(tenant_key))
     for flag in FLAGS:
         if flag in body and not isinstance(body[flag], bool):
@@ -163,10 +177,31 @@ async def put_player(request: web.Request) -> web.Response:
                 setattr(player, flag, body[flag])
         if "bet_limit" in body:
             player.bet_limit = bet_limit
+    log_player_change(player, created, {k: v for k, v in body.items() if k != tenant_key})
     return reply(player_view(player), 201 if created else 200)
 
 
+def log_player_change(player: Player, created: bool, changed: dict[str, Any]) -> None:
+    where = f"{player.dialect}/{player.tenant}/{player.id}"
+    log.info(
+        "player %s %s: %s",
+        "created" if created else "changed",
+        where,
+        ", ".join(f"{k}={v}" for k, v in changed.items()) or "no change",
+        extra={
+            "fields": {
+                "action": "player",
+                "dialect": player.dialect,
+                "tenant": player.tenant,
+                "player": player.id,
+                "fields": changed,
+            }
+        },
+    )
+
+
 async def transactions(request: web.Request) -> web.Response:
+    """The ledger, newest first (filters: dialect, player, status, limit)."""
     q = request.query
     limit = query_int(q.get("limit"), "limit")
     found = [
@@ -180,6 +215,7 @@ async def transactions(request: web.Request) -> web.Response:
 
 
 async def journal(request: web.Request) -> web.Response:
+    """Recorded requests, oldest first (filters: limit, dialect, operation, player, rule; format=har)."""
     q = request.query
     entries = sim_of(request).journal.query(
         dialect=q.get("dialect"),
@@ -188,24 +224,31 @@ async def journal(request: web.Request) -> web.Response:
         rule=q.get("rule"),
         limit=query_int(q.get("limit"), "limit"),
     )
+    if q.get("format") == "har":
+        settings = sim_of(request).settings
+        prefixes = {d: getattr(settings, d).prefix for d in DIALECTS}
+        return reply(har.archive(entries, f"{request.scheme}://{request.host}", prefixes))
+    if q.get("format", "json") != "json":
+        raise AdminError(400, "format must be json (the default) or har")
     return reply([e.to_dict() for e in entries])
 
 
 async def clear_journal(request: web.Request) -> web.Response:
+    """Empty the journal."""
     sim_of(request).journal.clear()
+    log.info("journal cleared", extra={"fields": {"action": "clear_journal"}})
     return reply({"ok": True})
 
 
 async def verify(request: web.Request) -> web.Response:
+    """Count the recorded requests matching scenario match keys: 200 ok, or 409 with the closest misses."""
     sim = sim_of(request)
     body = await json_body(request)
     match = match_from(body.get("match", {}), sim)
-    bounds = {k: body[k] for k in ("count", "min", "max") if k in body}
+    given = {k: count(body, k) for k in ("count", "min", "max")}
+    bounds = {k: v for k, v in given.items() if v is not None}
     if not bounds:
         raise AdminError(400, "give count, or min and/or max")
-    for key, value in bounds.items():
-        if not isinstance(value, Decimal) or value != int(value) or value < 0:
-            raise AdminError(400, f"{key} must be a whole number >= 0")
     entries = list(sim.journal)
     hits = [e for e in entries if e.op is not None and match.holds(e.op)]
     n = len(hits)
@@ -217,25 +260,40 @@ async def verify(request: web.Request) -> web.Response:
     if ok:
         return reply({"ok": True, "found": n})
     closest = hits[:5] if hits else _closest(entries, match)
-    return reply({"ok": False, "found": n, "expected": bounds, "closest": [e.to_dict() for e in closest]}, 409)
+    misses = [miss_line(e, match) for e in closest]
+    answer = {"ok": False, "found": n, "expected": bounds, "misses": misses, "closest": [e.to_dict() for e in closest]}
+    return reply(answer, 409)
 
 
 async def get_scenario(request: web.Request) -> web.Response:
+    """The loaded scenario as YAML."""
     return web.Response(text=loader.dump(sim_of(request).scenario), content_type="application/yaml")
 
 
 async def put_scenario(request: web.Request) -> web.Response:
+    """Replace the scenario (YAML body) and reset to its starting state; 400 with problems if invalid."""
     sim = sim_of(request)
-    text = await request.text()
+    raw = await read_body(request)
     try:
-        scenario = loader.parse(text, "(PUT /_sim/scenario)", sim.settings)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdminError(400, f"the scenario is not UTF-8 text: {exc}") from None
+    try:  # in a thread: a large file takes a while to parse, and the dialects keep answering meanwhile
+        scenario = await asyncio.to_thread(loader.parse, text, "(PUT /_sim/scenario)", sim.settings)
     except SourceError as exc:
         raise AdminError(400, str(exc), problems=exc.problems) from None
     sim.replace_scenario(scenario)
+    log.info(
+        "scenario replaced: %s (%d rules)",
+        scenario.name,
+        len(scenario.rules),
+        extra={"fields": {"action": "scenario", "scenario": scenario.name, "rules": len(scenario.rules)}},
+    )
     return reply({"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(sim.ledger.players)})
 
 
 async def invariants(request: web.Request) -> web.Response:
+    """Ledger self-check: 200 ok, or 409 with the offenders."""
     result = sim_of(request).ledger.invariants()
     return reply(result, 200 if result["ok"] else 409)
 
@@ -245,16 +303,29 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 def _closest(entries: list[Entry], match: Match) -> list[Entry]:
-    """The recorded requests that miss the match on the fewest equality keys."""
+    """The recorded requests that miss the match on the fewest keys, newest first among equals."""
 
     def misses(entry: Entry) -> int:
-        op = entry.op
-        if op is None:
-            return len(match.equal) + 1
-        return sum(1 for key, value in match.equal if getattr(op, key) != value)
+        return len(match.misses(entry.op)) if entry.op is not None else len(match.equal) + 3
 
     scored = sorted((misses(e), -e.seq, i) for i, e in enumerate(entries))
     return [entries[i] for _, _, i in scored[:5]]
+
+
+def miss_line(entry: Entry, match: Match) -> str:
+    """One recorded request and how it differs from the match, e.g.
+    ``#7 xpro /v2/members/transaction deposit player001 T-1 -> 0: operation: expected 'withdraw', got 'deposit'``.
+    Identifiers and codes only: never a request body, so no secret or token is shown."""
+    op = entry.op
+    what = " ".join(str(v) for v in (entry.operation, entry.player, entry.transaction) if v is not None)
+    head = f"#{entry.seq} {entry.dialect} {entry.endpoint} {what}".rstrip() + f" -> {entry.code}"
+    if op is None:
+        return f"{head}: refused before it was decoded ({entry.detail or 'no detail'})"
+    found = match.misses(op)
+    if not found:
+        return f"{head}: matches (counted)"
+    shown = [(key, want, got if isinstance(got, Decimal) else repr(got)) for key, want, got in found]
+    return f"{head}: " + "; ".join(f"{key}: expected {want}, got {got}" for key, want, got in shown)
 
 
 ROUTES: list[web.RouteDef] = [

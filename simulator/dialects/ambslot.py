@@ -16,6 +16,7 @@ from simulator import jsonio
 from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered
 from simulator.dialects.xpro import iso_ms
+from simulator.forwarded import client_address
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import CANCELLED
 from simulator.money import out
@@ -72,10 +73,7 @@ class Ambslot(Dialect):
         allowed = self.settings.allowed_sources
         if allowed is None:
             return True
-        source = request.remote or ""
-        forwarded = request.headers.get("X-Forwarded-For")
-        if self.sim.settings.server.trust_forwarded and forwarded:
-            source = forwarded.split(",")[0].strip()
+        source = client_address(request, self.sim.settings.server.trusted_proxies)
         try:
             address = ipaddress.ip_address(source)
         except ValueError:
@@ -84,7 +82,8 @@ class Ambslot(Dialect):
 
     def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
         if not self.source_allowed(request):
-            raise e.AuthFailed(f"source address {request.remote} is not in allowed_sources")
+            source = client_address(request, self.sim.settings.server.trusted_proxies)
+            raise e.AuthFailed(f"source address {source!r} is not in allowed_sources")
         try:
             parsed = jsonio.loads(body)
         except jsonio.JSONError as exc:
@@ -95,27 +94,46 @@ class Ambslot(Dialect):
         if op.operation == "balance":
             op.agent = F.required_text(f, "agentId")
         else:
-            places = self.settings.max_decimals
-            op.agent = F.required_text(f, "agent")
-            F.required_text(f, "game")
-            op.game = F.required_text(f, "gameId")
-            op.round = F.required_text(f, "roundId")
-            op.amount = F.required_amount(f, "amount", places)
-            op.currency = F.required_text(f, "currency")
-            op.transaction = F.required_text(f, "transactionId")
-            F.required_text(f, "timestamp")
-            F.flag(f, "isEndRound")
-            F.flag(f, "featureBuy")
-            if op.operation in ("payout", "settle"):
-                F.required_amount(f, "turnover", places)
-            if op.operation == "settle":
-                op.params["bet"] = F.required_amount(f, "bet", places)
-                F.required_amount(f, "winlose", places, negative=True)
-            op.mutating = True
-            op.scope = op.operation  # ids are per operation: a cancel may carry its bet's transactionId
+            self._money_fields(op, f)
             op.params["fingerprint"] = F.fingerprint(f)
         if op.agent not in self.settings.agents:
             raise e.AuthFailed(f"agent {op.agent!r} is not configured")
+        op.authenticated = True
+
+    def _money_fields(self, op: Operation, f: dict[str, Any]) -> None:
+        """The common fields of bet/payout/settle/cancel. Lenient mode lets through, when missing, the fields
+        that move no money (``game``, ``timestamp``, ``isEndRound``, ``featureBuy``, ``turnover``, ``winlose``),
+        ``currency`` (the player's) and a cancel's ``amount`` (a cancel refunds the stored bet)."""
+        places = self.settings.max_decimals
+        lenient = self.settings.conformance == "lenient"
+
+        def absent(key: str) -> bool:
+            return F.tolerate(op, f, key, lenient)
+
+        if lenient:
+            f = F.numeric_strings(op, f, ("amount", "turnover", "bet", "winlose"))
+        op.agent = F.required_text(f, "agent")
+        if not absent("game"):
+            F.required_text(f, "game")
+        op.game = F.required_text(f, "gameId")
+        op.round = F.required_text(f, "roundId")
+        cancel_without_amount = op.operation == "cancel" and absent("amount")
+        op.amount = Decimal(0) if cancel_without_amount else F.required_amount(f, "amount", places)
+        op.currency = None if absent("currency") else F.required_text(f, "currency")
+        op.transaction = F.required_text(f, "transactionId")
+        if not absent("timestamp"):
+            F.required_text(f, "timestamp")
+        for flag in ("isEndRound", "featureBuy"):
+            if not absent(flag):
+                F.flag(f, flag)
+        if op.operation in ("payout", "settle") and not absent("turnover"):
+            F.required_amount(f, "turnover", places)
+        if op.operation == "settle":
+            op.params["bet"] = F.required_amount(f, "bet", places)
+            if not absent("winlose"):
+                F.required_amount(f, "winlose", places, negative=True)
+        op.mutating = True
+        op.scope = op.operation  # ids are per operation: a cancel may carry its bet's transactionId
 
     # business
 
@@ -142,7 +160,7 @@ class Ambslot(Dialect):
             games = self.settings.games
             if games is not None and op.game not in games:
                 raise e.InvalidGame(f"game {op.game!r} is not in the configured game list")
-            if op.currency != player.currency:
+            if op.currency is not None and op.currency != player.currency:  # None: lenient, the player's
                 raise e.CurrencyMismatch(f"currency {op.currency} differs from the player's {player.currency}")
             existing = ledger.find(self.name, player.tenant, op.transaction, op.scope)
             if existing is not None:

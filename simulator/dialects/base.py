@@ -13,13 +13,15 @@ import random
 import socket
 import struct
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from aiohttp import web
 
-from simulator import codes, jsonio
+from simulator import codes, jsonio, netserve
+from simulator.dialects import evidence
 from simulator.errors import BadRequest, DomainError, Injected, InternalError
 from simulator.journal import Entry
 from simulator.operations import Operation, Outcome
@@ -33,6 +35,8 @@ GATEWAY_HTML = (
 )
 
 Rendered = tuple[int, Any, Any]  # (HTTP status, body, wire code)
+DETAIL_CHARS = 512  # X-Sim-Detail and X-Sim-Rule are cut here (the journal keeps the whole text)
+HEADER_SAFE = "".join(chr(c) for c in range(32, 127) if chr(c) != "%")
 
 
 class Dialect(ABC):
@@ -102,13 +106,20 @@ class Dialect(ABC):
     async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
         started = time.perf_counter()
         op = Operation(dialect=self.name, operation=self.ENDPOINTS[path], endpoint=path)
+        body = b""
+        server = self.sim.settings.server
+        stalled = False
+        op.params["started"] = self.sim.clock()  # the scorecard orders a client's moves by when they began
         try:
             if request.method != "POST":
                 raise BadRequest(f"{request.method} is not allowed here; every endpoint takes POST")
             try:
-                body = await request.read()
+                body = await netserve.read_body(request, server.request_timeout)
             except web.HTTPRequestEntityTooLarge:
-                raise BadRequest(f"body larger than {self.sim.settings.server.max_body_bytes} bytes") from None
+                raise BadRequest(f"body larger than {server.max_body_bytes} bytes") from None
+            except netserve.BodyTimeout as exc:
+                stalled = True
+                raise BadRequest(str(exc)) from None
             self.decode(request, body, op)
             outcome = await self.sim.run(op, self.perform)
         except DomainError as err:
@@ -118,24 +129,43 @@ class Dialect(ABC):
             outcome = Outcome(error=InternalError(f"simulator bug: {type(exc).__name__}: {exc}"))
 
         response, status, payload, code = self._respond(request, op, outcome)
-        self.sim.record(
-            Entry(
-                seq=self.sim.journal.next_seq(),
-                time=self.sim.clock(),
-                dialect=self.name,
-                endpoint=path,
-                op=op,
-                status=status,
-                body=payload,
-                code=code,
-                rule=outcome.rule,
-                fault=outcome.fault,
-                detail=outcome.error.detail if outcome.error else None,
-                ms=(time.perf_counter() - started) * 1000,
-                delay=outcome.delay,
-            )
-        )
+        if stalled:
+            response.force_close()  # the rest of the body may still arrive: this connection is done
+        self.sim.record(self._entry(request, body, op, outcome, (status, payload, code), started))
         return response
+
+    def _entry(
+        self, request: web.Request, body: bytes, op: Operation, outcome: Outcome, sent: Rendered, started: float
+    ) -> Entry:
+        """The journal entry of a handled request. A refused one keeps what arrived (bounded, secrets
+        redacted) and, from a caller that was not authenticated, nothing decoded."""
+        err = outcome.error
+        kept = None
+        if err is not None and not isinstance(err, Injected):
+            kept = evidence.received(request, body, self.sim.settings.server.journal_body_bytes)
+            if not op.authenticated:
+                op.request = None
+        diagnostics = err.info if err is not None else None
+        detail = evidence.clean(err.detail, evidence.MAX_DETAIL) if err else None
+        status, payload, code = sent
+        return Entry(
+            seq=self.sim.journal.next_seq(),
+            time=self.sim.clock(),
+            dialect=self.name,
+            endpoint=op.endpoint,
+            op=op,
+            status=status,
+            body=payload,
+            code=code,
+            rule=outcome.rule,
+            fault=outcome.fault,
+            detail=detail,
+            ms=(time.perf_counter() - started) * 1000,
+            delay=outcome.delay,
+            size=evidence.size(op, body, detail, kept, diagnostics),
+            received=kept,
+            diagnostics=diagnostics,
+        )
 
     def _respond(
         self, request: web.Request, op: Operation, outcome: Outcome
@@ -143,11 +173,13 @@ class Dialect(ABC):
         """The HTTP response for an outcome; if rendering itself fails (a bug), the internal error shape."""
         headers: dict[str, str] = {}
         if outcome.rule:
-            headers["X-Sim-Rule"] = outcome.rule
+            headers["X-Sim-Rule"] = header_text(outcome.rule)
         if outcome.error is not None:
             headers["X-Sim-Detail"] = _header_safe(outcome.error.detail)
         if outcome.fault:
-            return self._fault(request, op, outcome), 0, None, None
+            response = self._fault(request, op, outcome)
+            response.headers.update(headers)  # what a rule did stays visible (empty, malformed, gateway)
+            return response, 0, None, None
         try:
             status, payload, code = self.render(op, outcome)
             body = jsonio.dumpb(payload)
@@ -198,4 +230,10 @@ def log_id() -> str:
 
 
 def _header_safe(text: str) -> str:
-    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:300]
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:DETAIL_CHARS]
+
+
+def header_text(text: str) -> str:
+    """User-supplied text (a rule name) as a header value: printable ASCII as is, anything else
+    percent-encoded as UTF-8, so no byte of it can end the header or be refused by aiohttp."""
+    return urllib.parse.quote(evidence.clean(text), safe=HEADER_SAFE)[:DETAIL_CHARS]

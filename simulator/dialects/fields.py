@@ -1,4 +1,10 @@
-"""Field validation shared by the dialects: a missing or ill-typed field is a BadRequest naming it."""
+"""Field validation shared by the dialects: a missing or ill-typed field is a BadRequest naming it.
+
+Conformance modes (a dialect's ``conformance`` setting): ``strict`` refuses what the document marks
+required; ``lenient`` lets through the few gaps whose money effect is unambiguous (each dialect decides which,
+with :func:`tolerate` and :func:`numeric_strings`) and notes each on ``op.params[LENIENT]``, which the
+scorecard reports as what a strict counterpart would refuse.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,40 @@ from decimal import Decimal
 from typing import Any
 
 from simulator.errors import BadRequest
-from simulator.money import MAX_AMOUNT, decimals, is_amount
+from simulator.money import MAX_AMOUNT, decimals, is_amount, parse_amount
+from simulator.operations import Operation
 
 MAX_ID = 255
+#: ``op.params`` key: what the request left out or bent, as ``(field, problem)`` pairs (see the docstring)
+LENIENT = "conformance_notes"
+
+
+def note(op: Operation, key: str, problem: str) -> None:
+    op.params.setdefault(LENIENT, []).append((key, problem))
+
+
+def tolerate(op: Operation, fields: dict[str, Any], key: str, lenient: bool) -> bool:
+    """True when the doc-required ``key`` is missing and lenient mode lets that through (noted on ``op``);
+    False when it is present or the mode is strict, so that the caller's required check decides."""
+    if not lenient or fields.get(key) is not None:
+        return False
+    note(op, key, "missing")
+    return True
+
+
+def numeric_strings(op: Operation, fields: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Lenient mode: amounts sent as numeric strings (``"100.10"``) read as those numbers, exactly. Returns
+    a copy when it converts any (the request as sent stays in the journal), else ``fields`` itself."""
+    converted = dict(fields)
+    for key in keys:
+        value = fields.get(key)
+        if isinstance(value, str):
+            try:
+                converted[key] = parse_amount(value)
+            except ValueError:
+                continue  # not a number: the amount check refuses it as usual
+            note(op, key, "sent as a string")
+    return converted if converted != fields else fields
 
 
 def text(fields: dict[str, Any], key: str, *, required: bool = True, max_len: int = MAX_ID) -> str | None:

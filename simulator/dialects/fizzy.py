@@ -13,9 +13,12 @@ from aiohttp import web
 
 from simulator import errors as e
 from simulator import jsonio
+from simulator.config import DEMO, FizzyBrand
+from simulator.dialects import evidence
 from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered, log_id
-from simulator.dialects.crypto import fizzy_signature, same_hex
+from simulator.dialects.crypto import fizzy_signature, fizzy_string_to_sign, same_hex
+from simulator.forwarded import origin
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import ROLLED_BACK
 from simulator.money import out
@@ -23,6 +26,11 @@ from simulator.operations import Operation
 from simulator.service import Simulator
 
 MONEY_ENDPOINTS = ("withdraw", "deposit")
+
+
+def is_demo(brand: FizzyBrand) -> bool:
+    """Whether a brand's private key is the published demo one (so showing signatures reveals nothing)."""
+    return any(b["private_key"] == brand.private_key for b in DEMO["fizzy"]["brands"])
 
 
 class Fizzy(Dialect):
@@ -70,32 +78,38 @@ class Fizzy(Dialect):
         """The absolute URL the caller signed: ``public_url``, else the forwarded or the direct host."""
         if self.settings.public_url:
             return self.settings.public_url + request.raw_path
-        headers = request.headers
-        if self.sim.settings.server.trust_forwarded and headers.get("X-Forwarded-Host"):
-            proto = headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-            host = headers["X-Forwarded-Host"].split(",")[0].strip()
-            return f"{proto}://{host}{request.raw_path}"
-        return f"{request.scheme}://{request.host}{request.raw_path}"
+        scheme, host = origin(request, self.sim.settings.server.trusted_proxies)
+        return f"{scheme}://{host}{request.raw_path}"
 
     def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
-        public_key = request.headers.get("Public-Key", "")
+        public_key = evidence.header(request, "Public-Key")
         brand = self.settings.brands.get(public_key)
         if brand is None:
             raise e.AuthFailed("missing or unknown Public-Key" if public_key else "missing Public-Key header")
         op.agent = public_key
-        signature = request.headers.get("Signature", "")
-        expected = fizzy_signature(brand.private_key, request.method, self.signed_url(request), body)
+        signature = evidence.header(request, "Signature")
+        url = self.signed_url(request)
+        if not evidence.is_text(url):
+            raise e.AuthFailed("the Host header or the forwarded host is not UTF-8 text")
+        expected = fizzy_signature(brand.private_key, request.method, url, body)
         if not signature or not same_hex(expected, signature):
-            raise e.AuthFailed(
-                "Signature is not HMAC-SHA256(private key, METHOD\\nURL\\nMD5(body)) "
-                f"for URL {self.signed_url(request)}"
+            server = self.sim.settings.server
+            raise evidence.signature_refused(
+                f"Signature is not HMAC-SHA256(private key, METHOD\\nURL\\nMD5(body)) for URL {url}",
+                fizzy_string_to_sign(request.method, url, body),
+                body,
+                expected,
+                show=server.debug_signatures or is_demo(brand),
+                cap=server.journal_body_bytes,
             )
+        op.authenticated = True
         try:
             parsed = jsonio.loads(body)
         except jsonio.JSONError as exc:
             raise e.BadRequest(f"the body is not JSON: {exc}") from None
         op.request = parsed
         f = F.json_object(parsed)
+        lenient = self.settings.conformance == "lenient"
         op.player = F.required_text(f, "playerId")
         op.params["session"] = F.required_text(f, "sessionId")
         kind = op.operation
@@ -106,28 +120,42 @@ class Fizzy(Dialect):
             op.round = F.required_text(f, "gameRoundId")
             op.currency = F.text(f, "currency", required=False)
             F.text(f, "freeSpinsCampaignId", required=False)
-        else:
+        elif not F.tolerate(op, f, "currency", lenient):  # lenient: the player's currency
             op.currency = F.required_text(f, "currency")
         if kind in MONEY_ENDPOINTS:
             op.transaction = F.required_text(f, "transactionId")
             op.game = F.required_text(f, "gameId")
             op.round = F.required_text(f, "gameRoundId")
-            places = self.settings.max_decimals
-            amount = F.required_amount(f, "amount", places)
-            cash = F.required_amount(f, "cashAmount", places)
-            jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
-            if amount != cash + jackpot:
-                raise e.BadRequest(f"amount {amount} is not cashAmount + jackpotAmount ({cash + jackpot})")
-            F.flag(f, "isGameRoundFinished")
+            op.amount = self._amounts(op, f, lenient)
+            if not F.tolerate(op, f, "isGameRoundFinished", lenient):
+                F.flag(f, "isGameRoundFinished")
             F.flag(f, "isFeatureBuy", required=False)
             F.text(f, "freeSpinsCampaignId", required=False)
             if kind == "deposit":
                 op.params["withdraw_id"] = F.required_text(f, "withdrawTransactionId")
                 F.flag(f, "isForceComplete", required=False)
                 F.flag(f, "isFreeSpinsConsumed", required=False)
-            op.amount = amount
         op.mutating = op.transaction is not None
         op.params["fingerprint"] = F.fingerprint(f)
+
+    def _amounts(self, op: Operation, f: dict[str, Any], lenient: bool) -> Decimal:
+        """``amount`` checked against ``cashAmount + (jackpotAmount or 0)``; lenient mode reads a missing
+        ``cashAmount`` as ``amount - jackpotAmount`` and numeric strings as numbers."""
+        places = self.settings.max_decimals
+        if lenient:
+            f = F.numeric_strings(op, f, ("amount", "cashAmount", "jackpotAmount"))
+        amount = F.required_amount(f, "amount", places)
+        jackpot = F.amount(f, "jackpotAmount", places, required=False) or Decimal(0)
+        if "jackpotAmount" not in f:
+            F.note(op, "jackpotAmount", "missing (read as null in both modes)")
+        if F.tolerate(op, f, "cashAmount", lenient):
+            if jackpot > amount:
+                raise e.BadRequest(f"jackpotAmount {jackpot} is larger than amount {amount}")
+            return amount
+        cash = F.required_amount(f, "cashAmount", places)
+        if amount != cash + jackpot:
+            raise e.BadRequest(f"amount {amount} is not cashAmount + jackpotAmount ({cash + jackpot})")
+        return amount
 
     # business
 

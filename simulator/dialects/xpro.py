@@ -6,11 +6,13 @@ Checks run in the documented order: headers and signature (83) -> agent (10) -> 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import time
+from collections import OrderedDict
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 from aiohttp import web
@@ -18,8 +20,10 @@ from aiohttp import web
 from simulator import errors as e
 from simulator import jsonio
 from simulator.config import XproAgent
+from simulator.dialects import evidence
+from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered, log_id
-from simulator.dialects.crypto import same_hex, xpro_decrypt, xpro_signature
+from simulator.dialects.crypto import same_hex, xpro_decrypt, xpro_signature, xpro_string_to_sign
 from simulator.ledger import Player, Transaction
 from simulator.money import decimals, is_amount, out
 from simulator.operations import Operation
@@ -31,6 +35,7 @@ TIMESTAMP = re.compile(r"[0-9]{1,16}")
 SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 BALANCE_PLACES = 6
 TOKEN_CACHE = 10_000
+SIGNED_HEADERS = ("x-agentid", "x-timestamp", "x-nonce", "x-signature")
 
 
 _SECOND: list[Any] = [None, ""]  # the last whole second formatted (every response formats a time)
@@ -45,31 +50,46 @@ def iso_ms(epoch: float) -> str:
     return f"{_SECOND[1]}.{ms:03d}Z"
 
 
+def token_fingerprint(header: str | None) -> str | None:
+    """A short SHA-256 prefix of the bearer token: tells tokens apart in the scorecard, never reveals one."""
+    if not header:
+        return None
+    return hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:12]
+
+
 class NonceCache:
-    """Nonces seen per agent. A nonce is only dangerous while its timestamp is inside the window, so it is
-    forgotten after twice the skew; ``cap`` bounds memory under a flood (the oldest are forgotten first)."""
+    """Nonces seen, per agent, in arrival order. A nonce is only dangerous while its timestamp is inside the
+    window, so it is forgotten twice the skew after it arrived (by then its timestamp is refused anyway).
+
+    Each agent's bucket holds at most ``cap`` nonces. A full bucket whose nonces are all still inside the
+    window refuses new requests (``"full"``) rather than forget one, which would let its replay in. Expiry
+    pops from the left of an insertion-ordered dict: O(1) per nonce, however many came before."""
 
     def __init__(self, window: float, cap: int) -> None:
         self.window = window * 2
         self.cap = cap
-        self._seen: dict[tuple[str, str], float] = {}  # insertion order == time order
+        self._buckets: dict[str, OrderedDict[str, float]] = {}
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return sum(len(bucket) for bucket in self._buckets.values())
 
-    def add(self, agent: str, nonce: str, now: float) -> bool:
-        """Remember a nonce; False if it was already seen inside the window."""
-        seen = self._seen
+    def add(self, agent: str, nonce: str, now: float) -> Literal["ok", "replay", "full"]:
+        """Remember a nonce of a known agent: ``ok``, or ``replay`` (seen inside the window), or ``full``."""
+        bucket = self._buckets.get(agent)
+        if bucket is None:
+            bucket = self._buckets[agent] = OrderedDict()
         horizon = now - self.window
-        while seen:
-            key, first = next(iter(seen.items()))
-            if first >= horizon and len(seen) < self.cap:
+        while bucket:
+            first = next(iter(bucket.values()))
+            if first >= horizon:
                 break
-            del seen[key]
-        if (agent, nonce) in seen:
-            return False
-        seen[(agent, nonce)] = now
-        return True
+            bucket.popitem(last=False)
+        if nonce in bucket:
+            return "replay"
+        if len(bucket) >= self.cap:
+            return "full"
+        bucket[nonce] = now
+        return "ok"
 
 
 class Xpro(Dialect):
@@ -117,10 +137,10 @@ class Xpro(Dialect):
         token = jwt.encode({"agentId": agent_id, "iat": now, "exp": now + ttl}, self.settings.token_secret, "HS256")
         return token, ttl
 
-    def check_token(self, header: str | None, agent_id: str) -> None:
-        if not header or not header.startswith("Bearer ") or not header[7:].strip():
+    def check_token(self, header: str, agent_id: str) -> None:
+        token = evidence.bearer(header)
+        if not token:
             raise e.AuthFailed("missing Authorization: Bearer <accessToken>")
-        token = header[7:].strip()
         claims = self._tokens.get(token)
         if claims is None:  # verify a token's signature once; its claims cannot change
             try:
@@ -144,20 +164,9 @@ class Xpro(Dialect):
     # decoding
 
     def decode(self, request: web.Request, body: bytes, op: Operation) -> None:
-        h = request.headers
-        agent_id, timestamp = h.get("x-agentid", ""), h.get("x-timestamp", "")
-        nonce, signature = h.get("x-nonce", ""), h.get("x-signature", "")
+        agent_id, timestamp, nonce, signature = (evidence.header(request, n) for n in SIGNED_HEADERS)
         op.agent = agent_id or None
-        missing = [
-            n
-            for n, v in (
-                ("x-agentid", agent_id),
-                ("x-timestamp", timestamp),
-                ("x-nonce", nonce),
-                ("x-signature", signature),
-            )
-            if not v
-        ]
+        missing = [n for n, v in zip(SIGNED_HEADERS, (agent_id, timestamp, nonce, signature), strict=True) if not v]
         if missing:
             raise e.AuthFailed(f"missing header(s): {', '.join(missing)}")
         try:
@@ -165,43 +174,63 @@ class Xpro(Dialect):
         except jsonio.JSONError:
             envelope = None
         cipher = envelope.get("cipherText") if isinstance(envelope, dict) else None
-        signed = cipher if isinstance(cipher, str) else ""
-        if not SIGNATURE.fullmatch(signature) or not same_hex(
-            xpro_signature(agent_id, timestamp, nonce, signed), signature
-        ):
-            raise e.AuthFailed("x-signature is not SHA256(agentId|timestamp|nonce|cipherText)")
+        self._signature(agent_id, timestamp, nonce, signature, cipher if isinstance(cipher, str) else "", body)
         if not TIMESTAMP.fullmatch(timestamp):
             raise e.AuthFailed("x-timestamp is not unix time in milliseconds")
         now = self.sim.clock()
-        skew = abs(int(timestamp) / 1000 - now)
+        op.params["clock_skew"] = int(timestamp) / 1000 - now  # for the scorecard (timestamps near the limit)
+        skew = abs(op.params["clock_skew"])
         if skew > self.settings.timestamp_skew:
             raise e.AuthFailed(
                 f"x-timestamp is {skew:.0f}s from the simulator's clock (allowed {self.settings.timestamp_skew}s)"
             )
         if not NONCE.fullmatch(nonce):
             raise e.AuthFailed("x-nonce is not 32 lowercase hex characters")
-        if not self.nonces.add(agent_id, nonce, now):
-            raise e.AuthFailed("x-nonce was already used (replay)")
+        op.params["nonce"] = nonce  # for the scorecard's hygiene findings (reused nonces)
 
         agent = self.settings.agents.get(agent_id)
         if agent is None:
-            raise e.UnknownAgent(f"agent {agent_id!r} is not configured")
+            raise e.UnknownAgent(f"agent {agent_id[:64]!r} is not configured")
         if agent.blocked:
             raise e.UnknownAgent(f"agent {agent_id!r} is blocked")
+        seen = self.nonces.add(agent_id, nonce, now)  # only known agents, only signed requests, get a slot
+        if seen == "replay":
+            raise e.AuthFailed("x-nonce was already used (replay)")
+        if seen == "full":
+            raise e.AuthFailed(
+                f"too many requests inside the replay window: agent {agent_id!r} already has {self.nonces.cap} "
+                f"nonces younger than {self.nonces.window:.0f}s (xpro.max_nonces); retry later"
+            )
         if op.operation != "auth":
-            self.check_token(h.get("Authorization"), agent_id)
+            authorization = evidence.header(request, "Authorization")
+            op.params["token_fingerprint"] = token_fingerprint(authorization)
+            self.check_token(authorization, agent_id)
+        op.authenticated = True
 
         if not isinstance(cipher, str):
             raise e.DecryptionFailed('the body is not {"cipherText": "..."}')
         plaintext = xpro_decrypt(agent.key, cipher)
         try:
             fields = jsonio.loads(plaintext)
-        except jsonio.JSONError:
-            raise e.BadRequest("the decrypted plaintext is not JSON") from None
+        except jsonio.JSONError as exc:
+            raise e.BadRequest(f"the decrypted plaintext is not JSON: {exc}") from None
         op.request = fields
         if not isinstance(fields, dict):
             raise e.BadRequest("the decrypted plaintext is not a JSON object")
         self._parameters(op, fields, agent)
+
+    def _signature(self, agent_id: str, timestamp: str, nonce: str, given: str, cipher: str, body: bytes) -> None:
+        """The unkeyed SHA-256 signature; a refusal shows what was computed (nothing in it is secret)."""
+        expected = xpro_signature(agent_id, timestamp, nonce, cipher)
+        if not SIGNATURE.fullmatch(given) or not same_hex(expected, given):
+            raise evidence.signature_refused(
+                "x-signature is not SHA256(agentId|timestamp|nonce|cipherText)",
+                xpro_string_to_sign(agent_id, timestamp, nonce, cipher),
+                body,
+                expected,
+                show=True,
+                cap=self.sim.settings.server.journal_body_bytes,
+            )
 
     def _parameters(self, op: Operation, f: dict[str, Any], agent: XproAgent) -> None:
         op.currency = agent.currency
@@ -230,6 +259,8 @@ class Xpro(Dialect):
             op.transaction = trans_id
             op.mutating = op.operation != "check"
         if op.operation == "transaction":
+            if self.settings.conformance == "lenient":
+                f = F.numeric_strings(op, f, ("amount",))
             amount = f.get("amount")
             if not is_amount(amount):
                 raise e.BadRequest("amount must be a finite number within 1e15")

@@ -1,10 +1,17 @@
-"""The scenario engine: for each decoded operation, the first rule that fires decides what happens."""
+"""The scenario engine: for each decoded operation, the first rule that fires decides what happens.
+
+Rules can also be added, replaced and removed one at a time while requests flow (``/_sim/rules``). Every
+change builds a new list and swaps it in with one assignment, and nothing here awaits, so a request being
+decided on the event loop sees either the old rule set or the new one, never half of a change. Counters
+belong to the rule objects, so changing one rule leaves the others' counts (and the ledger) alone.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from simulator.errors import Injected
+from simulator.errors import Injected, SimulatorError
 from simulator.operations import Operation
 from simulator.scenarios.model import Rule, Scenario
 
@@ -24,6 +31,14 @@ class Decision:
         return self.respond is not None or self.duplicate or self.fault is not None
 
 
+class RuleConflict(SimulatorError):
+    """A run-time rule change that cannot be done: unknown name, taken name, position out of range."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # missing | taken | ambiguous | position
+
+
 class Engine:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -36,6 +51,64 @@ class Engine:
     def reset(self) -> None:
         for rule in self.scenario.rules:
             rule.reset()
+
+    # run-time rule control
+
+    def index_of(self, name: str) -> int:
+        found = [i for i, rule in enumerate(self.scenario.rules) if rule.name == name]
+        if not found:
+            raise RuleConflict(f"no rule named {name!r}", "missing")
+        if len(found) > 1:
+            raise RuleConflict(f"{len(found)} rules are named {name!r}; load a scenario with unique names", "ambiguous")
+        return found[0]
+
+    def add(self, rule: Rule, position: int | None = None) -> int:
+        """Insert a fresh rule (counters at zero) before ``position``, or last; returns where it went."""
+        rules = list(self.scenario.rules)
+        if any(r.name == rule.name for r in rules):
+            raise RuleConflict(
+                f"a rule named {rule.name!r} exists; replace it with PUT or choose another name", "taken"
+            )
+        where = len(rules) if position is None else position
+        if not 0 <= where <= len(rules):
+            raise RuleConflict(f"position must be between 0 and {len(rules)}", "position")
+        rule.reset()
+        rules.insert(where, rule)
+        self.scenario.rules = rules
+        return where
+
+    def replace(self, name: str, rule: Rule) -> int:
+        """Put ``rule`` where the rule ``name`` is; it may carry a new name if no other rule has it."""
+        where = self.index_of(name)
+        rules = list(self.scenario.rules)
+        if rule.name != name and any(r.name == rule.name for r in rules):
+            raise RuleConflict(f"a rule named {rule.name!r} exists already", "taken")
+        rule.reset()
+        rules[where] = rule
+        self.scenario.rules = rules
+        return where
+
+    def remove(self, name: str) -> Rule:
+        where = self.index_of(name)
+        rules = list(self.scenario.rules)
+        removed = rules.pop(where)
+        self.scenario.rules = rules
+        return removed
+
+    def report(self) -> dict[str, Any]:
+        """Every rule in evaluation order with its counters, and the names of those that never fired."""
+        rules = [
+            {
+                "name": rule.name,
+                "position": index,
+                "hits": rule.hits,
+                "seen": rule.seen,
+                "remaining": None if rule.times is None else max(rule.times - rule.hits, 0),
+                "definition": rule.definition,
+            }
+            for index, rule in enumerate(self.scenario.rules)
+        ]
+        return {"rules": rules, "never_fired": [r["name"] for r in rules if not r["hits"]]}
 
     def decide(self, op: Operation) -> Decision | None:
         for rule in self.scenario.rules:

@@ -27,6 +27,7 @@ DIALECT_OPERATIONS = {
     "ambslot": {"balance", "bet", "payout", "settle", "cancel"},
 }
 MAX_DELAY = 600.0
+BUILTIN = "builtin:"  # prefix naming a scenario shipped in the package (simulator/scenarios/builtin/)
 
 
 @cache
@@ -45,9 +46,11 @@ class _Checker:
         self.source = source
         self.settings = settings
         self.problems: list[str] = []
+        self.lines: list[int] = []  # the line of each problem, to merge them with the schema's in file order
 
     def problem(self, path: list[str | int], message: str) -> None:
         self.problems.append(self.source.where(path, message))
+        self.lines.append(self.source.line(path))
 
     def amount(self, path: list[str | int], value: Any, *, negative: bool = False) -> Any:
         try:
@@ -78,17 +81,23 @@ class _Checker:
 
     def tenant(self, path: list[str | int], dialect: str, tenant: Any) -> None:
         if self.settings is not None and tenant is not None and tenant not in self.settings.tenants(dialect):
-            known = ", ".join(self.settings.tenants(dialect))
-            self.problem(path, f"{tenant!r} is not a configured {dialect} tenant (configured: {known})")
+            tenants = self.settings.tenants(dialect)
+            hint = yamlsrc.did_you_mean(tenant, tenants)
+            self.problem(
+                path, f"{tenant!r} is not a configured {dialect} tenant{hint} (configured: {', '.join(tenants)})"
+            )
 
-    def rule(self, index: int, raw: dict[str, Any], seed: int, file_index: int) -> Rule | None:
-        base: list[str | int] = ["rules", index]
+    def rule(self, base: list[str | int], raw: dict[str, Any], name: str, rng_seed: str) -> Rule | None:
+        """One rule at ``base`` in the document (``["rules", i]`` in a scenario, ``[]`` for a lone rule)."""
         before = len(self.problems)
         m = raw.get("match", {})
         dialect = m.get("dialect")
         if dialect and m.get("operation") and m["operation"] not in DIALECT_OPERATIONS[dialect]:
-            ops = ", ".join(sorted(DIALECT_OPERATIONS[dialect]))
-            self.problem([*base, "match", "operation"], f"{dialect} has no operation {m['operation']!r} ({ops})")
+            ops = sorted(DIALECT_OPERATIONS[dialect])
+            hint = yamlsrc.did_you_mean(m["operation"], ops)
+            self.problem(
+                [*base, "match", "operation"], f"{dialect} has no operation {m['operation']!r}{hint} ({', '.join(ops)})"
+            )
         if "nth" in m and "after" in m:
             self.problem([*base, "match", "after"], "use nth or after, not both")
         pattern = None
@@ -114,8 +123,13 @@ class _Checker:
             else:
                 code = codes.raw_code(dialect, respond["code"])
                 if code is None:
-                    known = ", ".join(str(c) for c in codes.CODES[dialect] if c not in (0, "0"))
-                    self.problem([*base, "respond", "code"], f"{respond['code']!r} is not a {dialect} code ({known})")
+                    valid = [c for c in codes.CODES[dialect] if c not in (0, "0")]
+                    hint = yamlsrc.did_you_mean(respond["code"], valid)
+                    known = ", ".join(str(c) for c in valid)
+                    self.problem(
+                        [*base, "respond", "code"],
+                        f"{respond['code']!r} is not one of {dialect}'s codes{hint} ({known})",
+                    )
                 else:
                     respond = {**respond, "code": code}
         actions = [k for k in ("respond", "fault", "duplicate") if raw.get(k) not in (None, False)]
@@ -127,7 +141,7 @@ class _Checker:
         if len(self.problems) > before:
             return None
         return Rule(
-            name=raw.get("name") or f"rules[{index}]",
+            name=raw.get("name") or name,
             match=Match(
                 equal=tuple((k, m[k]) for k in EQUALITY_KEYS if k in m),
                 transaction=pattern,
@@ -142,13 +156,14 @@ class _Checker:
             fault=raw.get("fault"),
             apply=bool(raw.get("apply", False)),
             times=raw.get("times"),
-            rng_seed=f"{seed}/{file_index}/{index}",
+            rng_seed=rng_seed,
+            definition=raw,
         )
 
-    def players(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def players(self, entries: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         seen: dict[tuple[str, str | None, str], int] = {}
-        for index, entry in enumerate(entries):
+        for index, entry in entries:
             base: list[str | int] = ["players", index]
             if "generate" in entry:
                 gen = dict(entry["generate"])
@@ -185,19 +200,35 @@ class _Checker:
 
 
 def parse(text: str, filename: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
-    """One scenario document from YAML text. Raises SourceError listing every problem."""
+    """One scenario document from YAML text. Raises SourceError listing every problem of the document in
+    one pass: the schema's and, for every player and rule the schema accepted, the semantic checks'."""
     data, source = yamlsrc.load(text, filename)
     if not isinstance(data, dict):
         raise SourceError([source.where([], "a scenario is a mapping with at least a name")])
-    problems = yamlsrc.schema_problems(data, schema(), source)
-    if problems:
-        raise SourceError(problems)
+    errors = yamlsrc.schema_errors(data, schema(), source)
+    refused = [path for _, path, _ in errors]
+
+    def usable(*part: str | int) -> bool:
+        """The schema found nothing wrong with this part as a whole (nor with what contains it)."""
+        return not any(list(part)[: len(path)] == path for path in refused)
+
+    def accepted(*part: str | int) -> bool:
+        """... nor with anything inside it."""
+        return usable(*part) and not any(path[: len(part)] == list(part) for path in refused)
+
     checker = _Checker(source, settings)
-    seed = int(data.get("seed", 0))
-    players = checker.players(data.get("players", []))
-    rules = [checker.rule(i, raw, seed, file_index) for i, raw in enumerate(data.get("rules", []))]
-    if checker.problems:
-        raise SourceError(checker.problems)
+    seed = int(data["seed"]) if accepted("seed") and "seed" in data else 0
+    entries = data.get("players", []) if usable("players") else []
+    players = checker.players([(i, p) for i, p in enumerate(entries) if accepted("players", i)])
+    raws = data.get("rules", []) if usable("rules") else []
+    rules = [
+        checker.rule(["rules", i], raw, f"rules[{i}]", f"{seed}/{file_index}/{i}")
+        for i, raw in enumerate(raws)
+        if accepted("rules", i)
+    ]
+    if errors or checker.problems:
+        found = [(line, text) for line, _, text in errors] + list(zip(checker.lines, checker.problems, strict=True))
+        raise SourceError([text for _, text in sorted(found, key=lambda item: item[0])])
     for player in players:
         player.setdefault("seed", seed)
     return Scenario(
@@ -211,8 +242,56 @@ def parse(text: str, filename: str, settings: Settings | None = None, file_index
     )
 
 
+def parse_rule(
+    text: str, filename: str, settings: Settings | None = None, seed: int = 0, name: str | None = None
+) -> Rule:
+    """One rule on its own (JSON or YAML), checked like a rule of a scenario file; it must have a name
+    (``name`` is the default, for a replacement addressed by name).
+
+    Problems read ``filename:line: match.operation: ...``, lines counted in ``text``.
+    """
+    data, source = yamlsrc.load(text, filename)
+    if not isinstance(data, dict):
+        raise SourceError([source.where([], "a rule is a mapping (name, match, and an action)")])
+    problems = yamlsrc.schema_problems(data, {**schema()["$defs"]["rule"], "$defs": schema()["$defs"]}, source)
+    if name is not None and "name" not in data:
+        data = {"name": name, **data}
+    if not problems and not data.get("name"):
+        problems = [source.where([], "a rule added at run time needs a name (to replace or remove it later)")]
+    if problems:
+        raise SourceError(problems)
+    checker = _Checker(source, settings)
+    rule = checker.rule([], data, data["name"], f"{seed}/runtime/{data['name']}")
+    if rule is None:
+        raise SourceError(checker.problems)
+    return rule
+
+
 def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
-    return parse(yamlsrc.read_text(path), path, settings, file_index)
+    """A scenario file, or a built-in one named ``builtin:NAME``."""
+    return parse(read_source(path), path, settings, file_index)
+
+
+def _builtin_folder() -> Any:
+    return resources.files("simulator.scenarios").joinpath("builtin")
+
+
+def builtin_names() -> list[str]:
+    """The example scenarios shipped in the package, loadable as ``builtin:NAME``."""
+    return sorted(p.name.removesuffix(".yaml") for p in _builtin_folder().iterdir() if p.name.endswith(".yaml"))
+
+
+def read_source(spec: str) -> str:
+    """The YAML text of a scenario named by a path or by ``builtin:NAME``; SourceError when there is none."""
+    if not spec.startswith(BUILTIN):
+        return yamlsrc.read_text(spec)
+    name = spec.removeprefix(BUILTIN).removesuffix(".yaml")
+    names = builtin_names()
+    if name not in names:
+        hint = yamlsrc.did_you_mean(name, names)
+        raise SourceError([f"{spec}: no built-in scenario {name!r}{hint} (built in: {', '.join(names)})"])
+    text: str = _builtin_folder().joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return text
 
 
 def combine(scenarios: list[Scenario]) -> Scenario:

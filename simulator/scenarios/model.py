@@ -68,6 +68,22 @@ class Match:
             return all(COMPARISONS[name](op.amount, bound) for name, bound in self.amount)
         return True
 
+    def misses(self, op: Operation) -> list[tuple[str, str, Any]]:
+        """Every static key that does not hold on ``op``: ``(key, what was expected, what op has)``."""
+        found: list[tuple[str, str, Any]] = [
+            (key, repr(expected), getattr(op, key)) for key, expected in self.equal if getattr(op, key) != expected
+        ]
+        if self.transaction is not None and (op.transaction is None or not self.transaction.search(op.transaction)):
+            found.append(("transaction", f"/{self.transaction.pattern}/", op.transaction))
+        failed = [
+            f"{name} {bound}"
+            for name, bound in self.amount
+            if op.amount is None or not COMPARISONS[name](op.amount, bound)
+        ]
+        if failed:
+            found.append(("amount", " and ".join(failed), op.amount))
+        return found
+
 
 @dataclass(eq=False)
 class Rule:
@@ -80,6 +96,7 @@ class Rule:
     apply: bool = False
     times: int | None = None
     rng_seed: str = ""
+    definition: dict[str, Any] = field(default_factory=dict)  # the rule as written (GET /_sim/rules)
     # run-time state, reset with the simulator
     seen: int = 0
     hits: int = 0

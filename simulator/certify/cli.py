@@ -1,0 +1,51 @@
+"""``python -m simulator certify fizzy|ambslot``: the flags. The run itself (``command.py``) is imported only
+when the command runs, so ``serve`` does not pay for rich and the case modules at start-up."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from simulator.certify.target import KEYS
+from simulator.config import CERTIFY_DEFAULTS
+
+DIALECTS = ("ambslot", "fizzy")
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``certify`` on the main parser's subcommands."""
+    d = CERTIFY_DEFAULTS
+    c = sub.add_parser(
+        "certify",
+        help="play the provider against YOUR Fizzy Bubbly or AMBSlot wallet and judge it",
+        description="Run named cases against an operator's wallet. Settings: flags, then CERTIFY_* environment "
+        "variables, then --target FILE. Exit 0: nothing failed; 1: a case failed; 2: the run could not happen.",
+    )
+    c.add_argument("dialect", choices=DIALECTS)
+    c.add_argument("--target", help="YAML file with the settings below (wallet_url:, private_key:, ...)")
+    for key, (dialects, _) in KEYS.items():
+        c.add_argument(
+            "--" + key.replace("_", "-"), dest=key, help=f"({', '.join(dialects)}) env CERTIFY_{key.upper()}"
+        )
+    c.add_argument("--cases", action="append", metavar="GLOB", help="run only matching case ids (repeatable)")
+    c.add_argument("--list", action="store_true", help="print the case table and exit")
+    c.add_argument("--junit", metavar="FILE", help="write JUnit XML")
+    c.add_argument("--json", metavar="FILE", help="write the JSON report")
+    c.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    c.add_argument("-v", "--verbose", action="store_true", help="show every exchange (secrets redacted)")
+    c.add_argument(
+        "--load", type=int, metavar="ROUNDS", help="load mode: play ROUNDS whole rounds instead of the cases"
+    )
+    c.add_argument("--duplicates", type=float, default=d["load_duplicates"], help="load: share of duplicated debits")
+    c.add_argument("--abandoned", type=float, default=d["load_abandoned"], help="load: share abandoned and retried")
+    c.add_argument("--rollbacks", type=float, default=d["load_rollbacks"], help="load: share undone instead of won")
+    c.add_argument("--max-seconds", type=float, default=d["load_max_seconds"], help="load: stop after this long")
+    c.add_argument("--seed", type=int, help="load: seed of the round mix")
+    c.add_argument("--abandon-wait", type=float, default=d["abandon_wait"], help=argparse.SUPPRESS)
+    c.set_defaults(func=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    from simulator.certify.command import run_command
+
+    return run_command(args)

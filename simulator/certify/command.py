@@ -1,0 +1,122 @@
+"""The ``certify`` command once its flags are parsed: the run with a progress bar, the reports, the exit code.
+
+Exit codes: 0 nothing failed (warnings allowed), 1 at least one case failed, 2 the run could not happen
+(bad target settings, wallet unreachable or refusing the first balance call), always as one clear line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from simulator.certify import ambslot, fizzy, load
+from simulator.certify.core import Exchange, Suite, Unreachable
+from simulator.certify.report import Report, terminal, to_html, to_json, to_junit
+from simulator.certify.runner import Run
+from simulator.certify.target import Target, resolve
+from simulator.certify.wire import WALLETS
+from simulator.errors import SourceError
+
+SUITES: dict[str, Suite] = {"fizzy": fizzy.suite, "ambslot": ambslot.suite}
+
+
+def _check_load(args: argparse.Namespace) -> None:
+    if args.load is None:
+        return
+    problems = []
+    if not 1 <= args.load <= 10_000_000:
+        problems.append(f"--load: {args.load} is not between 1 and 10000000")
+    shares = (args.duplicates, args.abandoned, args.rollbacks)
+    if any(not 0 <= s <= 1 for s in shares) or sum(shares) > 1:
+        problems.append("--duplicates, --abandoned, --rollbacks: shares between 0 and 1, summing to at most 1")
+    if not args.max_seconds > 0:
+        problems.append("--max-seconds: must be positive")
+    if problems:
+        raise SourceError(problems)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    suite = SUITES[args.dialect]
+    if args.list:
+        print(suite.table())
+        return 0
+    try:
+        target = resolve(args.dialect, vars(args), args.target)
+        _check_load(args)
+    except SourceError as exc:
+        for problem in exc.problems:
+            print(f"certify: {problem}", file=sys.stderr)
+        return 2
+    cases = suite.select(args.cases)
+    if not cases and args.load is None:
+        print(f"certify: no {args.dialect} case matches {' '.join(args.cases)} (see --list)", file=sys.stderr)
+        return 2
+    console = Console(highlight=False)
+    try:
+        report = asyncio.run(_certify(target, args, cases, console))
+    except Unreachable as exc:
+        print(f"certify: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("certify: interrupted; calls in flight may have reached the wallet", file=sys.stderr)
+        return 130
+    terminal(report, console)
+    for path, render in ((args.json, to_json), (args.junit, to_junit), (args.html, to_html)):
+        if not path:
+            continue
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(render(report))
+        except OSError as exc:
+            print(f"certify: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    return report.exit_code
+
+
+async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], console: Console) -> Report:
+    def show(exchange: Exchange) -> None:
+        console.print(Text(exchange.text(), style="dim"))
+
+    connector = aiohttp.TCPConnector(limit=max(100, target.concurrency * 2))
+    timeout = aiohttp.ClientTimeout(total=target.timeout)
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        run = Run(
+            target,
+            WALLETS[target.dialect](target, http),
+            show=show if args.verbose else None,
+            abandon_wait=args.abandon_wait,
+        )
+        await run.preflight()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            if args.load is not None:
+                task = progress.add_task(f"load: {args.load} rounds", total=args.load)
+                plan = load.Plan(
+                    args.load, args.duplicates, args.abandoned, args.rollbacks, args.max_seconds, args.seed
+                )
+                results = await load.play(run, plan, lambda: progress.advance(task))
+            else:
+                task = progress.add_task(f"certify {target.dialect}", total=len(cases))
+                results = await run.run(
+                    cases,
+                    done=lambda _: progress.advance(task),
+                    starting=lambda c: progress.update(task, description=c.id),
+                )
+    return Report(
+        target.dialect,
+        target.shown(),
+        results,
+        time.perf_counter() - started,
+        reconcile=list(run.model.findings),
+        mode="load" if args.load is not None else "cases",
+        run_id=run.prefix,
+    )

@@ -1,0 +1,51 @@
+"""``python -m simulator report --url URL``: fetch a running simulator's scorecard and show it.
+
+Exit status: 0 when the report is ok, 1 when it has failures, 2 when the simulator cannot be asked.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from rich.console import Console
+
+from simulator import jsonio
+from simulator.scorecard import terminal
+
+TIMEOUT = 60.0
+
+
+def fetch(url: str, fmt: str = "json", admin_token: str | None = None) -> tuple[int, str]:
+    """``GET {url}/_sim/report?format=...``: (HTTP status, body text)."""
+    request = urllib.request.Request(f"{url.rstrip('/')}/_sim/report?format={fmt}")
+    if admin_token:
+        request.add_header("Authorization", f"Bearer {admin_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def run(url: str, fmt: str = "table", admin_token: str | None = None, show_passed: bool = False) -> int:
+    try:
+        status, text = fetch(url, "junit" if fmt == "junit" else "json", admin_token)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"cannot reach the simulator at {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 2
+    if status != 200:
+        print(f"{url}/_sim/report answered {status}: {text}", file=sys.stderr)
+        return 2
+    if fmt == "junit":
+        sys.stdout.write(text)
+        return 0 if ET.fromstring(text.encode()).get("failures") == "0" else 1
+    report: dict[str, Any] = jsonio.loads(text)
+    if fmt == "json":
+        print(jsonio.pretty(report))
+    else:
+        terminal.render(report, Console(), show_passed=show_passed)
+    return 0 if report["ok"] else 1

@@ -1,0 +1,306 @@
+"""Fault follow-up judgement: after every ambiguous answer to a money-moving request, what did the client
+do next with that transaction and player?
+
+An answer is ambiguous when the client cannot know from it whether its money moved: a transport fault
+(drop, reset, empty, malformed, gateway), an HTTP 5xx, the dialect's "pending / internal error" codes
+(XPro 7 and 35, Fizzy ``ERROR_TIMEOUT`` and ``ERROR_UNKNOWN_ERROR``, AMBSlot 999 and 1600-1602), or an
+answer slower than ``client_timeout`` (the client has most likely given up waiting).
+
+The client's moves are that player's later requests (same dialect and tenant), in the order they began,
+within ``window`` seconds of the faulty answer. The first decisive one gives the verdict:
+
+- the same transaction again (same id and operation), a status question (XPro ``check/transactions``
+  answered), or its reversal (a Fizzy rollback of that withdraw, an AMBSlot cancel of that round):
+  ``recovered``;
+- the same operation and amount under a new id (same round on the seamless wallets): ``double_spend``
+  when both stand applied in the ledger, else ``unsafe_resend``;
+- nothing decisive: ``abandoned`` when the transaction stands applied, else ``gave_up_cleanly``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from simulator.journal import Entry
+from simulator.scorecard import model as m
+
+AMBIGUOUS_CODES: dict[str, frozenset[Any]] = {
+    "xpro": frozenset({7, 35}),
+    "fizzy": frozenset({"ERROR_TIMEOUT", "ERROR_UNKNOWN_ERROR"}),
+    "ambslot": frozenset({999, 1600, 1601, 1602}),
+}
+FAULTS = {
+    "drop": "no answer (the connection was closed)",
+    "reset": "a connection reset",
+    "empty": "an empty 200 answer",
+    "malformed": "a broken JSON answer",
+    "gateway": "a 502 gateway page",
+}
+#: what a correct client does after an ambiguous answer, per dialect and operation
+ADVICE = {
+    "xpro": "ask /v2/members/check/transactions or retry with the same transId",
+    "fizzy withdraw": "retry the same withdraw or roll it back",
+    "fizzy": "retry with the same transactionId until it is answered",
+    "ambslot bet": "retry the same bet or cancel the round",
+    "ambslot settle": "retry the same settle or cancel the round",
+    "ambslot": "retry with the same transactionId until it is answered",
+}
+APPLIED = "applied"
+RECOVERY = {"retry": "retried it", "status": "asked for its status", "reversal": "reversed it"}
+
+
+class Transactionish(Protocol):
+    @property
+    def player(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class Books(Protocol):
+    """The ledger's read API, as much of it as the judge needs."""
+
+    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Transactionish | None: ...
+
+
+@dataclass(frozen=True)
+class Rules:
+    window: float
+    client_timeout: float
+
+
+def started(entry: Entry) -> float:
+    op = entry.op
+    if op is not None and "started" in op.params:
+        return float(op.params["started"])
+    return entry.time - entry.ms / 1000
+
+
+def ambiguity(entry: Entry, client_timeout: float) -> str | None:
+    """Why this answer leaves the client not knowing whether its money moved; None when it knows."""
+    if entry.fault:
+        return FAULTS.get(entry.fault, entry.fault)
+    if entry.status >= 500:
+        return f"HTTP {entry.status} {entry.code}"
+    if entry.code in AMBIGUOUS_CODES.get(entry.dialect, ()):
+        return f"code {entry.code}"
+    took = max(entry.ms / 1000, entry.delay)
+    if took >= client_timeout:
+        return f"an answer after {took:.1f} s (past a {client_timeout:g} s client timeout)"
+    return None
+
+
+def answered(entry: Entry, client_timeout: float) -> bool:
+    return ambiguity(entry, client_timeout) is None
+
+
+def succeeded(entry: Entry) -> bool:
+    return entry.fault is None and entry.status == 200 and entry.code in (0, None)
+
+
+def judgeable(entry: Entry) -> bool:
+    op = entry.op
+    return op is not None and op.mutating and op.transaction is not None and op.player is not None
+
+
+def judge(entries: list[Entry], books: Books, rules: Rules, now: float) -> list[m.Finding]:
+    """One finding per ambiguous answer to a money-moving request in ``entries`` (oldest first)."""
+    found = []
+    for entry in entries:
+        if judgeable(entry):
+            cause = ambiguity(entry, rules.client_timeout)
+            if cause is not None:
+                found.append((entry, cause))
+    moves = Moves(entries, {_player(entry) for entry, _ in found})
+    return [_verdict(entry, cause, moves, books, rules, now) for entry, cause in found]
+
+
+def _player(entry: Entry) -> tuple[str, str | None, str | None]:
+    return entry.dialect, entry.op.agent if entry.op else None, entry.player
+
+
+Timed = tuple[float, int, Entry]  # (when it began, seq, entry)
+
+
+def _order(item: Timed) -> tuple[float, int]:
+    return item[0], item[1]
+
+
+class Moves:
+    """Every player's requests, indexed by what could make one a follow-up of a fault (its transaction id,
+    the withdraw it refers to, the round it cancels, its operation and amount), each list in the order the
+    requests began: finding a fault's follow-up is a bisection, not a scan of the player's history."""
+
+    def __init__(self, entries: list[Entry], players: set[tuple[str, str | None, str | None]]) -> None:
+        """Index the requests of ``players`` (those with a fault to judge)."""
+        self._lists: dict[tuple[Any, ...], list[Timed]] = defaultdict(list)
+        for e in entries:
+            op = e.op
+            if op is None or op.player is None or _player(e) not in players:
+                continue
+            item = (started(e), e.seq, e)
+            for key in self._filed_under(e):
+                self._lists[key].append(item)
+        for items in self._lists.values():
+            items.sort(key=_order)
+
+    @staticmethod
+    def _filed_under(e: Entry) -> list[tuple[Any, ...]]:
+        """Where a request is filed: its transaction id, the withdraw it refers to, the round it cancels,
+        and (if it moves money) its operation, amount and round."""
+        op = e.op
+        assert op is not None
+        who = (e.dialect, op.agent, op.player)
+        keys: list[tuple[Any, ...]] = [(*who, "txn", op.transaction)]
+        if op.mutating:
+            keys.append((*who, "same", op.operation, op.amount, None if e.dialect == "xpro" else op.round))
+        if "withdraw_id" in op.params:
+            keys.append((*who, "ref", op.params["withdraw_id"]))
+        if op.operation == "cancel":
+            keys.append((*who, "cancel", op.round))
+        return keys
+
+    @staticmethod
+    def _looked_up(fault: Entry) -> list[tuple[Any, ...]]:
+        """Where a fault's follow-ups are filed: under its id and its operation, amount and round (retries,
+        status questions, resends), as a reference to it or to the withdraw it rolls back (Fizzy), as a
+        cancel of its round (AMBSlot)."""
+        op = fault.op
+        assert op is not None
+        who = (fault.dialect, op.agent, op.player)
+        keys = [*Moves._filed_under(fault), (*who, "ref", op.transaction), (*who, "cancel", op.round)]
+        return list(dict.fromkeys(keys))
+
+    def first(self, fault: Entry, window: float, decide: Callable[[Entry], str | None]) -> tuple[Entry, str] | None:
+        """The first move that began after ``fault`` did, within ``window`` of its answer, that ``decide``
+        gives a name; None when there is none."""
+        begin, horizon = (started(fault), fault.seq), fault.time + window
+        best: tuple[tuple[float, int], Entry, str] | None = None
+        for key in self._looked_up(fault):
+            items = self._lists.get(key)
+            if not items:
+                continue
+            for i in range(bisect.bisect_right(items, begin, key=_order), len(items)):
+                at, seq, move = items[i]
+                if at > horizon or (best is not None and (at, seq) >= best[0]):
+                    break
+                kind = decide(move)
+                if kind is not None:
+                    best = ((at, seq), move, kind)
+                    break
+        return (best[1], best[2]) if best else None
+
+
+def classify(fault: Entry, move: Entry, client_timeout: float) -> str | None:
+    """``retry``, ``status``, ``reversal``, ``resend`` or None (not about this transaction)."""
+    f, e = fault.op, move.op
+    assert f is not None and e is not None
+    same_round = fault.dialect == "xpro" or e.round == f.round
+    if e.transaction == f.transaction and e.operation == f.operation:
+        return "retry"
+    if fault.dialect == "xpro":
+        if e.operation == "check" and e.transaction == f.transaction and answered(move, client_timeout):
+            return "status"
+    elif fault.dialect == "fizzy":
+        refers = e.params.get("withdraw_id")
+        if f.operation == "withdraw" and refers == f.transaction:
+            if e.operation == "rollback":
+                return "reversal"
+            if e.operation == "deposit" and succeeded(move):
+                return "status"  # a deposit accepted against it proves the withdraw stands
+        if f.operation == "rollback" and e.operation == "rollback" and refers == f.params.get("withdraw_id"):
+            return "retry"  # another rollback of the same withdraw: the wallet refunds once
+    elif f.operation in ("bet", "settle", "cancel") and e.operation == "cancel" and e.round == f.round:
+        return "reversal" if f.operation != "cancel" else "retry"
+    if e.mutating and e.operation == f.operation and e.amount == f.amount and same_round:
+        return "resend"
+    return None
+
+
+def _verdict(fault: Entry, cause: str, moves: Moves, books: Books, rules: Rules, now: float) -> m.Finding:
+    op = fault.op
+    assert op is not None and op.transaction is not None and op.player is not None
+    stands = _standing(books, op.dialect, op.agent, op.player, op.scope)
+    applied = stands(op.transaction)
+    what = _describe(fault)
+    head = f"{what} got {cause}"
+    advice = ADVICE.get(f"{op.dialect} {op.operation}", ADVICE[op.dialect])
+    extra: dict[str, Any] = {"cause": cause, "applied": applied}
+    requests = [fault.seq]
+    found = moves.first(fault, rules.window, lambda move: classify(fault, move, rules.client_timeout))
+    if found is not None:
+        move, kind = found
+        requests.append(move.seq)
+        extra["follow_up"] = kind
+        if kind in RECOVERY:
+            return _finding(fault, m.RECOVERED, f"{head}; the client {RECOVERY[kind]} (#{move.seq})", requests, extra)
+        assert move.op is not None and move.op.transaction is not None
+        again = f"sent it again as {move.op.transaction!r} (#{move.seq})"
+        if applied and stands(move.op.transaction):
+            text = f"{head}; it was applied, and the client {again}, which was applied too: the money moved twice"
+            return _finding(fault, m.DOUBLE_SPEND, f"{text}. Instead: {advice}", requests, extra)
+        outcome = (
+            "it was applied and the wallet refused the resend"
+            if applied
+            else "it was not applied, so no harm this time"
+        )
+        text = f"{head}; the client {again} without asking: {outcome}. Instead: {advice}"
+        return _finding(fault, m.UNSAFE_RESEND, text, requests, extra)
+    open_for = fault.time + rules.window - now
+    if open_for > 0:
+        extra["window_open"] = round(open_for, 3)
+    waited = f"no follow-up within {rules.window:g} s" + (" so far" if open_for > 0 else "")
+    if applied:
+        text = f"{head}; it was applied and the client never confirmed it ({waited}). Instead: {advice}"
+        return _finding(fault, m.ABANDONED, text, requests, extra)
+    text = f"{head}; it was not applied and the client did not retry it ({waited})"
+    if op.operation in m.OWED.get(op.dialect, ()):
+        text += f": the player is owed this money. Instead: {advice}"
+    return _finding(fault, m.GAVE_UP_CLEANLY, text, requests, extra)
+
+
+def _standing(books: Books, dialect: str, tenant: str | None, player: str, scope: str) -> Callable[[str], bool]:
+    """Whether a transaction id of this player (in the operation's id space) stands applied in the ledger
+    now, not rolled back or cancelled."""
+
+    def stands(txn_id: str) -> bool:
+        txn = books.find(dialect, tenant or "", txn_id, scope)
+        return txn is not None and txn.player == player and txn.status == APPLIED
+
+    return stands
+
+
+def _describe(entry: Entry) -> str:
+    op = entry.op
+    assert op is not None
+    amount = f" of {_plain(op.amount)}" if op.amount is not None and op.operation != "cancel" else ""
+    where = f" (round {op.round})" if op.round and entry.dialect != "xpro" else ""
+    return f"#{entry.seq} {op.operation}{amount} {op.transaction!r}{where}"
+
+
+def _plain(amount: Decimal) -> str:
+    return format(amount.normalize(), "f") if amount == amount.to_integral() else str(amount)
+
+
+def _finding(fault: Entry, verdict: str, message: str, requests: list[int], extra: dict[str, Any]) -> m.Finding:
+    op = fault.op
+    assert op is not None
+    return m.Finding(
+        id=f"fault-{fault.seq}",
+        kind="fault",
+        verdict=verdict,
+        severity=m.verdict_severity(fault.dialect, op.operation, verdict),
+        dialect=fault.dialect,
+        message=message,
+        requests=requests,
+        tenant=op.agent,
+        player=op.player,
+        transaction=op.transaction,
+        operation=op.operation,
+        extra=extra,
+    )

@@ -1,0 +1,57 @@
+"""The report in a terminal: a summary line and a table of findings (``python -m simulator report``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+STYLE = {"fail": ("FAIL", "bold red"), "warn": ("WARN", "yellow"), "info": ("ok", "green")}
+
+
+def render(report: dict[str, Any], console: Console, *, show_passed: bool = False) -> None:
+    s = report["summary"]
+    verdict = Text("OK", style="bold green") if report["ok"] else Text("NOT OK", style="bold red")
+    console.print(
+        Text.assemble(
+            "Scorecard: ",
+            verdict,
+            f"  {s['judged']} fault(s) judged, {s['passed']} passed; {s['failed']} failure(s), "
+            f"{s['warnings']} warning(s)",
+        )
+    )
+    counts = ", ".join(f"{v} {n}" for v, n in s["by_verdict"].items() if n)
+    if counts:
+        console.print(f"Verdicts: {counts}")
+    note = report.get("journal", {}).get("note")
+    if note:
+        console.print(Text(note, style="yellow"))
+    shown = [f for f in report["findings"] if show_passed or f["severity"] != "info"]
+    if not shown:
+        hidden = len(report["findings"])
+        console.print(f"Nothing to report{f' ({hidden} passed; --all shows them)' if hidden else ''}.")
+        return
+    table = Table(show_lines=False, expand=True)
+    for column, options in (
+        ("", {"no_wrap": True}),
+        ("Finding", {"no_wrap": True}),
+        ("Player", {}),
+        ("Transaction", {}),
+        ("What happened", {"ratio": 1}),
+        ("Requests", {}),
+    ):
+        table.add_column(column, **options)
+    for f in shown:
+        label, style = STYLE[f["severity"]]
+        who = "/".join(str(p) for p in (f["dialect"], f["player"]) if p)
+        table.add_row(
+            Text(label, style=style),
+            f["verdict"] or f["check"] or f["kind"],
+            who,
+            f["transaction"] or "",
+            f["message"],
+            " ".join(f"#{seq}" for seq in f["requests"][:8]) + (" ..." if len(f["requests"]) > 8 else ""),
+        )
+    console.print(table)
