@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, cli_call, environ, jsonio, logs, netserve, store, waitready, workers
+from simulator import __version__, cli_call, environ, heap, jsonio, logs, netserve, store, waitready, workers
 from simulator.app import create_app
 from simulator.certify.cli import add_parser as add_certify
 from simulator.client import (
@@ -146,6 +146,7 @@ async def serve(
     netserve.quiet_exhaustion(asyncio.get_running_loop())
     site = netserve.LimitedSite(runner, sock, max_connections=netserve.connection_cap(server.max_connections))
     await site.start()
+    heap.settle()  # start-up's objects are permanent: no collection walks them again
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"

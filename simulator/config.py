@@ -75,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
         "keepalive_timeout": 15.0,  # seconds an idle kept-alive connection stays open
         "max_connections": 1000,  # open connections; beyond it a new one is answered 503 and closed
         "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
+        "max_transactions": 5_000_000,  # the ledger's capacity (~300 bytes each); past it new ones are refused
     },
     "xpro": {
         "prefix": "",
@@ -164,6 +165,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "keepalive_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
                 "max_connections": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
                 "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
+                "max_transactions": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
             },
         },
         "xpro": {
@@ -320,6 +322,7 @@ class ServerSettings:
     request_timeout: float = DEFAULTS["server"]["request_timeout"]
     keepalive_timeout: float = DEFAULTS["server"]["keepalive_timeout"]
     max_connections: int = DEFAULTS["server"]["max_connections"]
+    max_transactions: int = DEFAULTS["server"]["max_transactions"]
 
 
 @dataclass(frozen=True)
@@ -529,6 +532,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             keepalive_timeout=float(s["keepalive_timeout"]),
             max_connections=s["max_connections"],
             max_tombstones=s["max_tombstones"],
+            max_transactions=s["max_transactions"],
         ),
         xpro=XproSettings(
             prefix=_prefix(x["prefix"]),

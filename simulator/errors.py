@@ -25,6 +25,7 @@
         ├── TransactionNotFound / WithdrawNotFound / RollbackTargetNotFound
         ├── Injected                 a scenario rule's ``respond``: a neutral name or a raw wire code
         └── InternalError            a bug in the simulator (logged with its traceback)
+            └── LedgerFull           the ledger holds ``server.max_transactions``: reset it
 
 Handlers never build error responses by hand: they raise, and the dialect renders through its one table.
 """
@@ -171,3 +172,8 @@ class Injected(DomainError):
 
 class InternalError(DomainError):
     """A bug in the simulator, answered as the dialect's internal error and logged with its traceback."""
+
+
+class LedgerFull(InternalError):
+    """The ledger keeps ``server.max_transactions`` and is full: a new transaction is refused, nothing
+    changes, and the detail says to reset (or raise the setting)."""

@@ -42,6 +42,8 @@ class BodyTimeout(Exception):
 
 async def read_body(request: web.Request, seconds: float) -> bytes:
     """The request's body, or BodyTimeout if it has not all arrived within ``seconds``."""
+    if request.content.is_eof():  # all of it arrived with the headers (the usual case): no timer needed
+        return await request.read()
     try:
         async with asyncio.timeout(seconds):
             return await request.read()

@@ -59,7 +59,7 @@ class Simulator:
         self.settings = settings
         self.clock = clock
         self.sleep = sleep  # injected latency goes through here (tests shorten it)
-        self.ledger = Ledger(clock, settings.server.max_tombstones)
+        self.ledger = Ledger(clock, settings.server.max_tombstones, settings.server.max_transactions)
         self.journal = Journal(settings.server.journal_size, settings.server.journal_bytes)
         self.engine = Engine(scenario or Scenario.empty())
         self.started = clock()

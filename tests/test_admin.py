@@ -6,6 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from simulator import config
+from simulator.app import create_app
+from simulator.service import Simulator
 from tests.conftest import STORES, Harness, Start
 
 
@@ -350,3 +353,11 @@ async def test_seeded_sessions_belong_to_their_player(start: Start) -> None:
     reply = await h.fizzy.balance("p-2", session="seeded")
     assert reply.status == 400 and reply.json["code"] == "ERROR_INVALID_SESSION"
     assert (await h.fizzy.balance("p-1", session="seeded")).status == 200
+
+
+async def test_the_control_guard_costs_dialect_requests_nothing() -> None:
+    """A middleware on the /_sim sub-app would make aiohttp run middleware machinery on every dialect
+    request; the guard wraps each control handler instead (``_run_middlewares`` is what aiohttp checks)."""
+    app = create_app(Simulator(config.load(None)), admin_token="secret-token")
+    app.freeze()
+    assert not app._run_middlewares

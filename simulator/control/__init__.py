@@ -1,5 +1,6 @@
-"""The ``/_sim`` control API (see the README's "Control API"): a sub-application with its own middleware,
-so admin checks never touch dialect traffic.
+"""The ``/_sim`` control API (see the README's "Control API"): a sub-application whose every handler is
+wrapped in :func:`guarded` when the tables are assembled. Not a middleware: a middleware on any sub-app makes
+aiohttp wrap *every* request of the whole server (the dialects' too) in middleware machinery.
 
 Routes are tables of small handlers, one table per room: :mod:`simulator.control.routes` holds the core
 calls (health, reset, players, transactions, journal, scenario, invariants), :mod:`simulator.control.tombstones`
@@ -9,7 +10,9 @@ the simulator through :func:`simulator.control.http.sim_of`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -38,23 +41,51 @@ def public(path: str) -> bool:
     return path == f"{PREFIX}/health" or path == ui.PUBLIC_PREFIX or path.startswith(ui.PUBLIC_PREFIX + "/")
 
 
-def setup(app: web.Application, sim: Simulator, token: str | None) -> web.Application:
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+def guarded(handler: Handler, sim: Simulator, token: str | None) -> Handler:
+    """``handler`` behind the control API's checks (Host, admin token but for public calls, Origin,
+    Content-Type: :func:`simulator.control.guard.check`), with AdminError answered as JSON."""
+
+    @functools.wraps(handler)  # its name and docstring document the route (openapi.py)
+    async def guard(request: web.Request) -> web.StreamResponse:
         try:
-            # Host, admin token (not for the page and its assets), Origin, Content-Type
             checks.check(request, sim.settings, token, token_required=not public(request.path))
             return await sim.control(request, handler)
         except AdminError as exc:
             return reply(exc.body, exc.status)
 
-    admin = web.Application(middlewares=[guard])
+    return guard
+
+
+def assets(directory: Path) -> Handler:
+    """A handler for the files under ``directory`` (``{name}`` in the route): a lookup in the set found at
+    start-up, so no request path ever reaches the file system."""
+    files = {p.relative_to(directory).as_posix(): p for p in directory.rglob("*") if p.is_file()}
+
+    async def asset(request: web.Request) -> web.StreamResponse:
+        """A file of the dashboard: its HTML, CSS and JavaScript."""
+        name = request.match_info["filename"]
+        found = files.get(name)
+        if found is None:
+            raise AdminError(404, f"no asset {name!r}")
+        return web.FileResponse(found)
+
+    return asset
+
+
+def setup(app: web.Application, sim: Simulator, token: str | None) -> web.Application:
+    admin = web.Application()
     admin[SIM] = sim
     admin[openapi.TOKEN] = bool(token)
     for room in SETUPS:
         room(admin)
     for table in TABLES:
-        admin.router.add_routes(table)
-    admin.router.add_route("*", "/{tail:.*}", routes.not_found)
+        for route in table:
+            if isinstance(route, web.StaticDef):
+                admin.router.add_get(route.prefix + "/{filename:.+}", guarded(assets(Path(route.path)), sim, token))
+            else:
+                assert isinstance(route, web.RouteDef), route
+                handler = guarded(route.handler, sim, token)
+                web.RouteDef(route.method, route.path, handler, route.kwargs).register(admin.router)
+    admin.router.add_route("*", "/{tail:.*}", guarded(routes.not_found, sim, token))
     app.add_subapp(PREFIX, admin)
     return admin

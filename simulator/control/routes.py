@@ -7,6 +7,7 @@ with ``{"error": ...}``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from decimal import Decimal
 from typing import Any
@@ -214,14 +215,14 @@ async def transactions(request: web.Request) -> web.Response:
     """The ledger, newest first (filters: dialect, player, status, limit)."""
     q = request.query
     limit = query_int(q.get("limit"), "limit")
-    found = [
-        txn_view(t)
+    found = (
+        t
         for t in reversed(sim_of(request).ledger.log)
         if (not q.get("dialect") or t.dialect == q["dialect"])
         and (not q.get("player") or t.player == q["player"])
         and (not q.get("status") or t.status == q["status"])
-    ]
-    return reply(found[:limit] if limit else found)
+    )
+    return reply([txn_view(t) for t in itertools.islice(found, limit or None)])  # stops at the limit
 
 
 async def journal(request: web.Request) -> web.Response:

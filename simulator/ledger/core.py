@@ -14,21 +14,27 @@ ever meet one.
 Tombstones record a reversal that found nothing to reverse (a rollback or cancel that arrived before the
 transaction or round it names), so that the late arrival can be refused. They are kept in insertion order
 up to ``max_tombstones``; past it the oldest is forgotten (and counted in ``tombstones_forgotten``).
+
+Transactions are kept by a store (:mod:`simulator.ledger.store`, the embedded one in
+:mod:`simulator.ledger.memory`): this module holds the rules, the store the rows. A :class:`Transaction` is a
+light view on one row; two views of one transaction compare equal (use ``==``, not ``is``). At most
+``max_transactions`` are kept: past it a new one is refused with :class:`~simulator.errors.LedgerFull`
+(the README's "Performance" gives the cost per transaction).
 """
 
 from __future__ import annotations
 
-import itertools
-import sys
 import threading
 import time
+from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from simulator.errors import DuplicateTransaction, InsufficientFunds, PlayerExists, TransactionPending
+from simulator.errors import DuplicateTransaction, InsufficientFunds, LedgerFull, PlayerExists, TransactionPending
+from simulator.ledger.memory import MemoryStore, Transaction
 from simulator.money import ZERO
 
 PlayerKey = tuple[str, str, str]  # (dialect, tenant, player id)
@@ -62,7 +68,9 @@ class Player:
     bet_limit: Decimal | None = None
     site_id: str | None = None
     sessions: dict[str, float] = field(default_factory=dict)  # session id -> first seen (epoch s)
-    history: list[Transaction] = field(default_factory=list)
+    history: Sequence[Transaction] = ()  # the store gives it on open(): a view of ``rows``
+    rows: array[int] = field(default_factory=lambda: array("I"))  # the store's row numbers, oldest first
+    no: int = -1  # the store's number for this player
 
     @property
     def key(self) -> PlayerKey:
@@ -77,33 +85,6 @@ class Player:
             "reality_check": self.reality_check,
             "bet_limit": self.bet_limit,
         }
-
-
-@dataclass(slots=True, eq=False)
-class Transaction:
-    seq: int
-    dialect: str
-    tenant: str
-    player: str
-    id: str
-    kind: str
-    debit: Decimal
-    credit: Decimal
-    balance_before: Decimal
-    balance_after: Decimal
-    time: float
-    status: str = APPLIED
-    round: str | None = None
-    game: str | None = None
-    ref: str | None = None  # the transaction this one refers to (deposit -> withdraw, rollback -> withdraw)
-    reversed_by: Transaction | None = None  # the rollback or cancel that refunded this debit
-    fingerprint: int | None = None  # identifies "the same request": a repeat is replayed from this record
-    scope: str = ""  # the id space the dialect chose for ``id`` (see the module docstring)
-
-    @property
-    def amount(self) -> Decimal:
-        """Signed effect on the balance."""
-        return self.credit - self.debit
 
 
 @dataclass(slots=True, eq=False)
@@ -169,27 +150,33 @@ class _Claim:
 
 
 class Ledger:
-    def __init__(self, clock: Callable[[], float] = time.time, max_tombstones: int = 100_000) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        max_tombstones: int = 100_000,
+        max_transactions: int = 5_000_000,
+    ) -> None:
         self.clock = clock
         self.max_tombstones = max_tombstones
+        self.max_transactions = max_transactions
+        self.store = MemoryStore()
         self._lock = threading.RLock()
         self._undo: list[Callable[[], object]] | None = None  # set inside the outermost atomic()
         self.reset()
 
+    @property
+    def log(self) -> Sequence[Transaction]:
+        """Every transaction, oldest first."""
+        return self.store.log()
+
     def reset(self) -> None:
         with self._lock:
             self.players: dict[PlayerKey, Player] = {}
-            # indexes are nested per tenant / player so that a million transactions cost no key tuples
-            self._txns: dict[tuple[str, str, str], dict[str, Transaction]] = {}  # (dialect, tenant, scope)
-            self.log: list[Transaction] = []
-            # a round's transactions: the one transaction itself (the common case), or a list of them
-            self._rounds: dict[PlayerKey, dict[str, Transaction | list[Transaction]]] = {}
-            self._refs: dict[TxnKey, list[Transaction]] = {}
+            self.store.clear()
             self._tombstones: OrderedDict[StoneKey, Tombstone] = OrderedDict()  # O(1) eviction of the oldest
             self.tombstones_forgotten = 0
             self._in_flight: set[TxnKey] = set()
             self._sessions: dict[tuple[str, str, str], str] = {}  # (dialect, tenant, session) -> player id
-            self._seq = itertools.count(1)
 
     def atomic(self) -> _Atomic:
         """Checks and changes inside this block see and leave a consistent ledger, and a block that raises
@@ -223,8 +210,14 @@ class Ledger:
             player = Player(dialect, tenant, player_id, currency, balance, balance, now, now)
             for name, value in flags.items():
                 setattr(player, name, value)
+            self.store.enrol(player)
             self.players[key] = player
-            self._on_failure(lambda: self.players.pop(key, None))
+
+            def undo() -> None:
+                self.players.pop(key, None)
+                self.store.unenrol(player)
+
+            self._on_failure(undo)
             return player
 
     def set_balance(self, player: Player, balance: Decimal, reason: str = "admin") -> Transaction | None:
@@ -234,24 +227,18 @@ class Ledger:
             delta = balance - player.balance
             if delta == 0:
                 return None
-            seq = next(self._seq)
-            return self._record(
-                player,
-                f"{reason}-{seq}",
-                "adjust",
-                debit=-delta if delta < 0 else ZERO,
-                credit=delta if delta > 0 else ZERO,
-                seq=seq,
-                scope=ADJUSTMENTS,
-                indexed=False,
-            )
+            self._room()
+            debit, credit = (-delta, ZERO) if delta < 0 else (ZERO, delta)
+            txn_id = f"{reason}-{len(self.store) + 1}"  # the seq it gets
+            return self._record(player, txn_id, "adjust", ADJUSTMENTS, debit, credit, indexed=False)
 
     def discard(self, player: Player) -> None:
         """Forget a player that has no transactions, with its sessions (a scenario file redefining it)."""
         with self._lock:
-            if player.history:
+            if player.rows:
                 raise ValueError(f"player {player.id!r} has transactions")
             self.players.pop(player.key, None)
+            self.store.unenrol(player)
             for session_id in player.sessions:
                 self._sessions.pop((player.dialect, player.tenant, session_id), None)
 
@@ -284,20 +271,22 @@ class Ledger:
     # transactions
 
     def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Transaction | None:
-        by_id = self._txns.get((dialect, tenant, scope))
-        return by_id.get(txn_id) if by_id is not None else None
+        return self.store.find(dialect, tenant, scope, txn_id)
 
     def round(self, player: Player, round_id: str) -> list[Transaction]:
         """Transactions posted with ``track_round`` for this player's round."""
-        rounds = self._rounds.get(player.key)
-        found = rounds.get(round_id) if rounds is not None else None
-        if found is None:
-            return []
-        return found if isinstance(found, list) else [found]
+        return self.store.round(player, round_id)
 
     def referring(self, txn: Transaction) -> list[Transaction]:
         """Transactions whose ``ref`` names ``txn`` (deposits and rollbacks of a withdraw), in its scope."""
-        return self._refs.get((txn.dialect, txn.tenant, txn.scope, txn.id), [])
+        return self.store.referring(txn)
+
+    def _room(self) -> None:
+        if len(self.store) >= self.max_transactions:
+            raise LedgerFull(
+                f"the ledger holds max_transactions ({self.max_transactions:,}) transactions: "
+                "POST /_sim/reset, or raise server.max_transactions"
+            )
 
     def post(
         self,
@@ -317,22 +306,13 @@ class Ledger:
         """The one check-and-apply: refuse a used id or a debit beyond the balance, else apply both legs."""
         assert scope != ADJUSTMENTS, "the adjustment scope is the ledger's own"
         with self._lock:
-            if self.find(player.dialect, player.tenant, txn_id, scope) is not None:
+            if self.store.find_row(player.dialect, player.tenant, scope, txn_id) is not None:
                 raise DuplicateTransaction(f"transaction {txn_id!r} already exists")
             if debit > player.balance:
                 raise InsufficientFunds(f"debit {debit} exceeds balance {player.balance}")
+            self._room()
             return self._record(
-                player,
-                txn_id,
-                kind,
-                scope=scope,
-                debit=debit,
-                credit=credit,
-                round_id=round_id,
-                game=game,
-                ref=ref,
-                fingerprint=fingerprint,
-                track_round=track_round,
+                player, txn_id, kind, scope, debit, credit, round_id, game, ref, fingerprint, track_round
             )
 
     def reverse(
@@ -368,8 +348,7 @@ class Ledger:
                 track_round=track_round,
             )
             for target in live:
-                target.status = status
-                target.reversed_by = txn
+                self.store.mark_reversed(target, txn, status)
             return txn
 
     def _record(
@@ -377,56 +356,36 @@ class Ledger:
         player: Player,
         txn_id: str,
         kind: str,
-        *,
+        scope: str,
         debit: Decimal,
         credit: Decimal,
         round_id: str | None = None,
         game: str | None = None,
         ref: str | None = None,
         fingerprint: int | None = None,
-        scope: str = "",
-        seq: int | None = None,
-        indexed: bool = True,
         track_round: bool = False,
+        indexed: bool = True,
     ) -> Transaction:
         now = self.clock()
-        before = player.balance
-        player.balance = before - debit + credit if debit or credit else before
+        if debit or credit:
+            player.balance = player.balance - debit + credit
         player.updated = now
-        txn = Transaction(
-            seq if seq is not None else next(self._seq),
-            player.dialect,
-            player.tenant,
-            player.id,
+        return self.store.append(
+            player,
             txn_id,
             kind,
-            debit or ZERO,  # one shared zero instead of a Decimal per transaction
-            credit or ZERO,
-            before,
+            scope,
+            debit,
+            credit,
             player.balance,
             now,
-            round=round_id,
-            game=sys.intern(game) if game is not None else None,  # a few game codes, a million transactions
+            round_id=round_id,
+            game=game,
             ref=ref,
             fingerprint=fingerprint,
-            scope=scope,
+            indexed=indexed,
+            track_round=track_round,
         )
-        self.log.append(txn)
-        player.history.append(txn)
-        if indexed:
-            self._txns.setdefault((player.dialect, player.tenant, scope), {})[txn_id] = txn
-            if track_round and round_id is not None:
-                rounds = self._rounds.setdefault(player.key, {})
-                previous = rounds.get(round_id)
-                if previous is None:
-                    rounds[round_id] = txn
-                elif isinstance(previous, list):
-                    previous.append(txn)
-                else:
-                    rounds[round_id] = [previous, txn]
-            if ref is not None:
-                self._refs.setdefault((player.dialect, player.tenant, scope, ref), []).append(txn)
-        return txn
 
     # tombstones
 
@@ -492,7 +451,7 @@ class Ledger:
             return {
                 "ok": not problems,
                 "players": len(self.players),
-                "transactions": len(self.log),
+                "transactions": len(self.store),
                 "tombstones": len(self._tombstones),
                 "problems": problems,
             }
@@ -500,7 +459,7 @@ class Ledger:
     def _balance_problems(self) -> list[dict[str, Any]]:
         problems: list[dict[str, Any]] = []
         for player in self.players.values():
-            implied = player.opening + sum((t.amount for t in player.history), ZERO)
+            implied = player.opening + self.store.net(player)
             if implied != player.balance:
                 problems.append(
                     {
@@ -515,29 +474,24 @@ class Ledger:
         return problems
 
     def _transaction_problems(self) -> list[dict[str, Any]]:
-        problems: list[dict[str, Any]] = []
-        seen: set[TxnKey] = set()
-        refunded: dict[int, Decimal] = {}  # reversal's seq -> debits it marked as reversed
-        for txn in self.log:
-            key = (txn.dialect, txn.tenant, txn.scope, txn.id)
-            if key in seen:
-                problems.append({"problem": "transaction applied twice", "transaction": list(key)})
-            seen.add(key)
-            if txn.reversed_by is not None:
-                by = txn.reversed_by.seq
-                refunded[by] = refunded.get(by, ZERO) + txn.debit
-            if txn.ref is not None and txn.kind not in REVERSALS:
-                target = self.find(txn.dialect, txn.tenant, txn.ref, txn.scope)
-                if target is not None and target.reversed_by is not None:
-                    problems.append(_paid_after_refund(target, txn))
-        for txn in self.log:
-            if txn.kind in REVERSALS and txn.credit != refunded.get(txn.seq, ZERO):
+        store = self.store
+        problems: list[dict[str, Any]] = [
+            {"problem": "transaction applied twice", "transaction": list(key)} for key in store.repeated_ids()
+        ]
+        refunded: dict[int, Decimal] = {}  # reversal's row -> debits it marked as reversed
+        for target, by in store.reversals():
+            refunded[by.row] = refunded.get(by.row, ZERO) + target.debit
+        for txn, target in store.references():
+            if txn.kind not in REVERSALS and target.reversed_by is not None:
+                problems.append(_paid_after_refund(target, txn))
+        for txn in store.of_kinds(REVERSALS):
+            if txn.credit != refunded.get(txn.row, ZERO):
                 problems.append(
                     {
                         "problem": "refund differs from the debits it reversed",
                         "transaction": [txn.dialect, txn.tenant, txn.scope, txn.id],
                         "refund": txn.credit,
-                        "reversed": refunded.get(txn.seq, ZERO),
+                        "reversed": refunded.get(txn.row, ZERO),
                     }
                 )
         return problems
@@ -545,17 +499,14 @@ class Ledger:
     def _round_problems(self) -> list[dict[str, Any]]:
         """Rounds posted with ``track_round`` take one debit, and a refunded one is not paid as well."""
         problems: list[dict[str, Any]] = []
-        for owner, rounds in self._rounds.items():
-            for round_id, found in rounds.items():
-                if not isinstance(found, list):  # one transaction alone breaks neither rule
-                    continue
-                if sum(1 for t in found if t.debit) > 1:
-                    problem = {"problem": "round debited more than once", "player": list(owner), "round": round_id}
-                    problems.append(problem)
-                refunded = next((t for t in found if t.reversed_by is not None), None)
-                paid = next((t for t in found if t.credit and t.kind not in REVERSALS), None)
-                if refunded is not None and paid is not None:
-                    problems.append(_paid_after_refund(refunded, paid))
+        for owner, found in self.store.tracked_rounds():
+            if sum(1 for t in found if t.debit) > 1:
+                where = {"player": list(owner.key), "round": found[0].round}
+                problems.append({"problem": "round debited more than once", **where})
+            refunded = next((t for t in found if t.reversed_by is not None), None)
+            paid = next((t for t in found if t.credit and t.kind not in REVERSALS), None)
+            if refunded is not None and paid is not None:
+                problems.append(_paid_after_refund(refunded, paid))
         return problems
 
     def _tombstone_problems(self) -> list[dict[str, Any]]:
@@ -566,9 +517,9 @@ class Ledger:
                 debits = [found] if found is not None and found.debit else []
             else:
                 assert stone.round is not None
-                rounds = self._rounds.get((stone.dialect, stone.tenant, stone.player), {})
-                tracked = rounds.get(stone.round)
-                debits = [t for t in (tracked if isinstance(tracked, list) else [tracked]) if t and t.debit]
+                player = self.players.get((stone.dialect, stone.tenant, stone.player))
+                tracked = self.store.round(player, stone.round) if player is not None else []
+                debits = [t for t in tracked if t.debit]
             for txn in debits:
                 problems.append(
                     {

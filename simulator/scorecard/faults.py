@@ -55,8 +55,11 @@ RECOVERY = {"retry": "retried it", "status": "asked for its status", "reversal":
 
 
 class Transactionish(Protocol):
-    player: str
-    status: str
+    @property
+    def player(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 class Books(Protocol):
