@@ -9,6 +9,7 @@ set -eu
 NEEDS="
 chromium chromium
 chromedriver chromium-driver
+redis-server redis-server
 "
 
 missing=""

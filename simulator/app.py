@@ -22,5 +22,6 @@ def create_app(sim: Simulator, admin_token: str | None = None) -> web.Applicatio
     app[DIALECTS_KEY] = dialects
     for dialect in dialects.values():
         app.router.add_routes(dialect.routes())
-    control.setup(app, sim, admin_token if admin_token is not None else sim.settings.server.admin_token)
+    admin = control.setup(app, sim, admin_token if admin_token is not None else sim.settings.server.admin_token)
+    sim.attach({name: dialect.perform for name, dialect in dialects.items()}, admin)
     return app

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, cli_call, environ, heap, jsonio, logs, netserve, waitready
+from simulator import __version__, cli_call, environ, heap, jsonio, logs, netserve, store, waitready, workers
 from simulator.app import create_app
 from simulator.certify.cli import add_parser as add_certify
 from simulator.client import (
@@ -50,7 +50,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str | None) -> str:
+def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str | None, workers: int = 1) -> str:
     lines = [f"Wallet simulator {__version__} listening on {base}", ""]
     x, f, a = settings.xpro, settings.fizzy, settings.ambslot
     for agent in list(x.agents.values())[:3]:
@@ -72,6 +72,12 @@ def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str |
         lines.append(f"  Scenario {scenario.name} ({', '.join(scenario.sources)}): {rules}")
     else:
         lines.append("  Scenario none loaded (--scenario FILE or builtin:NAME)")
+    where = store.parse(settings.store)
+    processes = f"{workers} worker processes" if workers > 1 else "1 process"
+    if where is None:
+        lines.append(f"  Store    memory (this process only; state ends with it), {processes}")
+    else:
+        lines.append(f"  Store    {where.shown} (shared by every replica, kept over restarts), {processes}")
     return "\n".join(lines)
 
 
@@ -90,12 +96,16 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A listening socket; ``reuse_port``: several processes listen on one port (``--workers``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    if listen:
+        sock.listen(1024)
     sock.setblocking(False)
     return sock
 
@@ -108,13 +118,21 @@ async def serve(
     ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
     keep: Callable[[Simulator], None] | None = None,
+    worker: int | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``); requests in flight get ``shutdown_timeout`` to finish.
-    ``ready`` is called with the base URL once listening; ``keep`` gets the Simulator (embedding, tests)."""
-    sim = Simulator(settings, scenario)
+    ``ready`` is called with the base URL once listening; ``keep`` gets the Simulator (embedding, tests).
+    ``worker``: one of ``--workers`` (shares the port, prints no banner). Raises StoreError when the store
+    cannot be reached."""
+    sim = await store.open_simulator(settings, scenario)
     if keep:
         keep(sim)
     app = create_app(sim, admin_token)
+    try:
+        await sim.open()
+    except Exception:
+        await sim.close()
+        raise
     server = settings.server
     runner = web.AppRunner(
         app,
@@ -124,7 +142,7 @@ async def serve(
         keepalive_timeout=server.keepalive_timeout,  # also bounds the wait for a new connection's headers
     )
     await runner.setup()
-    sock = bind(server.host, server.port)
+    sock = bind(server.host, server.port, reuse_port=worker is not None)
     netserve.quiet_exhaustion(asyncio.get_running_loop())
     site = netserve.LimitedSite(runner, sock, max_connections=netserve.connection_cap(server.max_connections))
     await site.start()
@@ -137,7 +155,8 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    announce(banner(settings, scenario, base, admin_token), settings.server.log_format, base)
+    if worker is None:  # the scenario the store holds: a replica joining a shared store runs that one
+        announce(banner(settings, sim.scenario, base, admin_token), settings.server.log_format, base)
     if ready:
         ready(base)
     try:
@@ -145,6 +164,7 @@ async def serve(
     finally:
         log.info("shutting down: waiting up to %ss for requests in flight", settings.server.shutdown_timeout)
         await runner.cleanup()
+        await sim.close()
         log.info("stopped", extra={"fields": {"url": base}})
 
 
@@ -168,8 +188,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, **overrides))
         logs.configure(settings.server.log_format)
         scenario = loader.load_files(args.scenario or [], settings)
+        settings = store.chosen(settings, args.store)
     except SourceError as exc:
         return refuse(args.log_format, "refusing to start", exc.problems)
+    except store.StoreError as exc:
+        return refuse(args.log_format, f"refusing to start: {exc}", [])
+    if args.workers is not None and args.workers > 1 and store.parse(settings.store) is None:
+        return refuse(
+            args.log_format,
+            f"refusing to start: --workers {args.workers} needs a shared store (--store redis://host:port/db); "
+            "with the in-memory store each process would have its own wallets",
+            [],
+        )
     server = settings.server
     if not is_loopback(server.host) and not server.admin_token and not server.insecure_admin:
         return refuse(
@@ -180,8 +210,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "or --insecure-admin to leave it open on purpose.",
             ],
         )
+    if args.workers is not None and args.workers > 1:
+        return workers.run(settings, scenario, args.workers)
     try:
         asyncio.run(serve(settings, scenario, admin_token=server.admin_token))
+    except store.StoreError as exc:
+        return refuse(server.log_format, f"refusing to start: {exc}", [], 1)
     except OSError as exc:
         return refuse(server.log_format, f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", [], 1)
     return 0
@@ -341,6 +375,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--log-format", choices=["text", "json"])
     s.add_argument("--journal-size", type=int, help="requests kept by the journal")
     s.add_argument("--quiet", action="store_true", help="no line per request")
+    s.add_argument(
+        "--store",
+        help="memory (default) or redis://host:port/db[?prefix=NAME]: state shared by replicas, kept over restarts "
+        "(also WALLET_SIM_STORE, or store: in the config file)",
+    )
+    s.add_argument(
+        "--workers", type=int, help="N processes sharing the port (needs a Redis --store); default 1", metavar="N"
+    )
     s.set_defaults(func=cmd_serve)
 
     v = sub.add_parser("validate", help="check scenario files; every mistake with file, line and key")

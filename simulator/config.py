@@ -52,6 +52,9 @@ DEMO: dict[str, Any] = {
 
 DEFAULTS: dict[str, Any] = {
     "demo": True,
+    # where the state lives: "memory" (this process) or "redis://host:port/db?prefix=NAME" (shared by
+    # replicas, kept over restarts; see simulator/store.py). WALLET_SIM_STORE and --store override it.
+    "store": "memory",
     "server": {
         "host": "127.0.0.1",
         "port": 8080,
@@ -247,6 +250,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "store": {"type": "string", "pattern": "^(memory|rediss?://.*)$"},
         "scorecard": {
             "type": "object",
             "additionalProperties": False,
@@ -341,6 +345,7 @@ class XproSettings:
     max_nonces: int
     agents: dict[str, XproAgent]
     conformance: str = "strict"
+    token_secret_given: bool = True  # False: ``token_secret`` was drawn at random (a shared store shares one)
 
 
 @dataclass(frozen=True)
@@ -400,6 +405,7 @@ class Settings:
     ambslot: AmbslotSettings
     source: str = "(defaults)"
     scorecard: ScorecardSettings = ScorecardSettings()
+    store: str = DEFAULTS["store"]
 
     def tenants(self, dialect: str) -> list[str]:
         """Configured tenants of a dialect, first one first (the default tenant of admin calls)."""
@@ -533,6 +539,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             timestamp_skew=x["timestamp_skew"],
             token_ttl=x["token_ttl"],
             token_secret=x["token_secret"] or secrets.token_urlsafe(32),
+            token_secret_given=bool(x["token_secret"]),
             duplicate_transid=x["duplicate_transid"],
             max_nonces=x["max_nonces"],
             agents=xpro_agents,
@@ -562,6 +569,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             conformance=a["conformance"],
         ),
         source=src.filename,
+        store=raw["store"],
         scorecard=ScorecardSettings(
             window=float(raw["scorecard"]["window"]),
             client_timeout=float(raw["scorecard"]["client_timeout"]),

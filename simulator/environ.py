@@ -57,6 +57,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("WALLET_SIM_LOG_FORMAT", "log_format", _log_format, "text or json (--log-format)"),
     Variable("WALLET_SIM_JOURNAL_SIZE", "journal_size", _int, "requests kept by the journal (--journal-size)"),
     Variable("WALLET_SIM_QUIET", "quiet", _bool, "no line per request (--quiet)"),
+    Variable("WALLET_SIM_STORE", "store", str, "memory or redis://host:port/db?prefix=NAME (--store)"),
+    Variable("WALLET_SIM_WORKERS", "workers", _int, "processes sharing the port, with a Redis store (--workers)"),
 )
 
 

@@ -11,20 +11,41 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from simulator.config import Settings
 from simulator.errors import DomainError, DuplicateTransaction
 from simulator.journal import Entry, Journal
 from simulator.ledger import Ledger
 from simulator.operations import Operation, Outcome
-from simulator.scenarios.engine import Engine
+from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Scenario
 from simulator.scenarios.seeding import seed_players
+
+if TYPE_CHECKING:  # the control API's types, for the one hook it calls; nothing here speaks HTTP
+    from aiohttp import web
 
 log = logging.getLogger("simulator.access")
 
 Perform = Callable[[Operation], dict[str, Any]]
+
+
+class _AsyncClaim:
+    """The ledger's in-flight claim (a plain context manager) used with ``async with``."""
+
+    __slots__ = ("claim",)
+
+    def __init__(self, claim: contextlib.AbstractContextManager[object]) -> None:
+        self.claim = claim
+
+    async def __aenter__(self) -> None:
+        self.claim.__enter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.claim.__exit__(kind, exc, tb)
 
 
 class Simulator:
@@ -60,29 +81,55 @@ class Simulator:
         self.engine = Engine(scenario)
         self.reset()
 
+    # The shared store (simulator.shared) overrides these four; in memory they cost one await.
+
+    async def open(self) -> None:
+        """Connect to the store (nothing to do in memory)."""
+
+    async def close(self) -> None:
+        """Disconnect from the store."""
+
+    def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
+        if op.mutating and op.transaction is not None:
+            return _AsyncClaim(self.ledger.claim(op.dialect, op.agent or "", op.transaction, op.scope))
+        return contextlib.nullcontext()
+
+    async def decide(self, op: Operation) -> Decision | None:
+        return self.engine.decide(op)
+
+    async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
+        return perform(op)
+
+    async def control(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """A control call past its guard (a shared store first syncs, and logs what changes state)."""
+        return await handler(request)
+
+    def attach(self, performers: dict[str, Perform], admin: Any) -> None:
+        """Told by the app factory which ``perform`` each dialect has, and the control sub-app."""
+
+    async def store_health(self) -> dict[str, Any]:
+        return {"kind": "memory", "ok": True}
+
     async def run(self, op: Operation, perform: Perform) -> Outcome:
         """Decide and carry out one decoded request. Domain errors come back in the outcome."""
-        claim = (
-            self.ledger.claim(op.dialect, op.agent or "", op.transaction, op.scope)
-            if op.mutating and op.transaction is not None
-            else contextlib.nullcontext()
-        )
         rule: str | None = None
         delay = 0.0
         try:
-            with claim:
-                decision = self.engine.decide(op)
+            async with self.claim(op):
+                decision = await self.decide(op)
                 if decision is None:
-                    return Outcome(data=perform(op))
+                    return Outcome(data=await self.perform(op, perform))
                 rule, delay = decision.rule, decision.delay
                 if delay:
                     await self.sleep(delay)
                 if not decision.intervenes:
-                    return Outcome(data=perform(op), rule=rule, delay=delay)
+                    return Outcome(data=await self.perform(op, perform), rule=rule, delay=delay)
                 data = None
                 if decision.apply:
                     with contextlib.suppress(DomainError):  # "applied" means: as far as the ledger allows
-                        data = perform(op)
+                        data = await self.perform(op, perform)
                 if decision.fault:
                     return Outcome(data=data, fault=decision.fault, rule=rule, delay=delay)
                 if decision.duplicate:

@@ -3,7 +3,16 @@ reference clients pointed at it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +27,7 @@ from simulator.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
 from simulator.service import Simulator
+from simulator.store import open_simulator
 
 pytest_plugins = ["pytester"]
 
@@ -57,14 +67,82 @@ class Harness:
             await client.close()
         await self.http.close()
         await self.runner.cleanup()
+        await self.sim.close()
 
 
 Start = Callable[..., Awaitable[Harness]]
 
 
+REDIS_INSTALL = "sudo apt-get install -y redis-server   (or: sudo sh scripts/system-deps.sh)"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A real ``redis-server`` on 127.0.0.1 and a free port, in a temporary directory, no persistence."""
+
+    def __init__(self, directory: str, persist: bool = False) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(binary):
+            pytest.fail(f"redis-server is not installed; the Redis store tests need it: {REDIS_INSTALL}")
+        self.binary, self.directory, self.port, self.persist = binary, directory, free_port(), persist
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, prefix: str | None = None) -> str:
+        return f"redis://127.0.0.1:{self.port}/0" + (f"?prefix={prefix}" if prefix else "")
+
+    def start(self) -> None:
+        persist = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persist]
+        args += ["--dir", self.directory, "--protected-mode", "no", "--loglevel", "warning"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # bounded: the server answers PING within a few ms
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.01)
+        self.stop()
+        pytest.fail(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with tempfile.TemporaryDirectory(prefix="sim-redis-") as directory:
+        server = RedisServer(directory)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
 @pytest.fixture
-async def start() -> AsyncIterator[Start]:
+def store() -> str:
+    """The store of the ``start`` fixture; a module overrides it with ``params=STORES`` to run on both."""
+    return "memory"
+
+
+STORES = ["memory", "redis"]
+
+
+@pytest.fixture
+async def start(store: str, request: pytest.FixtureRequest) -> AsyncIterator[Start]:
     started: list[Harness] = []
+    server = request.getfixturevalue("redis_server") if store == "redis" else None
 
     async def _start(
         cfg: dict[str, Any] | None = None,
@@ -73,8 +151,13 @@ async def start() -> AsyncIterator[Start]:
         admin_token: str | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         scenario_file: str | None = None,
+        store_url: str | None = None,
     ) -> Harness:
-        settings = config.from_dict(cfg or {})
+        """``store_url``: join that store (replicas); else on Redis a fresh key prefix per harness, so that
+        tests share the server but never each other's state."""
+        if store_url is None and server is not None:
+            store_url = server.url(f"t{uuid.uuid4().hex[:12]}")
+        settings = config.from_dict({"store": store_url, **(cfg or {})} if store_url else (cfg or {}))
         scen: Scenario | None
         if scenario_file:
             scen = loader.read(scenario_file, settings)
@@ -85,9 +168,10 @@ async def start() -> AsyncIterator[Start]:
             options["clock"] = clock
         if sleep:
             options["sleep"] = sleep
-        sim = Simulator(settings, scen, **options)
+        sim = await open_simulator(settings, scen, **options)
         # the same runner as `serve`: in particular no handler cancellation when a client disconnects
         runner = web.AppRunner(create_app(sim, admin_token), access_log=None, shutdown_timeout=5)
+        await sim.open()
         await runner.setup()
         sock = bind("127.0.0.1", 0)
         await web.SockSite(runner, sock).start()

@@ -9,7 +9,14 @@ import pytest
 from simulator import config
 from simulator.app import create_app
 from simulator.service import Simulator
-from tests.conftest import Harness, Start
+from tests.conftest import STORES, Harness, Start
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """Every test of this module runs on the in-memory store and on a real Redis."""
+    return str(request.param)
+
 
 pytestmark = pytest.mark.asyncio
 

@@ -10,8 +10,15 @@ import pytest
 
 from simulator.client import FizzyClient
 from simulator.dialects.crypto import fizzy_signature
-from tests.conftest import Clock, Harness, Start
+from tests.conftest import STORES, Clock, Harness, Start
 from tests.test_scenarios_http import Gate, until
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """Every test of this module runs on the in-memory store and on a real Redis."""
+    return str(request.param)
+
 
 pytestmark = pytest.mark.asyncio
 
@@ -356,7 +363,10 @@ async def test_concurrent_withdrawals_never_overdraw(start: Start) -> None:
 async def test_same_transaction_at_once_is_applied_once(h: Harness) -> None:
     payload = h.fizzy.money("p-1", 10, txn="w1")
     replies = await asyncio.gather(*(h.fizzy.call("/wallet/withdraw", payload) for _ in range(20)))
-    assert all(r.status == 200 and r.json["balance"] == 990 for r in replies)
+    # each is the replay of the one withdraw, or (on a shared store, where a claim spans the round trips
+    # to Redis) refused as still pending
+    assert all((r.status, r.json.get("balance")) == (200, 990) or r.json["code"] == "ERROR_TIMEOUT" for r in replies)
+    assert any(r.status == 200 for r in replies)
     assert await balance(h) == 990
 
 

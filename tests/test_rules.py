@@ -5,7 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.conftest import Harness, Start
+import pytest
+
+from tests.conftest import STORES, Harness, Start
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """Every test of this module runs on the in-memory store and on a real Redis."""
+    return str(request.param)
+
 
 SCENARIO = """name: two rules
 players:

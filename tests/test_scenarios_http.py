@@ -14,7 +14,14 @@ import aiohttp
 import pytest
 
 from simulator import codes
-from tests.conftest import Harness, Start
+from tests.conftest import STORES, Harness, Start
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """Every test of this module runs on the in-memory store and on a real Redis."""
+    return str(request.param)
+
 
 pytestmark = pytest.mark.asyncio
 SCENARIOS = Path(__file__).parent.parent / "simulator" / "scenarios" / "builtin"
@@ -205,7 +212,7 @@ async def test_flaky_network_is_reproducible_and_applies_nothing_it_breaks(start
     first = await run()
     assert {"ok", "reset", "gateway", "empty", "malformed"} == set(first)
     assert h.sim.ledger.player("ambslot", "demo", "member001").balance == 1000 - first.count("ok")  # type: ignore[union-attr]
-    h.sim.reset()
+    assert (await h.admin("POST", "/_sim/reset"))[0] == 200
     assert await run() == first
     jitter = [e.delay for e in h.sim.journal if e.rule == "jitter"]
     assert jitter and all(0 < d <= 0.04 for d in jitter)

@@ -49,7 +49,7 @@ def guarded(handler: Handler, sim: Simulator, token: str | None) -> Handler:
     async def guard(request: web.Request) -> web.StreamResponse:
         try:
             checks.check(request, sim.settings, token, token_required=not public(request.path))
-            return await handler(request)
+            return await sim.control(request, handler)
         except AdminError as exc:
             return reply(exc.body, exc.status)
 
@@ -72,7 +72,7 @@ def assets(directory: Path) -> Handler:
     return asset
 
 
-def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
+def setup(app: web.Application, sim: Simulator, token: str | None) -> web.Application:
     admin = web.Application()
     admin[SIM] = sim
     admin[openapi.TOKEN] = bool(token)
@@ -88,3 +88,4 @@ def setup(app: web.Application, sim: Simulator, token: str | None) -> None:
                 web.RouteDef(route.method, route.path, handler, route.kwargs).register(admin.router)
     admin.router.add_route("*", "/{tail:.*}", guarded(routes.not_found, sim, token))
     app.add_subapp(PREFIX, admin)
+    return admin

@@ -101,7 +101,17 @@ def match_from(spec: Any, sim: Simulator) -> Match:
 async def health(request: web.Request) -> web.Response:
     """Liveness and identity: status ok, version, dialects, loaded scenario (never needs the admin token)."""
     sim = sim_of(request)
-    return reply({"status": "ok", "version": __version__, "dialects": list(DIALECTS), "scenario": sim.scenario.name})
+    store = await sim.store_health()  # a shared store that does not answer: 503, "store": {"ok": false}
+    return reply(
+        {
+            "status": "ok" if store["ok"] else "store unavailable",
+            "version": __version__,
+            "dialects": list(DIALECTS),
+            "scenario": sim.scenario.name,
+            "store": store,
+        },
+        200 if store["ok"] else 503,
+    )
 
 
 async def reset(request: web.Request) -> web.Response:

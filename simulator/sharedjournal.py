@@ -1,0 +1,126 @@
+"""The journal on a shared store: every replica publishes its entries to one capped Redis stream
+(``XADD MAXLEN ~ journal_size``) and, before a control call reads the journal, pulls the entries the
+others published into its own (so ``/_sim/journal``, ``verify``, the report and the dashboard see every
+replica's requests). Entries from other replicas are kept in the order the store received them.
+
+Publishing never blocks a request: entries wait in a bounded queue that one task writes in batches; if
+Redis is slow or gone the oldest waiting entries are dropped (``dropped`` counts them) and the replica's
+own journal still has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+from dataclasses import fields
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from simulator import jsonio
+from simulator.journal import Entry, Journal
+from simulator.operations import Operation
+
+QUEUE = 10_000  # entries waiting to be published, at most
+BATCH = 500
+SCALARS = ("seq", "time", "dialect", "endpoint", "status", "code", "rule", "fault", "detail", "ms", "delay", "size")
+OP_TEXT = ("dialect", "operation", "endpoint", "agent", "player", "transaction", "scope", "round", "game", "currency")
+
+
+def encode(entry: Entry) -> str:
+    data: dict[str, Any] = {name: getattr(entry, name) for name in SCALARS}
+    op = entry.op
+    if op is not None:
+        data["op"] = {name: getattr(op, name) for name in OP_TEXT}
+        data["op"].update(amount=None if op.amount is None else str(op.amount), mutating=op.mutating)
+        data["op"].update(authenticated=op.authenticated, params=json.dumps(op.params, default=str))
+        data["op"]["request"] = jsonio.dumps(op.request)
+    data["body"] = jsonio.dumps(entry.body)
+    data["received"], data["diagnostics"] = entry.received, entry.diagnostics
+    return json.dumps(data, default=str)
+
+
+def decode(text: str, seq: int) -> Entry:
+    data = json.loads(text)
+    op = None
+    if data.get("op") is not None:
+        raw = data["op"]
+        op = Operation(**{name: raw[name] for name in OP_TEXT})
+        op.amount = None if raw["amount"] is None else jsonio.loads(raw["amount"])
+        op.mutating, op.authenticated = raw["mutating"], raw["authenticated"]
+        op.params, op.request = json.loads(raw["params"]), jsonio.loads(raw["request"])
+    known = {f.name for f in fields(Entry)}
+    values = {k: v for k, v in data.items() if k in known and k not in ("op", "body")}
+    values["seq"] = seq
+    return Entry(op=op, body=jsonio.loads(data["body"]), **values)
+
+
+class JournalLink:
+    def __init__(self, client: aioredis.Redis, key: str, journal: Journal, origin: str) -> None:
+        self.redis, self.key, self.journal, self.origin = client, key, journal, origin
+        self.cursor = "0-0"
+        self.dropped = 0
+        self._waiting: collections.deque[str] = collections.deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()
+
+    def publish(self, entry: Entry) -> None:
+        if len(self._waiting) >= QUEUE:
+            self._waiting.popleft()
+            self.dropped += 1
+        self._waiting.append(encode(entry))
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._writer())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._flush()
+            except (RedisError, OSError):
+                await asyncio.sleep(0.5)  # Redis away: keep (a bounded number of) entries for later
+                self._wake.set()
+
+    async def _flush(self) -> None:
+        async with self._sending:
+            await self._send()
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch = [self._waiting[i] for i in range(min(BATCH, len(self._waiting)))]
+            pipe = self.redis.pipeline(transaction=False)
+            for text in batch:
+                pipe.xadd(self.key, {"o": self.origin, "e": text}, maxlen=self.journal.size, approximate=True)
+            await pipe.execute()
+            for _ in batch:
+                self._waiting.popleft()
+
+    async def pull(self) -> None:
+        """Append what the other replicas published since the last pull."""
+        await self._flush()
+        start = "-" if self.cursor == "0-0" else "(" + self.cursor
+        found = cast(list[tuple[str, dict[str, str]]], await self.redis.xrange(self.key, start, "+"))
+        for entry_id, item in found:
+            self.cursor = entry_id
+            if item["o"] != self.origin:
+                self.journal.append(decode(item["e"], self.journal.next_seq()))
+
+    async def clear(self) -> None:
+        """Forget every replica's entries (reset, ``DELETE /_sim/journal``)."""
+        self._waiting.clear()
+        await self.redis.xtrim(self.key, maxlen=0)
