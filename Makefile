@@ -15,12 +15,17 @@ $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 
+# An editable install leaves the package uncompiled and PYTHONDONTWRITEBYTECODE (common on CI machines) stops
+# Python from caching it, so every start would compile the sources again: compile them once here, as pip
+# does for a regular install. Python ignores a cached file whose source has changed since.
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m compileall -q simulator
 	touch $(RUNTIME_STAMP)
 
 $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m compileall -q simulator
 	touch $(DEV_STAMP) $(RUNTIME_STAMP)
 
 run: $(RUNTIME_STAMP)

@@ -26,11 +26,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from simulator.client import AmbslotClient, FizzyClient, Prepared, XproClient
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PLAYERS = 50
+#: tables as rich draws them; a wide page when the output is a file (make bench > figures.txt)
+CONSOLE = Console(width=None if sys.stdout.isatty() else 120)
 
 
 def free_port() -> int:
@@ -156,6 +161,14 @@ def measure_startup(args: list[str]) -> float:
     return server.startup
 
 
+def measure_bare_startup() -> float:
+    """The same measure for the bare aiohttp server: what importing aiohttp and binding cost on this machine."""
+    port = free_port()
+    server = Server([sys.executable, str(ROOT / "bench" / "bare.py"), str(port)], port, "/bare")
+    server.stop()
+    return server.startup
+
+
 def put_scenario(base: str, text: str) -> None:
     headers = {"Content-Type": "application/yaml"}
     request = urllib.request.Request(base + "/_sim/scenario", data=text.encode(), method="PUT", headers=headers)
@@ -201,6 +214,7 @@ def main() -> int:
 
     startup_plain = min(measure_startup([]) for _ in range(3))
     startup_scenario = min(measure_startup(["--scenario", "builtin:happy_path"]) for _ in range(3))
+    startup_bare = min(measure_bare_startup() for _ in range(3))
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as scenario:
         scenario.write(SCENARIO)
@@ -256,7 +270,7 @@ def main() -> int:
             server.stop()
         os.unlink(scenario.name)
 
-    report(args, best, startup_plain, startup_scenario, delayed)
+    report(args, best, (startup_plain, startup_scenario, startup_bare), delayed)
     how = "AMBSlot bets over HTTP" if args.grow_over_http else "preloaded through the ledger API (bench/server.py)"
     print(f"ledger of {applied:,} transactions ({how}, {grow_seconds:.0f} s): server RSS {rss_big:.0f} MB "
           f"(fresh server {rss_fresh:.0f} MB: {(rss_big - rss_fresh) * 1048576 / max(1, applied):.0f} bytes per "
@@ -275,28 +289,36 @@ def main() -> int:
 def report(
     args: argparse.Namespace,
     best: dict[tuple[str, str], dict[str, float]],
-    startup_plain: float,
-    startup_scenario: float,
+    startups: tuple[float, float, float],
     delayed: dict[str, float],
 ) -> None:
     bare_rps = best[("bare aiohttp handler", "fresh")]["rps"]
-    print(
-        f"\nWallet simulator benchmark: {platform.machine()}, {os.cpu_count()} cores, Python "
+    table = Table(
+        title=f"Wallet simulator benchmark: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {args.connections} connections, "
-        f"best of {args.rounds} interleaved {args.seconds:.0f} s runs\n"
+        f"best of {args.rounds} interleaved {args.seconds:.0f} s runs",
+        title_justify="left",
     )
-    print(f"{'endpoint':30} {'ledger':>10} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} {'failed':>7}")
+    table.add_column("endpoint")
+    for column in ("ledger", "req/s", "p50 ms", "p99 ms", "vs bare", "failed"):
+        table.add_column(column, justify="right")
     for (name, ledger), r in best.items():
         shown = "empty" if ledger == "fresh" else f"{args.transactions:,}"
-        print(
-            f"{name:30} {shown:>10} {r['rps']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
-            f"{r['rps'] / bare_rps:8.2f} {int(r['failures']):7d}"
-        )
-    print()
-    print(f"start-up to first response, no scenario      {startup_plain * 1000:6.0f} ms")
-    print(f"start-up to first response, happy-path file  {startup_scenario * 1000:6.0f} ms")
-    print(f"injected 50 ms delay, {args.connections} connections          p50 {delayed['p50_ms']:.1f} ms, "
-          f"p99 {delayed['p99_ms']:.1f} ms")  # fmt: skip
+        table.add_row(
+            name, shown, f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+            f"{r['rps'] / bare_rps:.2f}", f"{int(r['failures'])}",
+        )  # fmt: skip
+    plain, scenario, bare = startups
+    measures = Table("measure", "figure", title="Start-up and delay", title_justify="left")
+    measures.add_row("start-up to first response, no scenario", f"{plain * 1000:.0f} ms")
+    measures.add_row("start-up to first response, happy-path file", f"{scenario * 1000:.0f} ms")
+    measures.add_row("the bare aiohttp server, measured alike", f"{bare * 1000:.0f} ms")
+    measures.add_row(
+        f"injected 50 ms delay, {args.connections} connections",
+        f"p50 {delayed['p50_ms']:.1f} ms, p99 {delayed['p99_ms']:.1f} ms",
+    )
+    CONSOLE.print(table)
+    CONSOLE.print(measures)
 
 
 if __name__ == "__main__":

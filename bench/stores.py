@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.table import Table
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import run as bench
@@ -87,14 +89,23 @@ def main() -> int:
         finally:
             redis.kill()
             redis.wait(10)
-    print(f"\nStores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run\n")
-    print(f"{'endpoint':30} {'store':18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    table = Table(
+        title=f"Stores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run",
+        title_justify="left",
+    )
+    table.add_column("endpoint")
+    table.add_column("store")
+    for column in ("req/s", "p50 ms", "p99 ms", "failed"):
+        table.add_column(column, justify="right")
     for name, _, _ in DIALECTS:
         for label, _ in configs:
             r = results[label][name]
-            print(f"{name:30} {label:18} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {int(r['failures']):7d}")
+            figures = (f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{int(r['failures'])}")
+            table.add_row(name, label, *figures)
         added = results["redis, 1 worker"][name]["p50_ms"] - results["memory"][name]["p50_ms"]
-        print(f"{'':30} {'redis adds (p50)':18} {'':8} {added:8.2f}")
+        table.add_row("", "redis adds (p50)", "", f"{added:.2f}", "", "", end_section=True)
+    print()
+    bench.CONSOLE.print(table)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
     return 0
 
