@@ -293,12 +293,12 @@ def report(
     delayed: dict[str, float],
 ) -> None:
     bare_rps = best[("bare aiohttp handler", "fresh")]["rps"]
-    table = Table(
-        title=f"Wallet simulator benchmark: {platform.machine()}, {os.cpu_count()} cores, Python "
+    CONSOLE.print(
+        f"\nWallet simulator benchmark: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {args.connections} connections, "
-        f"best of {args.rounds} interleaved {args.seconds:.0f} s runs",
-        title_justify="left",
+        f"best of {args.rounds} interleaved {args.seconds:.0f} s runs"
     )
+    table = Table()
     table.add_column("endpoint")
     for column in ("ledger", "req/s", "p50 ms", "p99 ms", "vs bare", "failed"):
         table.add_column(column, justify="right")
@@ -309,7 +309,7 @@ def report(
             f"{r['rps'] / bare_rps:.2f}", f"{int(r['failures'])}",
         )  # fmt: skip
     plain, scenario, bare = startups
-    measures = Table("measure", "figure", title="Start-up and delay", title_justify="left")
+    measures = Table("measure", "figure")
     measures.add_row("start-up to first response, no scenario", f"{plain * 1000:.0f} ms")
     measures.add_row("start-up to first response, happy-path file", f"{scenario * 1000:.0f} ms")
     measures.add_row("the bare aiohttp server, measured alike", f"{bare * 1000:.0f} ms")

@@ -89,10 +89,10 @@ def main() -> int:
         finally:
             redis.kill()
             redis.wait(10)
-    table = Table(
-        title=f"Stores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run",
-        title_justify="left",
+    bench.CONSOLE.print(
+        f"\nStores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run"
     )
+    table = Table()
     table.add_column("endpoint")
     table.add_column("store")
     for column in ("req/s", "p50 ms", "p99 ms", "failed"):
@@ -104,7 +104,6 @@ def main() -> int:
             table.add_row(name, label, *figures)
         added = results["redis, 1 worker"][name]["p50_ms"] - results["memory"][name]["p50_ms"]
         table.add_row("", "redis adds (p50)", "", f"{added:.2f}", "", "", end_section=True)
-    print()
     bench.CONSOLE.print(table)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
     return 0
