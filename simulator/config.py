@@ -76,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
         "max_connections": 1000,  # open connections; beyond it a new one is answered 503 and closed
         "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
         "max_transactions": 5_000_000,  # the ledger's capacity (~300 bytes each); past it new ones are refused
+        "max_players": 1_000_000,  # players the ledger holds (~750 bytes each); past it new ones are refused
     },
     "xpro": {
         "prefix": "",
@@ -166,6 +167,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "max_connections": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
                 "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
                 "max_transactions": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+                "max_players": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
             },
         },
         "xpro": {
@@ -323,6 +325,7 @@ class ServerSettings:
     keepalive_timeout: float = DEFAULTS["server"]["keepalive_timeout"]
     max_connections: int = DEFAULTS["server"]["max_connections"]
     max_transactions: int = DEFAULTS["server"]["max_transactions"]
+    max_players: int = DEFAULTS["server"]["max_players"]
 
 
 @dataclass(frozen=True)
@@ -533,6 +536,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             max_connections=s["max_connections"],
             max_tombstones=s["max_tombstones"],
             max_transactions=s["max_transactions"],
+            max_players=s["max_players"],
         ),
         xpro=XproSettings(
             prefix=_prefix(x["prefix"]),

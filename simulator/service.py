@@ -59,7 +59,8 @@ class Simulator:
         self.settings = settings
         self.clock = clock
         self.sleep = sleep  # injected latency goes through here (tests shorten it)
-        self.ledger = Ledger(clock, settings.server.max_tombstones, settings.server.max_transactions)
+        server = settings.server
+        self.ledger = Ledger(clock, server.max_tombstones, server.max_transactions, server.max_players)
         self.journal = Journal(settings.server.journal_size, settings.server.journal_bytes)
         self.engine = Engine(scenario or Scenario.empty())
         self.started = clock()

@@ -284,7 +284,10 @@ class SharedSimulator(Simulator):
     ) -> None:
         self.shared_clock = SharedClock(clock)
         super().__init__(settings, scenario, self.shared_clock, sleep)
-        self.recording = RecordingLedger(self.shared_clock, settings.server.max_tombstones)
+        server = settings.server
+        self.recording = RecordingLedger(
+            self.shared_clock, server.max_tombstones, server.max_transactions, server.max_players
+        )
         self.ledger = self.recording
         self.redis = client
         self.where = where

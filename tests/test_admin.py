@@ -361,3 +361,40 @@ async def test_the_control_guard_costs_dialect_requests_nothing() -> None:
     app = create_app(Simulator(config.load(None)), admin_token="secret-token")
     app.freeze()
     assert not app._run_middlewares
+
+
+PLAYERS_ONLY = SCENARIO[: SCENARIO.index("rules:")]
+
+
+async def test_players_are_bounded_and_a_full_ledger_refuses_new_ones_changing_nothing(start: Start) -> None:
+    """Anyone who knows an AMBSlot agent id can name new players: the ledger keeps at most
+    ``server.max_players`` and refuses the next one with the internal error, on the wire and in /_sim."""
+    h = await start({"server": {"max_players": 4}}, scenario=PLAYERS_ONLY)  # three players from the scenario
+    assert (await h.amb.balance("newcomer1")).json["status"]["code"] == 0  # the fourth: auto-created
+    refused = await h.amb.balance("newcomer2")
+    assert refused.json["status"]["code"] == 999
+    assert "max_players" in refused.headers["X-Sim-Detail"]
+    assert (await h.amb.bet("newcomer3", "R1", 1)).json["status"]["code"] == 999
+    status, body = await h.admin("PUT", "/_sim/players/ambslot/newcomer4", {"balance": 5})
+    assert status == 507 and "max_players" in body["error"]
+    status, players = await h.admin("GET", "/_sim/players")
+    assert status == 200 and len(players) == 4, players
+    assert "newcomer1" in {p["player"] for p in players}, players
+    status, body = await h.admin("PUT", "/_sim/players/ambslot/newcomer1", {"balance": 5})  # existing: fine
+    assert status == 200 and body["balance"] == 5
+    assert (await h.admin("GET", "/_sim/invariants"))[1]["ok"] is True
+    assert (await h.admin("POST", "/_sim/reset"))[0] == 200  # back to the scenario's three: room again
+    assert (await h.amb.balance("newcomer2")).json["status"]["code"] == 0
+
+
+async def test_a_full_ledger_refuses_money_on_the_wire_and_in_the_control_api(start: Start) -> None:
+    h = await start({"server": {"max_transactions": 2}}, scenario=PLAYERS_ONLY)
+    assert (await h.amb.bet("member001", "R1", 1)).json["status"]["code"] == 0
+    assert (await h.amb.bet("member001", "R2", 1)).json["status"]["code"] == 0
+    full = await h.amb.bet("member001", "R3", 1)
+    assert full.json["status"]["code"] == 999 and "max_transactions" in full.headers["X-Sim-Detail"]
+    status, body = await h.admin("PUT", "/_sim/players/ambslot/member001", {"balance": 50})
+    assert status == 507 and "max_transactions" in body["error"]
+    status, player = await h.admin("GET", "/_sim/players/ambslot/member001")
+    assert status == 200 and player["balance"] == 8 and len(player["transactions"]) == 2
+    assert (await h.admin("GET", "/_sim/invariants"))[1]["ok"] is True

@@ -326,3 +326,13 @@ def test_transactions_leave_nothing_for_the_garbage_collector_to_walk() -> None:
         ledger.post(player, f"d{i}", "deposit", credit=D("0.02"), ref=f"t{i}", game="g1")
     gc.collect()
     assert len(gc.get_objects()) - before < 20 and ledger.invariants()["ok"]
+
+
+def test_players_are_bounded_and_a_refused_one_leaves_nothing() -> None:
+    ledger = Ledger(max_players=2)
+    ledger.open("ambslot", "demo", "p1", "THB", D(1))
+    ledger.open("ambslot", "demo", "p2", "THB", D(1))
+    with pytest.raises(LedgerFull):
+        ledger.open("ambslot", "demo", "p3", "THB", D(1))
+    assert ledger.player("ambslot", "demo", "p3") is None and len(ledger.players) == 2
+    assert len(ledger.store.players) == 2

@@ -351,3 +351,21 @@ def test_a_later_file_takes_over_a_player_and_its_sessions(tmp_path: Path) -> No
     assert sorted(p1.sessions) == ["s-b"] and sorted(p2.sessions) == ["s-shared"]
     assert sim.ledger.bind_session(p1, "s-a", create=False) is None
     assert sim.ledger.bind_session(p1, "s-shared", create=False) == "p-2"
+
+
+def test_a_scenario_with_more_players_than_the_ledger_holds_is_refused_at_load() -> None:
+    text = textwrap.dedent(
+        """\
+        name: crowd
+        players:
+          - {dialect: ambslot, username: a, balance: 1}
+          - generate: {dialect: fizzy, count: 3}
+        """
+    )
+    settings = config.from_dict({"server": {"max_players": 3}})
+    with pytest.raises(SourceError) as caught:
+        loader.parse(text, "crowd.yaml", settings)
+    assert caught.value.problems == [
+        "crowd.yaml:2: players: 4 players is more than the ledger holds (server.max_players: 3)"
+    ]
+    assert len(loader.parse(text, "crowd.yaml", config.from_dict({"server": {"max_players": 4}})).players) == 2

@@ -19,6 +19,7 @@ from aiohttp import web
 from simulator.control import guard as checks
 from simulator.control import openapi, report, routes, rules, tombstones, ui
 from simulator.control.http import PREFIX, SIM, AdminError, reply
+from simulator.errors import LedgerFull
 from simulator.service import Simulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -43,7 +44,8 @@ def public(path: str) -> bool:
 
 def guarded(handler: Handler, sim: Simulator, token: str | None) -> Handler:
     """``handler`` behind the control API's checks (Host, admin token but for public calls, Origin,
-    Content-Type: :func:`simulator.control.guard.check`), with AdminError answered as JSON."""
+    Content-Type: :func:`simulator.control.guard.check`), with AdminError answered as JSON, and a full
+    ledger (``server.max_players``, ``server.max_transactions``) as 507 Insufficient Storage."""
 
     @functools.wraps(handler)  # its name and docstring document the route (openapi.py)
     async def guard(request: web.Request) -> web.StreamResponse:
@@ -52,6 +54,8 @@ def guarded(handler: Handler, sim: Simulator, token: str | None) -> Handler:
             return await sim.control(request, handler)
         except AdminError as exc:
             return reply(exc.body, exc.status)
+        except LedgerFull as exc:  # raised inside the handler's atomic block: nothing was changed
+            return reply({"error": str(exc)}, 507)
 
     return guard
 

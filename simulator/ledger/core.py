@@ -18,8 +18,8 @@ up to ``max_tombstones``; past it the oldest is forgotten (and counted in ``tomb
 Transactions are kept by a store (:mod:`simulator.ledger.store`, the embedded one in
 :mod:`simulator.ledger.memory`): this module holds the rules, the store the rows. A :class:`Transaction` is a
 light view on one row; two views of one transaction compare equal (use ``==``, not ``is``). At most
-``max_transactions`` are kept: past it a new one is refused with :class:`~simulator.errors.LedgerFull`
-(the README's "Performance" gives the cost per transaction).
+``max_transactions`` transactions and ``max_players`` players are kept: past either, a new one is refused
+with :class:`~simulator.errors.LedgerFull` (the README's "Performance" gives the cost of each).
 """
 
 from __future__ import annotations
@@ -155,10 +155,12 @@ class Ledger:
         clock: Callable[[], float] = time.time,
         max_tombstones: int = 100_000,
         max_transactions: int = 5_000_000,
+        max_players: int = 1_000_000,
     ) -> None:
         self.clock = clock
         self.max_tombstones = max_tombstones
         self.max_transactions = max_transactions
+        self.max_players = max_players
         self.store = MemoryStore()
         self._lock = threading.RLock()
         self._undo: list[Callable[[], object]] | None = None  # set inside the outermost atomic()
@@ -206,6 +208,11 @@ class Ledger:
             key = (dialect, tenant, player_id)
             if key in self.players:
                 raise PlayerExists(f"player {player_id!r} already exists")
+            if len(self.players) >= self.max_players:
+                raise LedgerFull(
+                    f"the ledger holds max_players ({self.max_players:,}) players: "
+                    "POST /_sim/reset, or raise server.max_players"
+                )
             now = self.clock()
             player = Player(dialect, tenant, player_id, currency, balance, balance, now, now)
             for name, value in flags.items():

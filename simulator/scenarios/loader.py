@@ -196,6 +196,13 @@ class _Checker:
                 )
             seen[ident] = index
             out.append(player)
+        total = sum(p["generate"]["count"] if "generate" in p else 1 for p in out)
+        if self.settings is not None and total > self.settings.server.max_players:
+            self.problem(
+                ["players"],
+                f"{total:,} players is more than the ledger holds (server.max_players: "
+                f"{self.settings.server.max_players:,})",
+            )
         return out
 
 
