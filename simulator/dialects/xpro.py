@@ -14,7 +14,6 @@ from collections import OrderedDict
 from decimal import Decimal
 from typing import Any, Literal
 
-import jwt
 from aiohttp import web
 
 from simulator import errors as e
@@ -132,6 +131,8 @@ class Xpro(Dialect):
     # tokens
 
     def issue_token(self, agent_id: str) -> tuple[str, int]:
+        import jwt  # here, not at the top: PyJWT loads cryptography's X.509 layer, a fifth of start-up
+
         now = int(self.sim.clock())
         ttl = self.settings.token_ttl
         token = jwt.encode({"agentId": agent_id, "iat": now, "exp": now + ttl}, self.settings.token_secret, "HS256")
@@ -143,6 +144,8 @@ class Xpro(Dialect):
             raise e.AuthFailed("missing Authorization: Bearer <accessToken>")
         claims = self._tokens.get(token)
         if claims is None:  # verify a token's signature once; its claims cannot change
+            import jwt  # see issue_token
+
             try:
                 claims = jwt.decode(
                     token,
