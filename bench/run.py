@@ -153,18 +153,11 @@ def prepare_bare(port: int, count: int) -> list[bytes]:
     return [raw(Prepared("POST", f"http://{HOST}:{port}/bare", headers, b'{"a":1}'), port)] * count
 
 
-def measure_startup(args: list[str]) -> float:
+def measure_startup(argv: list[str], ready_path: str) -> float:
+    """Seconds from starting ``argv`` (a server on the port appended to it) to its first answer on
+    ``ready_path``; the server is stopped afterwards."""
     port = free_port()
-    server = Server([sys.executable, "-m", "simulator", "serve", "--host", HOST, "--port", str(port), "--quiet", *args],
-                    port, "/_sim/health")  # fmt: skip
-    server.stop()
-    return server.startup
-
-
-def measure_bare_startup() -> float:
-    """The same measure for the bare aiohttp server: what importing aiohttp and binding cost on this machine."""
-    port = free_port()
-    server = Server([sys.executable, str(ROOT / "bench" / "bare.py"), str(port)], port, "/bare")
+    server = Server([*argv, str(port)], port, ready_path)
     server.stop()
     return server.startup
 
@@ -212,9 +205,12 @@ def main() -> int:
     began = time.perf_counter()
     budget = int((args.seconds + args.warmup) * 12_000)
 
-    startup_plain = min(measure_startup([]) for _ in range(3))
-    startup_scenario = min(measure_startup(["--scenario", "builtin:happy_path"]) for _ in range(3))
-    startup_bare = min(measure_bare_startup() for _ in range(3))
+    serve = [sys.executable, "-m", "simulator", "serve", "--host", HOST, "--quiet"]
+    happy_path = [*serve, "--scenario", "builtin:happy_path"]
+    startup_plain = min(measure_startup([*serve, "--port"], "/_sim/health") for _ in range(3))
+    startup_scenario = min(measure_startup([*happy_path, "--port"], "/_sim/health") for _ in range(3))
+    # the bare aiohttp server, measured alike: what importing aiohttp and binding cost on this machine
+    startup_bare = min(measure_startup([sys.executable, str(ROOT / "bench" / "bare.py")], "/bare") for _ in range(3))
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as scenario:
         scenario.write(SCENARIO)
