@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from simulator.config import DEFAULTS
 from simulator.errors import DuplicateTransaction, InsufficientFunds, LedgerFull, PlayerExists, TransactionPending
 from simulator.ledger.memory import MemoryStore, Transaction
 from simulator.money import ZERO
@@ -149,13 +150,16 @@ class _Claim:
             self.ledger._in_flight.discard(self.key)
 
 
+_LIMITS = DEFAULTS["server"]  # the limits' defaults are the settings' (one place for defaults)
+
+
 class Ledger:
     def __init__(
         self,
         clock: Callable[[], float] = time.time,
-        max_tombstones: int = 100_000,
-        max_transactions: int = 5_000_000,
-        max_players: int = 1_000_000,
+        max_tombstones: int = _LIMITS["max_tombstones"],
+        max_transactions: int = _LIMITS["max_transactions"],
+        max_players: int = _LIMITS["max_players"],
     ) -> None:
         self.clock = clock
         self.max_tombstones = max_tombstones
