@@ -188,6 +188,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, **overrides))
         logs.configure(settings.server.log_format)
         scenario = loader.load_files(args.scenario or [], settings)
+        for warning in scenario.warnings:
+            log.warning(warning)
         settings = store.chosen(settings, args.store)
     except SourceError as exc:
         return refuse(args.log_format, "refusing to start", exc.problems)
@@ -231,12 +233,13 @@ def refuse(fmt: str | None, headline: str, problems: list[str], code: int = 2) -
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    settings: Settings | None = None
     try:
         settings = load_config(args.config)
-    except SourceError as exc:
+    except SourceError as exc:  # the scenario files are still checked (but for their tenants): one pass
         print("\n".join(exc.problems), file=sys.stderr)
-        return 1
-    failed = 0
+        failed = 1
     for path in args.files:
         try:
             scenario = loader.read(path, settings)
@@ -244,6 +247,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed += 1
             print("\n".join(exc.problems), file=sys.stderr)
             continue
+        for warning in scenario.warnings:
+            print(warning, file=sys.stderr)
         print(
             f"{path}: ok ({scenario.name}: {plural(len(scenario.players), 'player entry', 'player entries')}, "
             f"{plural(len(scenario.rules), 'rule')})"

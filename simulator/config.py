@@ -20,7 +20,7 @@ from typing import Any
 
 from simulator import yamlsrc
 from simulator.errors import SourceError
-from simulator.money import parse_amount
+from simulator.money import decimals, parse_amount
 
 DIALECTS = ("xpro", "fizzy", "ambslot")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -457,14 +457,35 @@ def _with_tenants(raw: dict[str, Any], list_key: str, id_key: str, dialect: str,
     return list(entries.values())
 
 
+def _without(data: dict[str, Any], paths: list[list[str | int]]) -> tuple[dict[str, Any], set[tuple[str | int, ...]]]:
+    """``data`` without the parts the schema refused (a list with a refused entry goes as a whole), and the
+    key paths removed."""
+    kept = copy.deepcopy(data)
+    removed: set[tuple[str | int, ...]] = set()
+    for path in paths:
+        cut = next((i for i, part in enumerate(path) if isinstance(part, int)), len(path))
+        where = [str(part) for part in path[:cut]]
+        parent: Any = kept
+        for part in where[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and where:
+            parent.pop(where[-1], None)
+            removed.add(tuple(where))
+    return kept, removed
+
+
 def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = None) -> Settings:
     """Settings from a parsed config document (``None``: the defaults). Raises :class:`SourceError`."""
     raw_file = raw_file or {}
     src = source or yamlsrc.SourceMap("(defaults)", None)
     # nothing to check in an empty document (and no jsonschema import on the plain start-up path)
-    problems = yamlsrc.schema_problems(raw_file, CONFIG_SCHEMA, src) if raw_file else []
-    if problems:
-        raise SourceError(problems)
+    errors = yamlsrc.schema_errors(raw_file, CONFIG_SCHEMA, src) if raw_file else []
+    if any(not path for _, path, _ in errors):
+        raise SourceError([text for _, _, text in errors])
+    # one pass: the checks below run on what the schema accepted (a refused key falls back to its default)
+    raw_file, refused = _without(raw_file, [path for _, path, _ in errors])
+    found: list[tuple[int, str]] = [(line, text) for line, _, text in errors]
+    problems: list[str] = []
     raw = _merge(DEFAULTS, raw_file)
     demo = bool(raw["demo"])
 
@@ -472,7 +493,7 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
         try:
             return convert()
         except ValueError as exc:
-            problems.append(src.where(path, str(exc)))
+            found.append((src.line(path), src.where(path, str(exc))))
             return None
 
     xpro_agents: dict[str, XproAgent] = {}
@@ -508,11 +529,22 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
     allowed = check(["ambslot", "allowed_sources"], lambda: networks(sources)) if sources is not None else None
     proxies = s["trusted_proxies"] or (list(LOOPBACK_PROXIES) if s["trust_forwarded"] else [])
     trusted = check(["server", "trusted_proxies"], lambda: networks(proxies))
+    for dialect, balance in (("fizzy", fizzy_balance), ("ambslot", amb_balance)):
+        places = raw[dialect]["max_decimals"]
+        if balance is not None and decimals(balance) > places:
+            found.append(
+                (
+                    src.line([dialect, "default_balance"]),
+                    src.where([dialect, "default_balance"], f"{balance} has more than {places} decimal places"),
+                )
+            )
     for dialect, label in (("xpro", "agents"), ("fizzy", "brands"), ("ambslot", "agents")):
-        if not (xpro_agents, brands, amb_agents)[DIALECTS.index(dialect)]:
-            problems.append(src.where([dialect, label], f"no {label} configured (and demo: false)"))
-    if problems:
-        raise SourceError(problems)
+        if not (xpro_agents, brands, amb_agents)[DIALECTS.index(dialect)] and (dialect, label) not in refused:
+            found.append(
+                (src.line([dialect, label]), src.where([dialect, label], f"no {label} configured (and demo: false)"))
+            )
+    if found or problems:
+        raise SourceError([text for _, text in sorted(found, key=lambda item: item[0])] + problems)
 
     return Settings(
         server=ServerSettings(

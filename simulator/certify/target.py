@@ -138,36 +138,43 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def read_file(path: str, dialect: str) -> tuple[dict[str, Any], yamlsrc.SourceMap]:
+def read_file(
+    path: str, dialect: str
+) -> tuple[dict[str, Any], yamlsrc.SourceMap, list[tuple[int, list[str | int], str]]]:
+    """The target file's settings, its source map and the schema's errors (``(line, key path, text)``): the
+    caller checks every key the schema accepted in the same pass, so all mistakes come out at once."""
     data, source = yamlsrc.read(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise SourceError([source.where([], "a target file is a mapping of settings (wallet_url:, currency:, ...)")])
-    problems = yamlsrc.schema_problems(data, schema(dialect), source)
-    if problems:
-        raise SourceError(problems)
-    return data, source
+    return data, source, yamlsrc.schema_errors(data, schema(dialect), source)
 
 
 def resolve(
     dialect: str, flags: Mapping[str, Any], target_file: str | None, env: Mapping[str, str] | None = None
 ) -> Target:
-    """Merge flags, environment and the target file into a :class:`Target`; SourceError lists every mistake."""
+    """Merge flags, environment and the target file into a :class:`Target`; SourceError lists every mistake
+    in one pass: the file's schema errors, each value that does not convert, each required key missing."""
     env = os.environ if env is None else env
-    data, source = read_file(target_file, dialect) if target_file else ({}, None)
+    data, source, errors = read_file(target_file, dialect) if target_file else ({}, None, [])
+    refused = {str(path[0]) for _, path, _ in errors if path}
+    found: list[tuple[int, str]] = [(line, text) for line, _, text in errors]  # (line, problem) in the file
+    problems: list[str] = []  # from flags, the environment and what is missing: after the file's
     values: dict[str, Any] = {"dialect": dialect}
-    problems: list[str] = []
     for key, (dialects, required) in KEYS.items():
         if dialect not in dialects:
             continue
         flag, var = "--" + key.replace("_", "-"), ENV_PREFIX + key.upper()
+        line = 0
         if flags.get(key) is not None:
             raw, origin = flags[key], f"{flag}: "
         elif env.get(var):
             raw, origin = env[var], f"{var}: "
         elif key in data and source is not None:
-            raw, origin = data[key], source.where([key], "")
+            if key in refused:
+                continue  # the schema's error says why
+            raw, origin, line = data[key], source.where([key], ""), source.line([key])
         elif key in CERTIFY_DEFAULTS:
             raw, origin = CERTIFY_DEFAULTS[key], "(default): "
         else:
@@ -178,7 +185,10 @@ def resolve(
         try:
             values[key] = convert(raw)
         except (ValueError, TypeError) as exc:
-            problems.append(f"{origin}{exc}")
-    if problems:
-        raise SourceError(problems)
+            if line:
+                found.append((line, f"{origin}{exc}"))
+            else:
+                problems.append(f"{origin}{exc}")
+    if found or problems:
+        raise SourceError([text for _, text in sorted(found, key=lambda item: item[0])] + problems)
     return Target(**values)

@@ -290,7 +290,7 @@ async def put_scenario(request: web.Request) -> web.Response:
     except UnicodeDecodeError as exc:
         raise AdminError(400, f"the scenario is not UTF-8 text: {exc}") from None
     try:  # in a thread: a large file takes a while to parse, and the dialects keep answering meanwhile
-        scenario = await asyncio.to_thread(loader.parse, text, "(PUT /_sim/scenario)", sim.settings)
+        scenario = await asyncio.to_thread(loader.parse_body, text, "(PUT /_sim/scenario)", sim.settings)
     except SourceError as exc:
         raise AdminError(400, str(exc), problems=exc.problems) from None
     sim.replace_scenario(scenario)
@@ -300,7 +300,8 @@ async def put_scenario(request: web.Request) -> web.Response:
         len(scenario.rules),
         extra={"fields": {"action": "scenario", "scenario": scenario.name, "rules": len(scenario.rules)}},
     )
-    return reply({"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(sim.ledger.players)})
+    answer = {"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(sim.ledger.players)}
+    return reply({**answer, "warnings": scenario.warnings} if scenario.warnings else answer)
 
 
 async def invariants(request: web.Request) -> web.Response:

@@ -47,10 +47,11 @@ async def features(request: web.Request) -> web.Response:
 async def validate(request: web.Request) -> web.Response:
     """Check a scenario without loading it: ``{"ok": true, name, rules, players}`` or ``{"ok": false, problems}``."""
     try:
-        scenario = loader.parse(await request.text(), "(editor)", sim_of(request).settings)
+        scenario = loader.parse_body(await request.text(), "(editor)", sim_of(request).settings)
     except SourceError as exc:
         return reply({"ok": False, "problems": exc.problems})
-    return reply({"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(scenario.players)})
+    answer = {"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(scenario.players)}
+    return reply({**answer, "warnings": scenario.warnings} if scenario.warnings else answer)
 
 
 async def events(request: web.Request) -> web.StreamResponse:

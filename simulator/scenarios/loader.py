@@ -1,14 +1,17 @@
 """Loading and validating scenario files.
 
-A file is checked in two passes, both reporting ``file:line: key: message``: the JSON Schema that ships
-with the package (``schema.json``, usable by editors), then what a schema cannot say (regular expressions,
-codes that exist in the rule's dialect, operations that exist in it, tenants that are configured, ...).
+A file is checked in one pass reporting every problem as ``file:line: key: message``: the JSON Schema that
+ships with the package (``schema.json``, usable by editors), and on every part the schema accepted what a
+schema cannot say (regular expressions, codes that exist in the rule's dialect, operations that exist in
+it, tenants that are configured, decimals a dialect takes, ...), plus warnings for what is valid but surely
+not meant (a rule that can never match, an ``apply`` that does nothing).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -16,10 +19,10 @@ from typing import Any
 import yaml
 
 from simulator import codes, yamlsrc
-from simulator.config import Settings
+from simulator.config import DEFAULTS, Settings
 from simulator.errors import SourceError
-from simulator.money import parse_amount
-from simulator.scenarios.model import EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
+from simulator.money import decimals, parse_amount
+from simulator.scenarios.model import COMPARISONS, EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
 
 DIALECT_OPERATIONS = {
     "xpro": {"auth", "create", "balance", "deposit", "withdraw", "cashout", "check"},
@@ -27,6 +30,8 @@ DIALECT_OPERATIONS = {
     "ambslot": {"balance", "bet", "payout", "settle", "cancel"},
 }
 MAX_DELAY = 600.0
+STATUS_OPERATIONS = frozenset({"balance", "check"})  # ask about money without moving it
+NO_AMOUNT = frozenset({"auth", "create", "balance", "check"})  # operations that carry no amount
 BUILTIN = "builtin:"  # prefix naming a scenario shipped in the package (simulator/scenarios/builtin/)
 
 
@@ -42,17 +47,35 @@ def schema_path() -> str:
 
 
 class _Checker:
-    def __init__(self, source: yamlsrc.SourceMap, settings: Settings | None) -> None:
+    """The semantic checks, run on every part of a document the schema did not refuse (``refused``: the key
+    paths of the schema's errors), so one pass reports the schema's problems and these together."""
+
+    def __init__(
+        self, source: yamlsrc.SourceMap, settings: Settings | None, refused: list[list[str | int]] | None = None
+    ) -> None:
         self.source = source
         self.settings = settings
+        self.refused = refused or []
         self.problems: list[str] = []
         self.lines: list[int] = []  # the line of each problem, to merge them with the schema's in file order
+        self.warnings: list[tuple[int, str]] = []  # (line, "file:line: key: warning: ...")
 
     def problem(self, path: list[str | int], message: str) -> None:
         self.problems.append(self.source.where(path, message))
         self.lines.append(self.source.line(path))
 
-    def amount(self, path: list[str | int], value: Any, *, negative: bool = False) -> Any:
+    def warn(self, path: list[str | int], message: str) -> None:
+        self.warnings.append((self.source.line(path), self.source.where(path, f"warning: {message}")))
+
+    def ok(self, path: list[str | int]) -> bool:
+        """The schema refused neither this part, nor what contains it, nor anything inside it."""
+        return not any(path[: len(r)] == r or r[: len(path)] == path for r in self.refused)
+
+    def usable(self, path: list[str | int]) -> bool:
+        """The schema refused neither this part as a whole nor what contains it (something inside may be)."""
+        return not any(path[: len(r)] == r for r in self.refused)
+
+    def amount(self, path: list[str | int], value: Any, *, negative: bool = False, places: int | None = None) -> Any:
         try:
             amount = parse_amount(value)
         except ValueError as exc:
@@ -60,7 +83,17 @@ class _Checker:
             return None
         if not negative and amount < 0:
             self.problem(path, "must not be negative")
+        if places is not None and decimals(amount) > places:
+            self.problem(path, f"{value} has more than {places} decimal places (what the dialect takes)")
         return amount
+
+    def places(self, dialect: str) -> int:
+        """Decimal places a dialect's amounts take: XPro 2, Fizzy and AMBSlot their ``max_decimals``."""
+        if dialect == "xpro":
+            return 2
+        if self.settings is None:
+            return int(DEFAULTS[dialect]["max_decimals"])
+        return self.settings.fizzy.max_decimals if dialect == "fizzy" else self.settings.ambslot.max_decimals
 
     def delay(self, path: list[str | int], spec: Any) -> Delay | None:
         if isinstance(spec, str):
@@ -72,11 +105,10 @@ class _Checker:
             low, high = duration(spec["min"]), duration(spec["max"])
             if low > high:
                 self.problem(path, f"min ({spec['min']}) is larger than max ({spec['max']})")
-                return None
             result = Delay("uniform", low, high)
-        if max(result.a, result.b, result.cap or 0) > MAX_DELAY:
-            self.problem(path, f"delays are capped at {MAX_DELAY:.0f}s")
-            return None
+        longest = max(result.a, result.b, result.cap or 0)
+        if longest > MAX_DELAY:
+            self.problem(path, f"{longest:g}s: delays are capped at {MAX_DELAY:.0f}s")
         return result
 
     def tenant(self, path: list[str | int], dialect: str, tenant: Any) -> None:
@@ -88,57 +120,16 @@ class _Checker:
             )
 
     def rule(self, base: list[str | int], raw: dict[str, Any], name: str, rng_seed: str) -> Rule | None:
-        """One rule at ``base`` in the document (``["rules", i]`` in a scenario, ``[]`` for a lone rule)."""
+        """One rule at ``base`` in the document (``["rules", i]`` in a scenario, ``[]`` for a lone rule):
+        every part the schema accepted is checked, and the rule is built only when nothing was found."""
         before = len(self.problems)
-        m = raw.get("match", {})
-        dialect = m.get("dialect")
-        if dialect and m.get("operation") and m["operation"] not in DIALECT_OPERATIONS[dialect]:
-            ops = sorted(DIALECT_OPERATIONS[dialect])
-            hint = yamlsrc.did_you_mean(m["operation"], ops)
-            self.problem(
-                [*base, "match", "operation"], f"{dialect} has no operation {m['operation']!r}{hint} ({', '.join(ops)})"
-            )
-        if "nth" in m and "after" in m:
-            self.problem([*base, "match", "after"], "use nth or after, not both")
-        pattern = None
-        if "transaction" in m:
-            try:
-                pattern = re.compile(m["transaction"])
-            except re.error as exc:
-                self.problem([*base, "match", "transaction"], f"not a regular expression: {exc}")
-        bounds = tuple(
-            (name, self.amount([*base, "match", "amount", name], value, negative=True))
-            for name, value in m.get("amount", {}).items()
-        )
-        if dialect:
-            self.tenant([*base, "match", "agent"], dialect, m.get("agent"))
-
-        respond = raw.get("respond")
-        if respond is not None and "code" in respond:
-            if not dialect:
-                self.problem(
-                    [*base, "respond", "code"],
-                    "a raw code needs match.dialect (codes differ per dialect); or use respond.error",
-                )
-            else:
-                code = codes.raw_code(dialect, respond["code"])
-                if code is None:
-                    valid = [c for c in codes.CODES[dialect] if c not in (0, "0")]
-                    hint = yamlsrc.did_you_mean(respond["code"], valid)
-                    known = ", ".join(str(c) for c in valid)
-                    self.problem(
-                        [*base, "respond", "code"],
-                        f"{respond['code']!r} is not one of {dialect}'s codes{hint} ({known})",
-                    )
-                else:
-                    respond = {**respond, "code": code}
-        actions = [k for k in ("respond", "fault", "duplicate") if raw.get(k) not in (None, False)]
-        if len(actions) > 1:
-            self.problem([*base, actions[1]], f"choose one of respond, fault and duplicate (this rule has {actions})")
-        if not actions and "delay" not in raw:
-            self.problem(base, "a rule needs an action: respond, fault, duplicate or delay")
-        delay = self.delay([*base, "delay"], raw["delay"]) if "delay" in raw else None
-        if len(self.problems) > before:
+        m = raw.get("match", {}) if self.usable([*base, "match"]) else {}
+        pattern, bounds = self.rule_match(base, m)
+        respond = self.rule_respond(base, raw, m.get("dialect") if self.ok([*base, "match", "dialect"]) else None)
+        self.rule_actions(base, raw)
+        delay = self.delay([*base, "delay"], raw["delay"]) if "delay" in raw and self.ok([*base, "delay"]) else None
+        self.rule_warnings(base, raw, m, bounds)
+        if len(self.problems) > before or not self.ok(base):
             return None
         return Rule(
             name=raw.get("name") or name,
@@ -160,43 +151,123 @@ class _Checker:
             definition=raw,
         )
 
+    def rule_match(
+        self, base: list[str | int], m: dict[str, Any]
+    ) -> tuple[re.Pattern[str] | None, tuple[tuple[str, Decimal], ...]]:
+        """The match's operation (for its dialect), nth/after, regular expression, amounts and tenant."""
+        at: list[str | int] = [*base, "match"]
+        dialect = m.get("dialect") if self.ok([*at, "dialect"]) else None
+        operation = m.get("operation") if self.ok([*at, "operation"]) else None
+        if dialect and operation and operation not in DIALECT_OPERATIONS[dialect]:
+            ops = sorted(DIALECT_OPERATIONS[dialect])
+            hint = yamlsrc.did_you_mean(operation, ops)
+            self.problem([*at, "operation"], f"{dialect} has no operation {operation!r}{hint} ({', '.join(ops)})")
+        if "nth" in m and "after" in m:
+            self.problem([*at, "after"], "use nth or after, not both")
+        pattern = None
+        if "transaction" in m and self.ok([*at, "transaction"]):
+            try:
+                pattern = re.compile(m["transaction"])
+            except re.error as exc:
+                self.problem([*at, "transaction"], f"not a regular expression: {exc}")
+        bounds: tuple[tuple[str, Decimal], ...] = ()
+        if self.usable([*at, "amount"]) and isinstance(m.get("amount"), dict):
+            bounds = tuple(
+                (key, self.amount([*at, "amount", key], value, negative=True))
+                for key, value in m["amount"].items()
+                if key in COMPARISONS and self.ok([*at, "amount", key])
+            )
+        if dialect and self.ok([*at, "agent"]):
+            self.tenant([*at, "agent"], dialect, m.get("agent"))
+        return pattern, bounds
+
+    def rule_respond(self, base: list[str | int], raw: dict[str, Any], dialect: str | None) -> Any:
+        """``respond`` with a raw code turned into the dialect's own (codes differ per dialect)."""
+        respond = raw.get("respond")
+        if respond is None or not isinstance(respond, dict) or "code" not in respond:
+            return respond
+        if not self.ok([*base, "respond", "code"]):
+            return respond
+        if not dialect:
+            self.problem(
+                [*base, "respond", "code"],
+                "a raw code needs match.dialect (codes differ per dialect); or use respond.error",
+            )
+            return respond
+        code = codes.raw_code(dialect, respond["code"])
+        if code is None:
+            valid = [c for c in codes.CODES[dialect] if c not in (0, "0")]
+            hint = yamlsrc.did_you_mean(respond["code"], valid)
+            known = ", ".join(str(c) for c in valid)
+            self.problem(
+                [*base, "respond", "code"], f"{respond['code']!r} is not one of {dialect}'s codes{hint} ({known})"
+            )
+            return respond
+        return {**respond, "code": code}
+
+    def rule_actions(self, base: list[str | int], raw: dict[str, Any]) -> None:
+        actions = [k for k in ("respond", "fault", "duplicate") if raw.get(k) not in (None, False)]
+        if len(actions) > 1:
+            self.problem([*base, actions[1]], f"choose one of respond, fault and duplicate (this rule has {actions})")
+        misspelt = any(len(r) == len(base) + 1 and r[: len(base)] == base for r in self.refused)
+        if not actions and "delay" not in raw and not misspelt:  # not when an unknown key may be the action
+            self.problem(base, "a rule needs an action: respond, fault, duplicate or delay")
+
+    def rule_warnings(
+        self, base: list[str | int], raw: dict[str, Any], m: dict[str, Any], bounds: tuple[tuple[str, Any], ...]
+    ) -> None:
+        """What is valid but surely not meant: a match no operation can satisfy, an ``apply`` that does nothing."""
+        known = [(key, bound) for key, bound in bounds if bound is not None]
+        if known and not _satisfiable(known):
+            written = ", ".join(f"{key}: {bound}" for key, bound in known)
+            self.warn([*base, "match", "amount"], f"no amount satisfies {written}: this rule can never match")
+        elif known and m.get("operation") in NO_AMOUNT:
+            self.warn(
+                [*base, "match", "amount"],
+                f"{m['operation']} carries no amount: a rule matching on amount can never match it",
+            )
+        if raw.get("apply") is True:
+            if not any(raw.get(k) not in (None, False) for k in ("respond", "fault", "duplicate")):
+                self.warn(
+                    [*base, "apply"],
+                    "apply does nothing on a rule that only delays (a delayed request is always applied)",
+                )
+            elif m.get("operation") in STATUS_OPERATIONS | NO_AMOUNT:
+                self.warn(
+                    [*base, "apply"],
+                    f"apply does nothing on {m['operation']} (it moves no money)",
+                )
+
     def players(self, entries: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Every player entry the schema did not refuse as a whole, each key it accepted checked."""
         out: list[dict[str, Any]] = []
         seen: dict[tuple[str, str | None, str], int] = {}
         for index, entry in entries:
             base: list[str | int] = ["players", index]
             if "generate" in entry:
-                gen = dict(entry["generate"])
-                tenant_key = "public_key" if gen["dialect"] == "fizzy" else "agent"
-                self.tenant([*base, "generate", tenant_key], gen["dialect"], gen.get(tenant_key))
-                balance = gen.get("balance")
-                if isinstance(balance, dict):
-                    low = self.amount([*base, "generate", "balance", "min"], balance["min"])
-                    high = self.amount([*base, "generate", "balance", "max"], balance["max"])
-                    if low is not None and high is not None and low > high:
-                        self.problem([*base, "generate", "balance"], "min is larger than max")
-                    gen["balance"] = {"min": low, "max": high}
-                elif balance is not None:
-                    gen["balance"] = self.amount([*base, "generate", "balance"], balance)
-                out.append({"generate": gen, "index": index})
+                self.generated(base, entry, out)
                 continue
             player = dict(entry)
-            dialect = player["dialect"]
+            dialect = player.get("dialect") if self.ok([*base, "dialect"]) else None
+            if dialect not in DIALECT_OPERATIONS:
+                continue
             tenant_key = "public_key" if dialect == "fizzy" else "agent"
             name_key = "playerId" if dialect == "fizzy" else "username"
-            self.tenant([*base, tenant_key], dialect, player.get(tenant_key))
+            if self.ok([*base, tenant_key]):
+                self.tenant([*base, tenant_key], dialect, player.get(tenant_key))
             for key in ("balance", "bet_limit"):
-                if key in player:
-                    player[key] = self.amount([*base, key], player[key])
-            ident = (dialect, player.get(tenant_key), player[name_key])
-            if ident in seen:
-                self.problem(
-                    [*base, name_key],
-                    f"player {player[name_key]!r} is already defined at players[{seen[ident]}]",
-                )
-            seen[ident] = index
+                if key in player and self.ok([*base, key]):
+                    player[key] = self.amount([*base, key], player[key], places=self.places(dialect))
+            if name_key in player and self.ok([*base, name_key]):
+                ident = (dialect, player.get(tenant_key), player[name_key])
+                if ident in seen:
+                    self.problem(
+                        [*base, name_key],
+                        f"player {player[name_key]!r} is already defined at players[{seen[ident]}]",
+                    )
+                seen[ident] = index
             out.append(player)
-        total = sum(p["generate"]["count"] if "generate" in p else 1 for p in out)
+        total = sum(p["generate"].get("count", 0) if "generate" in p else 1 for p in out)
         if self.settings is not None and total > self.settings.server.max_players:
             self.problem(
                 ["players"],
@@ -205,36 +276,72 @@ class _Checker:
             )
         return out
 
+    def generated(self, base: list[str | int], entry: dict[str, Any], out: list[dict[str, Any]]) -> None:
+        at: list[str | int] = [*base, "generate"]
+        if not self.usable(at) or not isinstance(entry.get("generate"), dict):
+            return
+        gen = dict(entry["generate"])
+        dialect = gen.get("dialect") if self.ok([*at, "dialect"]) else None
+        if dialect not in DIALECT_OPERATIONS:
+            return
+        tenant_key = "public_key" if dialect == "fizzy" else "agent"
+        if self.ok([*at, tenant_key]):
+            self.tenant([*at, tenant_key], dialect, gen.get(tenant_key))
+        balance = gen.get("balance")
+        places = self.places(dialect)
+        if not self.ok([*at, "balance"]):
+            pass
+        elif isinstance(balance, dict):
+            low = self.amount([*at, "balance", "min"], balance["min"], places=places)
+            high = self.amount([*at, "balance", "max"], balance["max"], places=places)
+            if low is not None and high is not None and low > high:
+                self.problem([*at, "balance"], "min is larger than max")
+            gen["balance"] = {"min": low, "max": high}
+        elif balance is not None:
+            gen["balance"] = self.amount([*at, "balance"], balance, places=places)
+        if not self.ok([*at, "count"]):
+            gen["count"] = 0
+        out.append({"generate": gen, "index": base[1]})
+
+
+def _satisfiable(bounds: list[tuple[str, Decimal]]) -> bool:
+    """Whether some amount (a magnitude: never negative) meets every comparison."""
+    low, low_open = Decimal(0), False
+    high: Decimal | None = None
+    high_open = False
+    for key, bound in bounds:
+        if key in ("gt", "gte", "eq") and (bound > low or (bound == low and key == "gt")):
+            low, low_open = bound, key == "gt"
+        if key in ("lt", "lte", "eq") and (high is None or bound < high or (bound == high and key == "lt")):
+            high, high_open = bound, key == "lt"
+    if high is None:
+        return True
+    return low < high or (low == high and not low_open and not high_open)
+
 
 def parse(text: str, filename: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
     """One scenario document from YAML text. Raises SourceError listing every problem of the document in
-    one pass: the schema's and, for every player and rule the schema accepted, the semantic checks'."""
+    one pass: the schema's and, for every part of a player or rule the schema accepted, the semantic checks'
+    (warnings included, so nothing waits for the next run). Warnings of a valid file: ``Scenario.warnings``."""
     data, source = yamlsrc.load(text, filename)
     if not isinstance(data, dict):
         raise SourceError([source.where([], "a scenario is a mapping with at least a name")])
     errors = yamlsrc.schema_errors(data, schema(), source)
-    refused = [path for _, path, _ in errors]
-
-    def usable(*part: str | int) -> bool:
-        """The schema found nothing wrong with this part as a whole (nor with what contains it)."""
-        return not any(list(part)[: len(path)] == path for path in refused)
-
-    def accepted(*part: str | int) -> bool:
-        """... nor with anything inside it."""
-        return usable(*part) and not any(path[: len(part)] == list(part) for path in refused)
-
-    checker = _Checker(source, settings)
-    seed = int(data["seed"]) if accepted("seed") and "seed" in data else 0
-    entries = data.get("players", []) if usable("players") else []
-    players = checker.players([(i, p) for i, p in enumerate(entries) if accepted("players", i)])
-    raws = data.get("rules", []) if usable("rules") else []
+    checker = _Checker(source, settings, [path for _, path, _ in errors])
+    seed = int(data["seed"]) if checker.ok(["seed"]) and "seed" in data else 0
+    entries = data.get("players", []) if checker.usable(["players"]) else []
+    players = checker.players(
+        [(i, p) for i, p in enumerate(entries) if isinstance(p, dict) and checker.usable(["players", i])]
+    )
+    raws = data.get("rules", []) if checker.usable(["rules"]) else []
     rules = [
         checker.rule(["rules", i], raw, f"rules[{i}]", f"{seed}/{file_index}/{i}")
         for i, raw in enumerate(raws)
-        if accepted("rules", i)
+        if isinstance(raw, dict) and checker.usable(["rules", i])
     ]
     if errors or checker.problems:
         found = [(line, text) for line, _, text in errors] + list(zip(checker.lines, checker.problems, strict=True))
+        found += checker.warnings
         raise SourceError([text for _, text in sorted(found, key=lambda item: item[0])])
     for player in players:
         player.setdefault("seed", seed)
@@ -246,7 +353,17 @@ def parse(text: str, filename: str, settings: Settings | None = None, file_index
         rules=[r for r in rules if r is not None],
         sources=[filename],
         text=text,
+        warnings=[text for _, text in checker.warnings],
     )
+
+
+def parse_body(text: str, filename: str, settings: Settings | None = None) -> Scenario:
+    """A scenario sent as text (``PUT /_sim/scenario``, the dashboard's editor): its YAML, or one line
+    ``builtin:NAME`` naming a shipped scenario, as everywhere a file is accepted."""
+    spec = text.strip()
+    if spec.startswith(BUILTIN) and "\n" not in spec:
+        return parse(read_source(spec), spec, settings)
+    return parse(text, filename, settings)
 
 
 def parse_rule(
@@ -260,17 +377,16 @@ def parse_rule(
     data, source = yamlsrc.load(text, filename)
     if not isinstance(data, dict):
         raise SourceError([source.where([], "a rule is a mapping (name, match, and an action)")])
-    problems = yamlsrc.schema_problems(data, {**schema()["$defs"]["rule"], "$defs": schema()["$defs"]}, source)
+    errors = yamlsrc.schema_errors(data, {**schema()["$defs"]["rule"], "$defs": schema()["$defs"]}, source)
     if name is not None and "name" not in data:
         data = {"name": name, **data}
-    if not problems and not data.get("name"):
-        problems = [source.where([], "a rule added at run time needs a name (to replace or remove it later)")]
-    if problems:
-        raise SourceError(problems)
-    checker = _Checker(source, settings)
-    rule = checker.rule([], data, data["name"], f"{seed}/runtime/{data['name']}")
-    if rule is None:
-        raise SourceError(checker.problems)
+    checker = _Checker(source, settings, [path for _, path, _ in errors])
+    if not data.get("name") and checker.ok(["name"]):
+        checker.problem([], "a rule added at run time needs a name (to replace or remove it later)")
+    rule = checker.rule([], data, str(data.get("name")), f"{seed}/runtime/{data.get('name')}")
+    if rule is None or errors or checker.problems:
+        found = [(line, text) for line, _, text in errors] + list(zip(checker.lines, checker.problems, strict=True))
+        raise SourceError([text for _, text in sorted(found + checker.warnings, key=lambda item: item[0])])
     return rule
 
 
@@ -316,6 +432,7 @@ def combine(scenarios: list[Scenario]) -> Scenario:
         rules=[r for s in scenarios for r in s.rules],
         sources=[src for s in scenarios for src in s.sources],
         text=text,
+        warnings=[w for s in scenarios for w in s.warnings],
     )
 
 

@@ -136,6 +136,7 @@ class Scenario:
     rules: list[Rule] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     text: str = ""  # YAML as loaded (GET /_sim/scenario)
+    warnings: list[str] = field(default_factory=list)  # "file:line: key: warning: ..." of a valid file
 
     @classmethod
     def empty(cls) -> Scenario:
