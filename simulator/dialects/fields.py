@@ -14,6 +14,7 @@ from typing import Any
 from simulator.errors import BadRequest
 from simulator.money import MAX_AMOUNT, decimals, is_amount, parse_amount
 from simulator.operations import Operation
+from simulator.yamlsrc import did_you_mean
 
 MAX_ID = 255
 #: ``op.params`` key: what the request left out or bent, as ``(field, problem)`` pairs (see the docstring)
@@ -46,6 +47,31 @@ def numeric_strings(op: Operation, fields: dict[str, Any], keys: tuple[str, ...]
                 continue  # not a number: the amount check refuses it as usual
             note(op, key, "sent as a string")
     return converted if converted != fields else fields
+
+
+def kind(value: Any) -> str:
+    """What a decoded JSON value is, for "must be a number, got a string"."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Decimal | int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def absent(fields: dict[str, Any], key: str, known: tuple[str, ...]) -> BadRequest:
+    """The refusal of a missing ``key``: ``unknown field 'transid' (did you mean 'transId'?)`` when a field
+    the operation does not know is a near miss of it, else ``transId is required``."""
+    unknown = [name for name in fields if name not in known]
+    near = [name for name in unknown if did_you_mean(name, [key])]
+    if near:
+        return BadRequest(f"unknown field {near[0]!r} (did you mean {key!r}?)")
+    return BadRequest(f"{key} is required")
 
 
 def text(fields: dict[str, Any], key: str, *, required: bool = True, max_len: int = MAX_ID) -> str | None:

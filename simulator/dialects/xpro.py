@@ -12,7 +12,7 @@ import re
 import time
 from collections import OrderedDict
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
@@ -34,6 +34,16 @@ TIMESTAMP = re.compile(r"[0-9]{1,16}")
 SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 BALANCE_PLACES = 6
 TOKEN_CACHE = 10_000
+#: the plaintext fields each operation reads: a missing one next to an unknown near miss is named as a typo
+FIELDS: dict[str, tuple[str, ...]] = {
+    "auth": ("agentId", "secret"),
+    "create": ("username", "siteId", "Site ID"),
+    "balance": ("username",),
+    "transaction": ("username", "transId", "amount"),
+    "cashout": ("username", "transId"),
+    "check": ("username", "transId"),
+}
+T = TypeVar("T")
 SIGNED_HEADERS = ("x-agentid", "x-timestamp", "x-nonce", "x-signature")
 
 
@@ -236,38 +246,39 @@ class Xpro(Dialect):
             )
 
     def _parameters(self, op: Operation, f: dict[str, Any], agent: XproAgent) -> None:
+        """Every refusal names its field: ``amount is required``, ``amount must be a number, got a string``,
+        ``unknown field 'transid' (did you mean 'transId'?)`` (then the scorecard counts it like Fizzy's)."""
         op.currency = agent.currency
+        known = FIELDS[op.operation]
         if op.operation == "auth":
             for key in ("agentId", "secret"):
-                if not isinstance(f.get(key), str):
-                    raise e.BadRequest(f"{key} must be a string")
+                self._field(f, key, str, known)
             op.params["secret"] = f["secret"]
             if f["agentId"] != agent.id:
                 raise e.UnknownAgent("agentId in the body differs from x-agentid")
             return
-        username = f.get("username")
-        if not isinstance(username, str) or not USERNAME.fullmatch(username):
+        username = self._field(f, "username", str, known)
+        if not USERNAME.fullmatch(username):
             raise e.BadRequest("username must be 1-25 ASCII letters or digits")
         op.player = username
         if op.operation == "create":
             site = f.get("siteId", f.get("Site ID"))
             if site is not None and not isinstance(site, (str, Decimal)):
-                raise e.BadRequest("siteId must be a string or a number")
+                raise e.BadRequest(f"siteId must be a string or a number, got {F.kind(site)}")
             op.params["site_id"] = None if site is None else str(site)
             return
         if op.operation in ("transaction", "cashout", "check"):
-            trans_id = f.get("transId")
-            if not isinstance(trans_id, str) or not 1 <= len(trans_id) <= 64:
+            trans_id = self._field(f, "transId", str, known)
+            if not 1 <= len(trans_id) <= 64:
                 raise e.BadRequest("transId must be a string of 1-64 characters")
             op.transaction = trans_id
             op.mutating = op.operation != "check"
         if op.operation == "transaction":
             if self.settings.conformance == "lenient":
                 f = F.numeric_strings(op, f, ("amount",))
-            amount = f.get("amount")
+            amount = self._field(f, "amount", Decimal, known)
             if not is_amount(amount):
                 raise e.BadRequest("amount must be a finite number within 1e15")
-            assert isinstance(amount, Decimal)
             if amount == 0:
                 raise e.BadRequest("amount must not be zero")
             if decimals(amount) > 2:
@@ -275,6 +286,17 @@ class Xpro(Dialect):
             op.params["amount"] = amount
             op.operation = "deposit" if amount > 0 else "withdraw"
             op.amount = abs(amount)
+
+    @staticmethod
+    def _field(f: dict[str, Any], key: str, expected: type[T], known: tuple[str, ...]) -> T:
+        """``f[key]`` of the ``expected`` JSON type, or a refusal naming the field (and a near-miss typo)."""
+        value = f.get(key)
+        if value is None:
+            raise F.absent(f, key, known)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            wanted = "a number" if expected is Decimal else "a string"
+            raise e.BadRequest(f"{key} must be {wanted}, got {F.kind(value)}")
+        return value
 
     # business
 

@@ -28,6 +28,7 @@ AMOUNT_FIELDS = {
     "ambslot": ("amount", "turnover", "bet", "winlose"),
 }
 REQUIRED = re.compile(r"^(\w+) is required$")
+UNKNOWN = re.compile(r"^unknown field '([^']*)' \(did you mean '(\w+)'\?\)$")  # a typo of a required field
 TOKEN_CALLS_MIN = 3  # fewer calls say nothing about a client's token habits
 SHOWN = 3  # example details quoted in a finding
 COVERED = ("already used", "from the simulator's clock")  # refusals the nonce and clock checks report
@@ -202,21 +203,20 @@ def excess_decimals(entries: list[Entry], ctx: Context) -> list[m.Finding]:
 
 
 def missing_fields(entries: list[Entry], ctx: Context) -> list[m.Finding]:
-    """Requests refused because a field the document marks required was missing (strict conformance)."""
-    refused: dict[tuple[str, str | None, str | None, str], list[Entry]] = defaultdict(list)
+    """Requests refused because a field the document marks required was missing (strict conformance), or
+    was sent under a misspelt name (``transid`` for ``transId``): every dialect, from the refusal's detail."""
+    refused: dict[tuple[str, str, str | None, str | None, str], list[Entry]] = defaultdict(list)
     for e in entries:
-        match = REQUIRED.match(e.detail or "")
-        if match:
-            refused[(e.dialect, e.op.agent if e.op else None, e.operation, match.group(1))].append(e)
+        agent = e.op.agent if e.op else None
+        if match := REQUIRED.match(e.detail or ""):
+            refused[("missing_required_field", e.dialect, agent, e.operation, f"{match.group(1)} is required")].append(
+                e
+            )
+        elif match := UNKNOWN.match(e.detail or ""):
+            refused[("unknown_field", e.dialect, agent, e.operation, match.group(0))].append(e)
     return [
-        _found(
-            "missing_required_field",
-            m.WARN,
-            hits,
-            f"{len(hits)} {operation} request(s) refused: {field} is required",
-            operation=operation,
-        )
-        for (_, _, operation, field), hits in refused.items()
+        _found(check, m.WARN, hits, f"{len(hits)} {operation} request(s) refused: {why}", operation=operation)
+        for (check, _, _, operation, why), hits in refused.items()
     ]
 
 
