@@ -28,6 +28,10 @@ OPERATIONS = (
     "cancel",
 )
 
+#: status checks ask about money without moving it: a rule matches them only when it names them in
+#: ``operation`` (or ``endpoint``), so a rule on a transaction id or a player leaves the way to ask alone
+STATUS_CHECKS = frozenset({"balance", "check"})
+
 
 @dataclass(slots=True)
 class Operation:

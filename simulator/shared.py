@@ -348,6 +348,12 @@ class SharedSimulator(Simulator):
         nonce = f"{self.keys.nonce}{op.agent}:{op.params['nonce']}" if "nonce" in op.params and op.agent else None
         claim = (op.dialect, op.agent or "", op.scope, op.transaction) if op.mutating and op.transaction else None
         held = (self.keys.claim + jsonio.dumps(list(claim)), secrets.token_hex(8)) if claim else None
+        # a status check asks whether another replica holds the transaction in flight (XPro answers 35 then)
+        asked = (
+            (op.dialect, op.agent or "", op.scope, op.transaction)
+            if op.operation == "check" and op.transaction
+            else None
+        )
         try:
             with _store_errors():
                 if self.dirty:
@@ -357,8 +363,12 @@ class SharedSimulator(Simulator):
                     pipe.set(nonce, 1, nx=True, ex=max(1, int(self.settings.xpro.timestamp_skew)))
                 if held is not None:
                     pipe.set(held[0], held[1], nx=True, px=CLAIM_MS)
+                if asked is not None:
+                    pipe.exists(self.keys.claim + jsonio.dumps(list(asked)))
                 pipe.xrange(self.keys.log, self._after(), "+")
                 *taken, entries = await pipe.execute()
+                if asked is not None:
+                    op.params["in_flight"] = bool(taken.pop())
                 await self._catch_up(entries)
         except DomainError as err:
             return Outcome(error=err)

@@ -349,6 +349,11 @@ class Xpro(Dialect):
                 self._player(op)
                 assert op.transaction is not None
                 txn = ledger.find(self.name, agent.id, op.transaction)
+                if txn is None and (
+                    op.params.get("in_flight") or ledger.in_flight(self.name, agent.id, op.transaction)
+                ):
+                    # never 4 ("doesn't exist") for a transfer still being processed: 4 invites a resend
+                    raise e.TransactionPending(f"transaction {op.transaction!r} is still being processed")
                 if txn is None or txn.player != op.player:
                     raise e.TransactionNotFound(f"no transaction {op.transaction!r} for {op.player!r}")
                 return {

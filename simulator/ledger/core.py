@@ -142,7 +142,7 @@ class _Claim:
         ledger = self.ledger
         with ledger._lock:
             if self.key in ledger._in_flight:
-                raise TransactionPending(f"transaction {self.key[2]!r} is still being processed")
+                raise TransactionPending(f"transaction {self.key[3]!r} is still being processed")
             ledger._in_flight.add(self.key)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:

@@ -22,6 +22,7 @@ from simulator import codes, yamlsrc
 from simulator.config import DEFAULTS, Settings
 from simulator.errors import SourceError
 from simulator.money import decimals, parse_amount
+from simulator.operations import STATUS_CHECKS
 from simulator.scenarios.model import COMPARISONS, EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
 
 DIALECT_OPERATIONS = {
@@ -30,7 +31,6 @@ DIALECT_OPERATIONS = {
     "ambslot": {"balance", "bet", "payout", "settle", "cancel"},
 }
 MAX_DELAY = 600.0
-STATUS_OPERATIONS = frozenset({"balance", "check"})  # ask about money without moving it
 NO_AMOUNT = frozenset({"auth", "create", "balance", "check"})  # operations that carry no amount
 BUILTIN = "builtin:"  # prefix naming a scenario shipped in the package (simulator/scenarios/builtin/)
 
@@ -232,7 +232,7 @@ class _Checker:
                     [*base, "apply"],
                     "apply does nothing on a rule that only delays (a delayed request is always applied)",
                 )
-            elif m.get("operation") in STATUS_OPERATIONS | NO_AMOUNT:
+            elif m.get("operation") in STATUS_CHECKS | NO_AMOUNT:
                 self.warn(
                     [*base, "apply"],
                     f"apply does nothing on {m['operation']} (it moves no money)",

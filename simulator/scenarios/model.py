@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from simulator.operations import Operation
+from simulator.operations import STATUS_CHECKS, Operation
 
 
 def duration(text: str) -> float:
@@ -56,7 +56,14 @@ class Match:
     after: int | None = None
     probability: float | None = None
 
+    @property
+    def names_operation(self) -> bool:
+        """The match says which operation (or endpoint) it is for: only then does it match status checks."""
+        return any(key in ("operation", "endpoint") for key, _ in self.equal)
+
     def holds(self, op: Operation) -> bool:
+        if op.operation in STATUS_CHECKS and not self.names_operation:
+            return False
         for key, expected in self.equal:
             if getattr(op, key) != expected:
                 return False
@@ -73,6 +80,8 @@ class Match:
         found: list[tuple[str, str, Any]] = [
             (key, repr(expected), getattr(op, key)) for key, expected in self.equal if getattr(op, key) != expected
         ]
+        if op.operation in STATUS_CHECKS and not self.names_operation:
+            found.append(("operation", "named (a status check matches only a rule that names it)", op.operation))
         if self.transaction is not None and (op.transaction is None or not self.transaction.search(op.transaction)):
             found.append(("transaction", f"/{self.transaction.pattern}/", op.transaction))
         failed = [
