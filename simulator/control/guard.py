@@ -10,7 +10,9 @@ simulator. So, for every ``/_sim`` call but ``health``:
 - with an admin token, ``Authorization: Bearer <token>`` (any case of ``Bearer``) (401);
 - a state-changing call (POST, PUT, PATCH, DELETE) with an ``Origin`` must come from the simulator's own
   origin (403); one with a body must declare JSON or YAML, and the content types a browser sends
-  cross-site without a preflight (forms, ``text/plain``) are refused even with an empty body (415).
+  cross-site without a preflight (forms, ``text/plain``) are refused even with an empty body (415); a PUT
+  may be ``text/plain`` (``PUT /_sim/scenario`` with ``builtin:NAME``), as no browser sends a PUT
+  cross-site without a preflight.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ def check(request: web.Request, settings: Settings, token: str | None, *, token_
     kind = request.content_type
     has_body = request.body_exists and request.content_length != 0
     simple = request.headers.get("Content-Type") is not None and kind in BROWSER_SIMPLE
+    if request.method == "PUT" and request.path == f"{PREFIX}/scenario" and kind == "text/plain":
+        return  # a browser preflights every PUT, whatever its type: ``builtin:NAME`` may be sent as plain text
     if (has_body or simple) and kind not in CONTENT_TYPES and not kind.endswith("+json"):
         raise AdminError(
             415,
