@@ -407,8 +407,12 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="show a running simulator's scorecard of the client's behaviour")
     r.add_argument("--url", default="http://127.0.0.1:8080", help="the simulator's base URL")
-    r.add_argument("--format", choices=["table", "json", "junit"], default="table")
-    r.add_argument("--all", action="store_true", help="table: list passed findings too")
+    r.add_argument(
+        "--format",
+        choices=["plain", "table", "json", "junit"],
+        help="a table, one line per finding, JSON or JUnit XML (default: table on a terminal, plain otherwise)",
+    )
+    r.add_argument("--all", action="store_true", help="table and plain: list passed findings too")
     r.add_argument("--admin-token", help="Bearer token of a /_sim guarded by --admin-token")
     r.set_defaults(func=cmd_report)
 

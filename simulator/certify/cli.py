@@ -29,6 +29,12 @@ def add_parser(sub: Any) -> None:
         )
     c.add_argument("--cases", action="append", metavar="GLOB", help="run only matching case ids (repeatable)")
     c.add_argument("--list", action="store_true", help="print the case table and exit")
+    c.add_argument(
+        "--format",
+        choices=["plain", "table", "json"],
+        help="what is printed: a table, one line per case, or the JSON report (default: table on a terminal, "
+        "plain otherwise, e.g. in CI logs)",
+    )
     c.add_argument("--junit", metavar="FILE", help="write JUnit XML")
     c.add_argument("--json", metavar="FILE", help="write the JSON report")
     c.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from simulator import output
 from simulator.certify import ambslot, fizzy, load
 from simulator.certify.core import Exchange, Suite, Unreachable
 from simulator.certify.report import Report, terminal, to_html, to_json, to_junit
@@ -59,7 +60,8 @@ def run_command(args: argparse.Namespace) -> int:
     if not cases and args.load is None:
         print(f"certify: no {args.dialect} case matches {' '.join(args.cases)} (see --list)", file=sys.stderr)
         return 2
-    console = Console(highlight=False)
+    fmt = output.choose(args.format)
+    console = output.console(sys.stderr if fmt == "json" else None)  # json: stdout holds only the report
     try:
         report = asyncio.run(_certify(target, args, cases, console))
     except Unreachable as exc:
@@ -68,7 +70,10 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("certify: interrupted; calls in flight may have reached the wallet", file=sys.stderr)
         return 130
-    terminal(report, console)
+    if fmt == "json":
+        sys.stdout.write(to_json(report))
+    else:
+        terminal(report, console, fmt)
     for path, render in ((args.json, to_json), (args.junit, to_junit), (args.html, to_html)):
         if not path:
             continue

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simulator import jsonio
+from simulator import jsonio, output
 from simulator.certify.core import FAIL, PASS, SKIP, WARN, Result
 
 STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", SKIP: "dim"}
@@ -131,15 +131,20 @@ def to_junit(report: Report) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def terminal(report: Report, console: Console) -> None:
-    table = Table(title=f"certify {report.dialect}: {report.target.get('wallet_url', '')}", show_lines=False)
-    table.add_column("case")
-    table.add_column("verdict")
-    table.add_column("ms", justify="right")
-    table.add_column("message", overflow="fold")
-    for r in report.results:
-        table.add_row(r.id, Text(r.status.upper(), style=STYLE[r.status]), f"{r.ms:.0f}", r.message)
-    console.print(table)
+def terminal(report: Report, console: Console, fmt: str = "table") -> None:
+    """The report for a person: a table (``fmt="table"``) or one line per case (``"plain"``, for CI logs)."""
+    title = f"certify {report.dialect}: {report.target.get('wallet_url', '')}"
+    if fmt == "plain":
+        output.rows(console, title, ((r.status.upper(), r.id, f"{r.ms:.0f}ms", r.message) for r in report.results))
+    else:
+        table = Table(title=title, show_lines=False)
+        table.add_column("case", no_wrap=True)
+        table.add_column("verdict")
+        table.add_column("ms", justify="right")
+        table.add_column("message", overflow="fold")
+        for r in report.results:
+            table.add_row(r.id, Text(r.status.upper(), style=STYLE[r.status]), f"{r.ms:.0f}", r.message)
+        output.show(console, table)
     for r in report.results:
         if r.status not in (FAIL, WARN):
             continue
@@ -147,7 +152,7 @@ def terminal(report: Report, console: Console) -> None:
         console.print(Text(_detail_text(r)))
     for r in report.results:
         if "latency" in r.details:
-            console.print(_latency_table(r.details["latency"]))
+            output.show(console, _latency_table(r.details["latency"]))
     if report.reconcile:
         console.rule("balance reconciliation")
         for finding in report.reconcile:

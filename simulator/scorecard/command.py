@@ -11,9 +11,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from rich.console import Console
-
-from simulator import jsonio
+from simulator import jsonio, output
 from simulator.scorecard import terminal
 
 TIMEOUT = 60.0
@@ -31,7 +29,8 @@ def fetch(url: str, fmt: str = "json", admin_token: str | None = None) -> tuple[
         return exc.code, exc.read().decode("utf-8", "replace")
 
 
-def run(url: str, fmt: str = "table", admin_token: str | None = None, show_passed: bool = False) -> int:
+def run(url: str, fmt: str | None = None, admin_token: str | None = None, show_passed: bool = False) -> int:
+    fmt = output.choose(fmt)
     try:
         status, text = fetch(url, "junit" if fmt == "junit" else "json", admin_token)
     except (urllib.error.URLError, OSError) as exc:
@@ -47,5 +46,5 @@ def run(url: str, fmt: str = "table", admin_token: str | None = None, show_passe
     if fmt == "json":
         print(jsonio.pretty(report))
     else:
-        terminal.render(report, Console(), show_passed=show_passed)
+        terminal.render(report, output.console(), show_passed=show_passed, fmt=fmt)
     return 0 if report["ok"] else 1

@@ -8,10 +8,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simulator import output
+
 STYLE = {"fail": ("FAIL", "bold red"), "warn": ("WARN", "yellow"), "info": ("ok", "green")}
 
 
-def render(report: dict[str, Any], console: Console, *, show_passed: bool = False) -> None:
+def render(report: dict[str, Any], console: Console, *, show_passed: bool = False, fmt: str = "table") -> None:
+    """The summary, then the findings as a table or (``fmt="plain"``, for CI logs) one line each."""
     s = report["summary"]
     verdict = Text("OK", style="bold green") if report["ok"] else Text("NOT OK", style="bold red")
     console.print(
@@ -33,7 +36,10 @@ def render(report: dict[str, Any], console: Console, *, show_passed: bool = Fals
         hidden = len(report["findings"])
         console.print(f"Nothing to report{f' ({hidden} passed; --all shows them)' if hidden else ''}.")
         return
-    table = Table(show_lines=False, expand=True)
+    if fmt == "plain":
+        output.rows(console, None, (_cells(f) for f in shown))
+        return
+    table = Table(show_lines=False, expand=console.is_terminal)
     for column, options in (
         ("", {"no_wrap": True}),
         ("Finding", {"no_wrap": True}),
@@ -44,14 +50,18 @@ def render(report: dict[str, Any], console: Console, *, show_passed: bool = Fals
     ):
         table.add_column(column, **options)
     for f in shown:
-        label, style = STYLE[f["severity"]]
-        who = "/".join(str(p) for p in (f["dialect"], f["player"]) if p)
-        table.add_row(
-            Text(label, style=style),
-            f["verdict"] or f["check"] or f["kind"],
-            who,
-            f["transaction"] or "",
-            f["message"],
-            " ".join(f"#{seq}" for seq in f["requests"][:8]) + (" ..." if len(f["requests"]) > 8 else ""),
-        )
-    console.print(table)
+        table.add_row(*_cells(f))
+    output.show(console, table)
+
+
+def _cells(f: dict[str, Any]) -> tuple[Text, str, str, str, str, str]:
+    label, style = STYLE[f["severity"]]
+    who = "/".join(str(p) for p in (f["dialect"], f["player"]) if p)
+    return (
+        Text(label, style=style),
+        f["verdict"] or f["check"] or f["kind"],
+        who,
+        f["transaction"] or "",
+        f["message"],
+        " ".join(f"#{seq}" for seq in f["requests"][:8]) + (" ..." if len(f["requests"]) > 8 else ""),
+    )
