@@ -12,8 +12,9 @@ The server runs on 127.0.0.1 and a free port, in a background thread with its ow
 async tests alike can call it; the handle talks to it through the ``/_sim`` control API. ``async def``
 tests that use the fixture need no async plugin (:func:`pytest_pyfunc_call` runs them when no plugin has
 taken them). Amounts come back as ``Decimal``. Options: ``--wallet-sim-config FILE`` and
-``--wallet-sim-scenario FILE|builtin:NAME`` (repeatable); marker ``@pytest.mark.wallet_scenario("file.yaml")``
-(or ``builtin:NAME``) loads a scenario for one test.
+``--wallet-sim-scenario FILE|builtin:NAME`` (repeatable) or the ini option ``wallet_sim_scenario`` set the
+starting scenario (without one a test starts with no players and no rules); the marker
+``@pytest.mark.wallet_sim_scenario("builtin:happy_path")`` (or a path) starts one test with another.
 """
 
 from __future__ import annotations
@@ -321,12 +322,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="scenario file loaded by the wallet_simulator fixture (repeatable, applied in order)",
     )
+    parser.addini(
+        "wallet_sim_scenario",
+        type="linelist",
+        default=[],
+        help="the wallet_simulator fixture's starting scenario: files or builtin:NAME, one a line (paths "
+        "relative to the ini file); --wallet-sim-scenario replaces it. Without either a test starts with "
+        "no scenario: no players and no rules",
+    )
+
+
+MARKERS = ("wallet_sim_scenario", "wallet_scenario")  # the second: the earlier name, still accepted
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "wallet_scenario(path): load this scenario file into the wallet simulator for one test"
+        "markers",
+        "wallet_sim_scenario(scenario): the wallet simulator starts this test with this scenario (a path, "
+        "builtin:NAME or YAML text) instead of the session's",
     )
+    config.addinivalue_line("markers", "wallet_scenario(scenario): the earlier name of wallet_sim_scenario")
+
+
+def starting_scenarios(config: pytest.Config) -> list[str]:
+    """``--wallet-sim-scenario`` if given, else the ``wallet_sim_scenario`` ini lines (relative to the ini file)."""
+    given: list[str] = config.getoption("--wallet-sim-scenario")
+    if given:
+        return given
+    base = config.inipath.parent if config.inipath is not None else config.rootpath
+    lines: list[str] = config.getini("wallet_sim_scenario")
+    return [line if line.startswith("builtin:") or os.path.isabs(line) else str(base / line) for line in lines]
 
 
 @pytest.fixture(scope="session")
@@ -335,7 +360,7 @@ def wallet_simulator_session(request: pytest.FixtureRequest) -> Iterator[WalletS
     from simulator.scenarios import loader
 
     server = ServerThread.from_files(
-        request.config.getoption("--wallet-sim-config"), request.config.getoption("--wallet-sim-scenario")
+        request.config.getoption("--wallet-sim-config"), starting_scenarios(request.config)
     )
     url = server.start()
     try:
@@ -350,14 +375,17 @@ def wallet_simulator(wallet_simulator_session: WalletSimulator, request: pytest.
     sim = wallet_simulator_session
     sim._bases = [Path.cwd(), Path(str(request.node.path)).parent, Path(str(request.config.rootpath))]
     sim.reset()
-    marker = request.node.get_closest_marker("wallet_scenario")
-    if marker is not None:
+    for name in MARKERS:
+        marker = request.node.get_closest_marker(name)
+        if marker is None:
+            continue
         if not marker.args:
-            raise pytest.UsageError("wallet_scenario needs a path: @pytest.mark.wallet_scenario('file.yaml')")
+            raise pytest.UsageError(f"{name} needs a scenario: @pytest.mark.{name}('builtin:happy_path')")
         try:
             sim.load_scenario(str(marker.args[0]))
         except WalletSimulatorError as exc:
-            raise pytest.UsageError(f"wallet_scenario: {exc}") from None
+            raise pytest.UsageError(f"{name}: {exc}") from None
+        break
     return sim
 
 
