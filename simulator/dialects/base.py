@@ -230,6 +230,8 @@ def log_id() -> str:
 
 
 def _header_safe(text: str) -> str:
+    """ASCII for a header: an ellipsis as ``...`` (as the journal's details write it), anything else as ``?``."""
+    text = text.replace("…", "...")
     return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:DETAIL_CHARS]
 
 

@@ -103,7 +103,8 @@ def size(
 
 def _short(text: str) -> str:
     shown = text.replace("\n", "\\n")
-    return shown if len(shown) <= SHORT else f"{shown[: SHORT - 20]}…{shown[-19:]}"
+    # "..." rather than "…": the detail is also the ASCII-only X-Sim-Detail header, and both must read the same
+    return shown if len(shown) <= SHORT else f"{shown[: SHORT - 22]}...{shown[-19:]}"
 
 
 def signature_refused(message: str, canonical: str, body: bytes, expected: str, *, show: bool, cap: int) -> AuthFailed:
