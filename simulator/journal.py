@@ -85,6 +85,8 @@ class Journal:
         self._seq = 0
         #: called with each new entry after it is stored (the dashboard's live feed); keep them O(1)
         self.subscribers: list[Callable[[Entry], None]] = []
+        self.resets = 0  # times cleared: the live feed tells its pages, which empty their lists
+        self.cleared_at = 0  # the last sequence number given out before the latest clear
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -104,6 +106,8 @@ class Journal:
     def clear(self) -> None:
         self._entries.clear()
         self.bytes = 0
+        self.resets += 1
+        self.cleared_at = self._seq
 
     def __len__(self) -> int:
         return len(self._entries)

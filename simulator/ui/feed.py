@@ -20,6 +20,7 @@ from simulator.config import UI_FEED_BACKLOG, UI_FEED_BATCH, UI_FEED_INTERVAL, U
 from simulator.journal import Entry, Journal
 
 HEARTBEAT = 1.0  # seconds between batches when nothing happens (keeps the counters fresh)
+RESET = b"event: reset\ndata: {}\n\n"  # the journal was cleared (a reset, by this page or another client)
 
 
 def is_error(entry: Entry) -> bool:
@@ -95,8 +96,15 @@ async def stream(request: web.Request, journal: Journal, pages: Pages) -> web.St
         await response.write(feed.batch(feed.backlog).encode())
         feed.backlog = []
         quiet_since = time.monotonic()
+        resets = journal.resets
         while not pages.closing:
             await asyncio.sleep(UI_FEED_INTERVAL)
+            if journal.resets != resets:  # another client reset or cleared: the page empties its list
+                resets = journal.resets
+                kept = [e for e in feed.pending if e.seq > journal.cleared_at]  # only what came after
+                feed.pending.clear()
+                feed.pending.extend(kept)
+                await response.write(RESET)
             if feed.pending or feed.dropped or time.monotonic() - quiet_since >= HEARTBEAT:
                 await response.write(feed.drain().encode())
                 quiet_since = time.monotonic()

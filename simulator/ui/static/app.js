@@ -296,7 +296,12 @@ async function connectFeed() {
 }
 
 function handleEvent(block) {
-  const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+  const lines = block.split("\n");
+  if (lines.includes("event: reset")) {  // the journal was cleared, here or by another client
+    traffic.entries = []; traffic.dropped = 0; $("entry-detail").hidden = true; renderTraffic();
+    return;
+  }
+  const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
   if (!data) return;
   const batch = parseJSON(data);
   traffic.dropped += num(batch.dropped);
