@@ -262,6 +262,41 @@ def cmd_wait_ready(args: argparse.Namespace) -> int:
     return 0 if ready else 1
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from simulator.money import parse_amount
+    from simulator.scenarios import seeding
+
+    balance: Any = None
+    try:
+        if args.balance and ":" in args.balance:
+            low, high = (parse_amount(part) for part in args.balance.split(":", 1))
+            if low > high or low < 0:
+                raise ValueError(f"{args.balance!r}: MIN must not be negative nor larger than MAX")
+            balance = {"min": low, "max": high}
+        elif args.balance:
+            balance = parse_amount(args.balance)
+    except ValueError as exc:
+        print(f"generate: --balance: {exc}", file=sys.stderr)
+        return 2
+    if not 1 <= args.count <= 1_000_000:
+        print("generate: --count must be between 1 and 1,000,000", file=sys.stderr)
+        return 2
+    try:
+        settings = load_config(args.config)
+        text = seeding.listing(
+            settings, args.dialect, args.count, args.seed, balance, args.currency, args.tenant, args.format
+        )
+    except (SourceError, ValueError) as exc:
+        print(f"generate: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     print(loader.schema_path() if args.path else jsonio.pretty(loader.schema()))
     return 0
@@ -400,6 +435,26 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
     w.add_argument("--interval", type=float, default=0.2, help="seconds between attempts (default 0.2)")
     w.set_defaults(func=cmd_wait_ready)
+
+    g = sub.add_parser(
+        "generate",
+        help="write COUNT Faker-shaped players as a scenario file (the same players for the same --seed)",
+    )
+    g.add_argument("dialect", choices=["xpro", "fizzy", "ambslot"])
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--balance", help="AMOUNT, or MIN:MAX drawn uniformly in whole cents (default 1000.00)")
+    g.add_argument("--currency")
+    g.add_argument("--tenant", help="agent (XPro, AMBSlot) or public key (Fizzy)")
+    g.add_argument("--config", help="config file (its tenants, currencies and default balances)")
+    g.add_argument(
+        "--format",
+        choices=["csv", "yaml"],
+        default="csv",
+        help="csv: dialect,tenant,player,currency,balance lines; yaml: a scenario file of explicit players",
+    )
+    g.add_argument("-o", "--output", help="write to this file instead of stdout")
+    g.set_defaults(func=cmd_generate)
 
     sc = sub.add_parser("schema", help="print the scenario JSON Schema (or its path with --path)")
     sc.add_argument("--path", action="store_true")
