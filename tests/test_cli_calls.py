@@ -15,12 +15,12 @@ from tests.conftest import Start
 FAULTS = """
 name: cli
 rules:
-  - {name: broke, match: {dialect: fizzy, player: p-broke}, respond: {error: insufficient_funds}}
-  - {name: gone, match: {dialect: ambslot, player: m-drop}, fault: drop}
-  - {name: rst, match: {dialect: ambslot, player: m-reset}, fault: reset}
-  - {name: hollow, match: {dialect: ambslot, player: m-empty}, fault: empty}
-  - {name: halved, match: {dialect: ambslot, player: m-malformed}, fault: malformed}
-  - {name: proxy, match: {dialect: ambslot, player: m-gateway}, fault: gateway}
+  - {name: broke, match: {dialect: fizzy, operation: balance, player: p-broke}, respond: {error: insufficient_funds}}
+  - {name: gone, match: {dialect: ambslot, operation: balance, player: m-drop}, fault: drop}
+  - {name: rst, match: {dialect: ambslot, operation: balance, player: m-reset}, fault: reset}
+  - {name: hollow, match: {dialect: ambslot, operation: balance, player: m-empty}, fault: empty}
+  - {name: halved, match: {dialect: ambslot, operation: balance, player: m-malformed}, fault: malformed}
+  - {name: proxy, match: {dialect: ambslot, operation: balance, player: m-gateway}, fault: gateway}
 """
 
 
