@@ -366,6 +366,8 @@ async def test_load_mode_catches_double_applied_duplicates(serve_app: Serve, tmp
     assert code == 1
     final = next(c for c in report["cases"] if c["id"] == "reconcile.final")
     assert final["status"] == "fail" and "the model expects" in final["message"]
+    assert "ids whose answers disagree with the model" in final["message"]
+    assert final["details"]["suspects"] and len(final["details"]["suspects"]) <= 20
 
 
 def test_case_ids_are_documented() -> None:
@@ -396,3 +398,157 @@ def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50.0, 99.0, 100.0)
     assert percentile([7.0], 99) == 7.0
+
+
+async def test_a_run_that_cannot_start_still_writes_every_report(
+    start: Start, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 (the wallet refuses our signature): JSON, JUnit and HTML with one failing ``setup`` case that
+    carries the reason, the exchange, and the exact string certify signed with the body MD5 and signature."""
+    h = await start()
+    junit, page = tmp_path / "junit.xml", tmp_path / "report.html"
+    code, report = await certify(
+        "fizzy", h.url, tmp_path, "--private-key", "not-the-key", "--junit", str(junit), "--html", str(page)
+    )
+    assert code == 2
+    (setup,) = report["cases"]
+    assert setup["id"] == "setup" and setup["status"] == "fail" and report["summary"]["exit_code"] == 2
+    assert "refused the first balance call" in setup["message"] and "ERROR_INVALID_SIGNATURE" in setup["message"]
+    (exchange,) = setup["exchanges"]
+    assert exchange["request"]["url"].endswith("/wallet/balance") and exchange["response"]["status"] == 401
+    assert "ERROR_INVALID_SIGNATURE" in exchange["response"]["body"]
+    signed = exchange["signed"]
+    assert signed["string_signed"].startswith(f"POST\n{h.url}/wallet/balance\n")
+    assert signed["string_signed"].endswith(signed["body_md5"]) and len(signed["body_md5"]) == 32
+    assert len(signed["signature_sent"]) == 64
+    testcase = ET.parse(junit).getroot().find("testsuite/testcase")
+    assert testcase is not None and testcase.get("name") == "setup"
+    failure = testcase.find("failure")
+    assert failure is not None and failure.text is not None and "certify signed this string" in failure.text
+    assert "setup" in page.read_text()
+    err = capsys.readouterr().err
+    assert "certify signed this string" in err and signed["body_md5"] in err
+
+
+async def test_bad_settings_exit_2_with_a_setup_report(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    argv = ["certify", "fizzy", "--wallet-url", "http://127.0.0.1:1", "--json", str(report)]
+    assert await asyncio.to_thread(main, argv) == 2
+    (setup,) = json.loads(report.read_text())["cases"]
+    assert setup["id"] == "setup" and "missing private_key" in setup["message"]
+
+
+AMB_BALANCE = '{"status":{"code":0,"message":"Success"},"data":{"username":"cert-m1","wallet":{"balance":1000}}}'
+
+
+async def test_a_huge_number_in_an_answer_is_refused_before_converting(serve_app: Serve, tmp_path: Path) -> None:
+    """Issue 19: ``status.code: 1e1000000`` cost 35 s of CPU per answer; now it is an unreadable answer."""
+
+    async def balance(_: web.Request) -> web.Response:
+        return web.Response(text=AMB_BALANCE, content_type="application/json")
+
+    async def bet(_: web.Request) -> web.Response:
+        return web.Response(text='{"status":{"code":1e1000000,"message":"x"}}', content_type="application/json")
+
+    hostile = web.Application()
+    hostile.router.add_post("/balance", balance)
+    hostile.router.add_post("/bet", bet)
+    code, report = await certify("ambslot", await serve_app(hostile), tmp_path, "--cases", "bet.ok")
+    assert code == 1
+    (case,) = report["cases"]
+    assert case["status"] == "fail"
+    bet_exchange = next(x for x in case["exchanges"] if x["request"]["url"].endswith("/bet"))
+    assert "out of range" in bet_exchange["note"]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "streamed"])
+async def test_an_oversized_answer_is_a_failure_naming_its_size(
+    serve_app: Serve, tmp_path: Path, streamed: bool
+) -> None:
+    """Issue 19: certify read every answer whole; now at most --max-body bytes (default 1 MiB)."""
+    big = b'{"status":{"code":0},"pad":"' + b"x" * (3 * 1024 * 1024) + b'"}'
+
+    async def balance(request: web.Request) -> web.StreamResponse:
+        if not streamed:
+            return web.Response(body=big, content_type="application/json")
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for i in range(0, len(big), 256 * 1024):
+            try:
+                await response.write(big[i : i + 256 * 1024])
+            except (ConnectionResetError, RuntimeError):
+                break
+        return response
+
+    hostile = web.Application()
+    hostile.router.add_post("/balance", balance)
+    code, report = await certify("ambslot", await serve_app(hostile), tmp_path)
+    assert code == 2
+    message = report["cases"][0]["message"]
+    size = "more than 1048576 bytes" if streamed else f"{len(big)} bytes (Content-Length)"
+    assert size in message and "--max-body" in message
+
+
+async def test_a_redirect_is_reported_and_never_followed_with_our_credentials(serve_app: Serve, tmp_path: Path) -> None:
+    """Issue 19: certify followed a redirect to another host and re-sent Public-Key and Signature."""
+    seen: list[dict[str, str]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response({"balance": 1000, "currency": "EUR"})
+
+    other = web.Application()
+    other.router.add_post("/wallet/balance", elsewhere)
+    other_url = await serve_app(other)
+
+    async def moved(_: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{other_url}/wallet/balance")
+
+    hostile = web.Application()
+    hostile.router.add_post("/wallet/balance", moved)
+    code, report = await certify("fizzy", await serve_app(hostile), tmp_path)
+    assert code == 2
+    message = report["cases"][0]["message"]
+    assert f"redirect to {other_url}/wallet/balance" in message and "another origin" in message
+    assert seen == []
+
+
+async def test_the_time_budget_stops_the_run_and_skips_the_cases_not_reached(serve_app: Serve, tmp_path: Path) -> None:
+    """A wallet slow on every answer: --max-seconds stops the run, the rest is skipped "time budget", and
+    the latency case still judges the timings (and fails them)."""
+    inner = defect_wallet.app()
+
+    @web.middleware
+    async def slow(request: web.Request, handler: Any) -> web.StreamResponse:
+        await asyncio.sleep(0.3)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    inner.middlewares.append(slow)
+    url = await serve_app(inner)
+    code, report = await certify("ambslot", url, tmp_path, "--max-seconds", "4", "--latency-budget", "0.25")
+    statuses = {c["id"]: c["status"] for c in report["cases"]}
+    assert code == 1 and statuses["latency.budget"] == "fail"
+    skipped = [c for c in report["cases"] if c["status"] == "skip"]
+    assert skipped and all(c["message"].startswith("time budget") for c in skipped)
+    assert len(report["cases"]) == len(ambslot.suite.cases)
+
+
+async def test_cancel_id_bet_and_no_settle_say_up_front_what_the_wallet_does(serve_app: Serve, tmp_path: Path) -> None:
+    url = await serve_app(defect_wallet.app(frozenset({"other"})))
+    code, report = await certify(
+        "ambslot", url, tmp_path, "--cancel-id", "bet", "--no-settle", "--cases", "cancel.*", "--cases", "settle.*"
+    )
+    statuses = {c["id"]: c for c in report["cases"]}
+    assert code == 0
+    assert statuses["cancel.ok"]["status"] == "pass"  # no note: the convention was given
+    assert statuses["settle.ok"]["status"] == "skip" and "--no-settle" in statuses["settle.ok"]["message"]
+
+
+async def test_concurrency_messages_are_in_words(serve_app: Serve, tmp_path: Path) -> None:
+    url = await serve_app(defect_wallet.app(frozenset({"race"})))
+    code, report = await certify("fizzy", url, tmp_path, "--cases", "concurrency.overdraw")
+    assert code == 1
+    message = report["cases"][0]["message"]
+    assert " parallel withdraws of " in message and "succeeded on a balance of 1000" in message
+    assert "at most 1 could" in message and "the wallet says" in message

@@ -236,6 +236,8 @@ class Run:
         t = self.target
         try:
             answer = await self.send(self.wallet.balance(), "preflight balance")
+        except Unusable as exc:
+            raise Unreachable(f"the first balance call: {exc.message}", exc.exchange) from None
         except NoAnswer as exc:
             raise Unreachable(f"cannot reach the wallet at {t.wallet_url}: {exc.reason}", exc.exchange) from None
         if not answer.ok or answer.balance is None:
