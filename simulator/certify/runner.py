@@ -247,12 +247,13 @@ class Run:
                 f"the wallet at {t.wallet_url} {what} the first balance call for player {t.who!r} "
                 f"({answer.describe()}): check the credentials, player and currency"
             )
-            if answer.exchange.signed:
-                details["signed"] = answer.exchange.signed
+            signed = answer.exchange.signed
+            if signed:
+                details["signed"] = signed
                 message += (
                     "; certify signed this string (METHOD, URL, MD5 of the body, one per line): "
-                    f"{answer.exchange.signed['string_signed']!a}, body MD5 {answer.exchange.signed['body_md5']}, "
-                    f"signature sent {answer.exchange.signed['signature_sent']}: compare them with your own"
+                    f"{shown(signed['string_signed'], 2000)}, body MD5 {signed['body_md5']}, "
+                    f"signature sent {signed['signature_sent']}: compare them with your own"
                 )
             raise Unreachable(message, answer.exchange, details)
         need = t.amount * MIN_STAKES
