@@ -552,3 +552,18 @@ async def test_concurrency_messages_are_in_words(serve_app: Serve, tmp_path: Pat
     message = report["cases"][0]["message"]
     assert " parallel withdraws of " in message and "succeeded on a balance of 1000" in message
     assert "at most 1 could" in message and "the wallet says" in message
+
+
+async def test_a_success_certify_cannot_read_says_what_it_got_and_where_it_looked(
+    serve_app: Serve, tmp_path: Path
+) -> None:
+    async def balance(_: web.Request) -> web.Response:
+        return web.json_response({"status": {"code": 0, "message": "Success"}, "data": {"credit": 5}})
+
+    hostile = web.Application()
+    hostile.router.add_post("/balance", balance)
+    code, report = await certify("ambslot", await serve_app(hostile), tmp_path)
+    assert code == 2
+    message = report["cases"][0]["message"]
+    assert "could not read the first balance call" in message and "refused" not in message
+    assert 'data.wallet.balance nor data.balance (it got {"credit":5})' in message

@@ -136,6 +136,11 @@ class Answer:
     exchange: Exchange
     unreadable: str = ""  # a success whose balance certify could not find: what it got and where it looked
 
+    @property
+    def refused(self) -> str:
+        """How to say it did not succeed: a success certify could not read is never called a refusal."""
+        return "answered a success certify could not read" if self.unreadable else "was refused"
+
     def describe(self) -> str:
         if self.ok:
             return f"success, balance {self.balance}"

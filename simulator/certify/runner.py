@@ -474,7 +474,7 @@ class Ctx:
         second report of the same defect."""
         if not answer.ok and self.run.failed(owner):
             raise Inconclusive(
-                f"{what} was refused ({answer.describe()}), as in `{owner}`, which already reports it",
+                f"{what} {answer.refused} ({answer.describe()}), as in `{owner}`, which already reports it",
                 actual=answer.describe(),
             )
 
@@ -483,7 +483,7 @@ class Ctx:
         (the case judging that step on its own) reports the defect, once."""
         if not answer.ok:
             raise Inconclusive(
-                f"{what} was refused ({answer.describe()}), so this case could not be judged; "
+                f"{what} {answer.refused} ({answer.describe()}), so this case could not be judged; "
                 f"`{owner}` reports that step on its own",
                 actual=answer.describe(),
             )
@@ -537,14 +537,14 @@ class Ctx:
         if not answer.ok:
             if tidy:
                 raise Inconclusive(
-                    f"the {w.undo_word} tidying up after the case was refused ({answer.describe()}); the case "
+                    f"the {w.undo_word} tidying up after the case {answer.refused} ({answer.describe()}); the case "
                     f"found no defect before that, and `{w.UNDO_CASE}` reports the {w.undo_word} itself",
                     actual=answer.describe(),
                 )
             if self.case.id != w.UNDO_CASE:
                 self.prerequisite(answer, f"the {w.undo_word} this case needs", w.UNDO_CASE)
             raise Fail(
-                f"the {w.undo_word} of an applied {w.debit_word} was refused",
+                f"the {w.undo_word} of an applied {w.debit_word} {answer.refused}",
                 expected="success",
                 actual=answer.describe(),
             )
