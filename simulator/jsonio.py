@@ -56,11 +56,15 @@ _DECODER = simplejson.JSONDecoder(parse_float=_number, parse_int=_number, allow_
 
 
 def loads(data: bytes | str) -> Any:
+    return _load(data, _DECODER)
+
+
+def _load(data: bytes | str, decoder: simplejson.JSONDecoder) -> Any:
     try:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
         try:
-            value = _DECODER.decode(data)
+            value = decoder.decode(data)
         except RecursionError:
             raise JSONError(f"nesting deeper than {MAX_DEPTH} levels") from None
         # the count is a C-speed upper bound of the depth: only documents that could be too deep are walked
@@ -138,15 +142,4 @@ _BOUNDED_DECODER = simplejson.JSONDecoder(parse_float=_bounded_number, parse_int
 def loads_bounded(data: bytes | str) -> Any:
     """:func:`loads` for untrusted peers: also refuses numbers longer than :data:`MAX_NUMBER_CHARS` or with
     an exponent beyond :data:`MAX_NUMBER_EXPONENT`, before anything converts them."""
-    try:
-        if isinstance(data, bytes):
-            data = data.decode("utf-8")
-        try:
-            value = _BOUNDED_DECODER.decode(data)
-        except RecursionError:
-            raise JSONError(f"nesting deeper than {MAX_DEPTH} levels") from None
-        if data.count("[") + data.count("{") > MAX_DEPTH and depth(value) > MAX_DEPTH:
-            raise JSONError(f"nesting deeper than {MAX_DEPTH} levels")
-        return value
-    except (UnicodeError, simplejson.JSONDecodeError) as exc:
-        raise JSONError(str(exc)) from None
+    return _load(data, _BOUNDED_DECODER)
