@@ -567,3 +567,28 @@ async def test_a_success_certify_cannot_read_says_what_it_got_and_where_it_looke
     message = report["cases"][0]["message"]
     assert "could not read the first balance call" in message and "refused" not in message
     assert 'data.wallet.balance nor data.balance (it got {"credit":5})' in message
+
+
+async def test_cancels_keyed_on_the_bet_get_one_note_whichever_case_meets_them_first(
+    serve_app: Serve, tmp_path: Path
+) -> None:
+    url = await serve_app(defect_wallet.app(frozenset({"other"})))
+    code, report = await certify(
+        "ambslot", url, tmp_path, "--cases", "timeout.cancel_abandoned", "--cases", "cancel.ok"
+    )
+    assert code == 0
+    statuses = {c["id"]: c["status"] for c in report["cases"]}
+    assert statuses == {"cancel.ok": "note", "timeout.cancel_abandoned": "pass"}
+    assert "keys cancels on the bet's id" in report["cases"][0]["message"]
+
+
+async def test_the_blocked_players_session_comes_from_blocked_session(serve_app: Serve, tmp_path: Path) -> None:
+    """A wallet binding sessions to players: without --blocked-session the case is inconclusive, with it the
+    blocked player is refused as the document says."""
+    url = await serve_app(defect_wallet.app(frozenset({"other"})))
+    cases = ["--cases", "withdraw.blocked_player", "--blocked-player", "blocked-1"]
+    code, report = await certify("fizzy", url, tmp_path, *cases)
+    assert (code, report["cases"][0]["status"]) == (0, "inconclusive")
+    assert "--blocked-session" in report["cases"][0]["message"]
+    code, report = await certify("fizzy", url, tmp_path, *cases, "--blocked-session", "blocked-s1")
+    assert (code, report["cases"][0]["status"]) == (0, "pass")

@@ -171,8 +171,8 @@ case(
 async def cancel_other_amount(ctx: Ctx) -> None:
     w = _wallet(ctx)
     bet = await ctx.debit()
-    request = w.undo(bet, ctx.new_id("u"), amount=bet.amount * 2)
-    answer = await ctx.send(request, f"cancel carrying amount {bet.amount * 2} for a bet of {bet.amount}")
+    label = f"cancel carrying amount {bet.amount * 2} for a bet of {bet.amount}"
+    _, answer = await ctx.send_undo(bet, label, amount=bet.amount * 2)
     if answer.ok:
         ctx.model.credit(bet.amount)
         ctx.reconcile(answer.balance, "the answer to the cancel", "the refund must be the stored bet")

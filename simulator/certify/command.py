@@ -109,7 +109,8 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
             WALLETS[target.dialect](target, http),
             show=show if args.verbose else None,
             abandon_wait=args.abandon_wait,
-            max_seconds=args.max_seconds,
+            # load mode bounds its rounds itself (then reconciles): the runner's own budget is for the cases
+            max_seconds=args.max_seconds if args.load is None else None,
         )
         try:
             async with asyncio.timeout(args.max_seconds):

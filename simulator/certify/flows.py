@@ -370,7 +370,7 @@ async def _refused_retry(ctx: Ctx, request: Request, answer: Answer, before: Dec
 async def undo_after_abandon(ctx: Ctx) -> None:
     w = ctx.wallet
     before, request = await _abandoned_debit(ctx)
-    answer = await ctx.send(w.undo(request, ctx.new_id("u")), f"{w.undo_word} of the abandoned {w.debit_word}")
+    _, answer = await ctx.send_undo(request, f"{w.undo_word} of the abandoned {w.debit_word}")
     after = await ctx.quiet_balance()
     if after != before:
         ctx.already_reported(answer, f"the {w.undo_word}", w.UNDO_CASE)

@@ -164,8 +164,14 @@ async def play(run: Run, plan: Plan, tick: Callable[[], None]) -> list[Result]:
         rounds.hint = "credits and undos of applied debits should not be refused"
     run.model.balance = start + player.effect
     final = Result("reconcile.final", PASS, 0.0, hint="compare the wallet's ledger of the run's ids with the report")
-    answer = await run.send(run.wallet.balance(), "final balance")
-    if player.unresolved:
+    try:
+        answer: Answer | None = await run.send(run.wallet.balance(), "final balance")
+    except NoAnswer as exc:
+        answer = None
+        final.status, final.message = FAIL, f"no answer to the final balance call ({exc.reason}): cannot reconcile"
+    if answer is None:
+        pass
+    elif player.unresolved:
         final.status = FAIL
         final.message = f"{player.unresolved} round(s) stayed unanswered even after an undo: cannot reconcile"
     elif not answer.ok or answer.balance != run.model.balance:

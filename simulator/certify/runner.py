@@ -509,21 +509,20 @@ class Ctx:
     def debit_request(self, amount: Decimal | None = None, **extra: Any) -> Request:
         return self.wallet.debit(self.amount if amount is None else amount, self.new_id("d"), self.new_id("r"), **extra)
 
-    async def undo(self, debit: Request, label: str, *, tidy: bool = False) -> Answer:
-        """Undo an applied ``debit``: it must succeed and refund the stored stake. A refusal fails only the
-        undo case itself; elsewhere (a prerequisite, or ``tidy`` for a clean-up step) it is inconclusive.
+    async def send_undo(self, debit: Request, label: str, **extra: Any) -> tuple[Request, Answer]:
+        """Send an undo of ``debit`` (unjudged) and return it with its answer.
 
         AMBSlot: when a cancel carrying its own transactionId is refused, certify tries once with the bet's
         transactionId; if that works, the wallet keys cancels on the bet's id: a note, and the rest of the run
         uses that convention (``--cancel-id bet`` says so up front)."""
         w = self.wallet
-        request = w.undo(debit, self.new_id("u"))
+        request = w.undo(debit, self.new_id("u"), **extra)
         answer = await self.send(request, label)
         if not answer.ok and isinstance(w, AmbslotWallet) and w.cancel_id == "own" and not self.run.cancel_probed:
             self.run.cancel_probed = True
             w.cancel_id = "bet"
-            request = w.undo(debit, self.new_id("u"))
-            again = await self.send(request, f"{label}, carrying the bet's transactionId")
+            again_request = w.undo(debit, self.new_id("u"), **extra)
+            again = await self.send(again_request, f"{label}, carrying the bet's transactionId")
             if again.ok:
                 self.notice(
                     f"a {w.undo_word} carrying its own transactionId was refused ({answer.describe()}) but one "
@@ -531,9 +530,15 @@ class Ctx:
                     "(seed 003 calls transactionId the transaction's own unique reference); certify uses the "
                     "bet's id for the rest of the run (say --cancel-id bet to start with it)"
                 )
-                answer = again
-            else:
-                w.cancel_id = "own"
+                return again_request, again
+            w.cancel_id = "own"
+        return request, answer
+
+    async def undo(self, debit: Request, label: str, *, tidy: bool = False) -> Answer:
+        """Undo an applied ``debit``: it must succeed and refund the stored stake. A refusal fails only the
+        undo case itself; elsewhere (a prerequisite, or ``tidy`` for a clean-up step) it is inconclusive."""
+        w = self.wallet
+        request, answer = await self.send_undo(debit, label)
         if not answer.ok:
             if tidy:
                 raise Inconclusive(
