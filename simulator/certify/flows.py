@@ -32,7 +32,7 @@ FUTURE_FIELDS: dict[str, Any] = {"certifyFutureField": "ignore me", "certifyFutu
 ODD_AMOUNTS = tuple(Decimal(a) for a in ("0.29", "0.57", "1.13", "4.35", "0.07"))
 
 
-def _retry_code(ctx: Ctx, answer: Answer) -> str:
+def _retry_code(answer: Answer) -> str:
     """Words for an answer that makes the provider retry (HTTP 5xx, a timeout code)."""
     return f"{answer.describe()} tells the provider to retry, so it retries for ever"
 
@@ -85,7 +85,7 @@ async def _repeat(ctx: Ctx, request: Request, label: str, first: Answer) -> None
             )
     elif w.retried(again):
         ctx.warn(
-            f"the repeated {label} was answered {_retry_code(ctx, again)}",
+            f"the repeated {label} was answered {_retry_code(again)}",
             expected="success with the original answer, or a permanent refusal",
             actual=again.describe(),
         )
@@ -147,7 +147,7 @@ async def same_id_other_amount(ctx: Ctx) -> None:
         )
     if w.retried(answer):
         ctx.warn(
-            f"a {w.debit_word} reusing an id with another amount was answered {_retry_code(ctx, answer)}",
+            f"a {w.debit_word} reusing an id with another amount was answered {_retry_code(answer)}",
             expected=f"a permanent refusal such as {shown(w.DUPLICATE)}",
             actual=answer.describe(),
         )
@@ -171,7 +171,7 @@ async def undo_unknown(ctx: Ctx) -> None:
             )
     elif w.retried(answer):
         raise Fail(
-            f"the {w.undo_word} of an unknown {w.debit_word} was answered {_retry_code(ctx, answer)}",
+            f"the {w.undo_word} of an unknown {w.debit_word} was answered {_retry_code(answer)}",
             expected=f"a permanent answer: {'success' if w.UNDO_UNKNOWN is None else shown(w.UNDO_UNKNOWN)}",
             actual=answer.describe(),
         )
@@ -418,7 +418,7 @@ async def unknown_player(ctx: Ctx) -> None:
         ctx.cleanup.append(w.undo(request, ctx.new_id("u"), **who))
     elif w.retried(answer):
         raise Fail(
-            f"a {w.debit_word} for an unknown player was answered {_retry_code(ctx, answer)}",
+            f"a {w.debit_word} for an unknown player was answered {_retry_code(answer)}",
             expected="a permanent refusal (for example "
             + ("ERROR_BAD_REQUEST" if w.dialect == "fizzy" else "908")
             + ")",
@@ -439,7 +439,7 @@ async def second_undo(ctx: Ctx) -> None:
         )
     elif w.retried(answer):
         ctx.warn(
-            f"a second {w.undo_word} of one {w.debit_word} was answered {_retry_code(ctx, answer)}",
+            f"a second {w.undo_word} of one {w.debit_word} was answered {_retry_code(answer)}",
             expected="success with the balance unchanged, or a permanent refusal",
             actual=answer.describe(),
         )
