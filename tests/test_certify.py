@@ -199,7 +199,8 @@ async def test_every_planted_defect_is_caught_by_its_case_and_no_other(
     planted) over all of them are both 1."""
     blocked = ["--blocked-player", "blocked-1"] if dialect == "fizzy" else []
     runs = {**DEFECTS[dialect], **RISKS[dialect], "": {}, "other": VALID_OTHER[dialect]}
-    wrong, alarms, true_alarms, caught = [], 0, 0, 0
+    wrong: list[tuple[str, object, object]] = []
+    alarms = true_alarms = caught = 0
     for defect, expected in runs.items():
         url = await serve_app(defect_wallet.app(frozenset([defect] if defect else [])))
         extra = ["--latency-budget", "0.2"] if defect == "slow" else []
