@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator import jsonio
-from simulator.certify.core import EXPLAINED, FAIL, INCONCLUSIVE, NOTE, PASS, SKIP, WARN, Result
+from simulator.certify.core import EXPLAINED, FAIL, INCONCLUSIVE, NOTE, PASS, SKIP, WARN, Result, shown
 
 STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", NOTE: "cyan", SKIP: "dim", INCONCLUSIVE: "magenta"}
 SETUP = "setup"  # the one testcase of a run that could not start (exit 2)
@@ -105,6 +105,11 @@ def to_json(report: Report) -> str:
     return jsonio.pretty(data) + "\n"
 
 
+def _setting(value: Any) -> str:
+    """A target setting as text: strings as they are, anything else as JSON (``null``, ``true``, ``1.00``)."""
+    return value if isinstance(value, str) else shown(value)
+
+
 def _detail_text(result: Result, *, exchange: bool = True) -> str:
     lines = [result.message]
     if result.expected is not None or result.actual is not None:
@@ -135,7 +140,7 @@ def to_junit(report: Report) -> str:
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="run_id", value=report.run_id)
     for key, value in report.target.items():
-        ET.SubElement(props, "property", name=key, value=str(value))
+        ET.SubElement(props, "property", name=key, value=_setting(value))
     for result in report.results:
         group, _, name = result.id.rpartition(".")
         case = ET.SubElement(
@@ -236,7 +241,7 @@ def to_html(report: Report) -> str:
             f"<pre>{esc(_detail_text(r, exchange=False))}</pre>"
             f"<p>Exchanges ({len(r.exchanges)}; the one the verdict is about is open):</p>{exchanges}</details>"
         )
-    target = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.target.items())
+    target = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_setting(v))}</td></tr>" for k, v in report.target.items())
     reconcile = "".join(f"<li>{esc(f)}</li>" for f in report.reconcile)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
