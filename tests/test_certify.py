@@ -593,3 +593,24 @@ async def test_the_blocked_players_session_comes_from_blocked_session(serve_app:
     assert "--blocked-session" in report["cases"][0]["message"]
     code, report = await certify("fizzy", url, tmp_path, *cases, "--blocked-session", "blocked-s1")
     assert (code, report["cases"][0]["status"]) == (0, "pass")
+
+
+async def test_an_ambslot_answer_slower_than_five_seconds_fails_without_any_flag(
+    serve_app: Serve, tmp_path: Path
+) -> None:
+    """AMBSlot's document gives 5 s; no --latency-budget is needed to hold a wallet to it (one 5.1 s call)."""
+    inner = defect_wallet.app()
+
+    @web.middleware
+    async def slow_payout(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/payout":
+            await asyncio.sleep(5.1)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    inner.middlewares.append(slow_payout)
+    argv = ["certify", "ambslot", "--wallet-url", await serve_app(inner), *AMB, "--json", str(tmp_path / "r.json")]
+    code = await asyncio.to_thread(main, [*argv, "--cases", "payout.ok", "--cases", "latency.*"])
+    cases = {c["id"]: c for c in json.loads((tmp_path / "r.json").read_text())["cases"]}
+    assert code == 1 and cases["payout.ok"]["status"] == "pass"
+    assert cases["latency.budget"]["status"] == "fail"
+    assert "the document's limit of 5 s: 1 of 1 calls to /payout" in cases["latency.budget"]["message"]
