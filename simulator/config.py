@@ -124,12 +124,14 @@ CERTIFY_DEFAULTS: dict[str, Any] = {
     "timeout": 10.0,  # seconds per call
     "game": "certify-game",
     "concurrency": 20,  # parallel calls of the concurrency.* cases and of load mode
-    "latency_budget": 1.0,  # seconds: a p99 above it on any endpoint is a warning
+    "max_body": 1_048_576,  # bytes: a wallet answer larger than this is a failure naming its size
+    "cancel_id": "own",  # AMBSlot: a cancel carries its own transactionId (seed 003), or "bet": the bet's
+    "settle": "yes",  # AMBSlot: /settle is opt-in for the operator; "no" skips settle.ok up front
     "abandon_wait": 2.0,  # seconds the runner watches the balance after abandoning a call
     "load_duplicates": 0.1,  # load mode: share of rounds whose debit is sent twice
     "load_abandoned": 0.05,  # ... abandoned and retried
     "load_rollbacks": 0.1,  # ... rolled back (cancelled) instead of settled
-    "load_max_seconds": 300.0,  # load mode stops by itself after this long
+    "max_seconds": 300.0,  # the whole run (cases or load mode) stops after this long
 }
 
 _CURRENCY = {"type": "string", "pattern": "^[A-Z0-9]{2,10}$"}

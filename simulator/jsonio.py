@@ -56,11 +56,15 @@ _DECODER = simplejson.JSONDecoder(parse_float=_number, parse_int=_number, allow_
 
 
 def loads(data: bytes | str) -> Any:
+    return _load(data, _DECODER)
+
+
+def _load(data: bytes | str, decoder: simplejson.JSONDecoder) -> Any:
     try:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
         try:
-            value = _DECODER.decode(data)
+            value = decoder.decode(data)
         except RecursionError:
             raise JSONError(f"nesting deeper than {MAX_DEPTH} levels") from None
         # the count is a C-speed upper bound of the depth: only documents that could be too deep are walked
@@ -115,3 +119,27 @@ def dumps(obj: Any) -> str:
 
 def pretty(obj: Any) -> str:
     return orjson.dumps(obj, default=_default, option=orjson.OPT_INDENT_2).decode("utf-8")
+
+
+#: bounds on a number read from a peer we do not trust (certify reading a wallet's answer): converting
+#: ``1e1000000`` to an int costs tens of seconds of CPU, so the size of a number is checked first
+MAX_NUMBER_CHARS = 64
+MAX_NUMBER_EXPONENT = 64
+
+
+def _bounded_number(text: str) -> Decimal:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise JSONError(f"a number of {len(text)} characters (at most {MAX_NUMBER_CHARS} are read)")
+    value = _number(text)
+    if value.is_finite() and abs(value.adjusted()) > MAX_NUMBER_EXPONENT:
+        raise JSONError(f"the number {text} is out of range (exponent beyond {MAX_NUMBER_EXPONENT})")
+    return value
+
+
+_BOUNDED_DECODER = simplejson.JSONDecoder(parse_float=_bounded_number, parse_int=_bounded_number, allow_nan=False)
+
+
+def loads_bounded(data: bytes | str) -> Any:
+    """:func:`loads` for untrusted peers: also refuses numbers longer than :data:`MAX_NUMBER_CHARS` or with
+    an exponent beyond :data:`MAX_NUMBER_EXPONENT`, before anything converts them."""
+    return _load(data, _BOUNDED_DECODER)

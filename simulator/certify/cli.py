@@ -27,6 +27,13 @@ def add_parser(sub: Any) -> None:
         c.add_argument(
             "--" + key.replace("_", "-"), dest=key, help=f"({', '.join(dialects)}) env CERTIFY_{key.upper()}"
         )
+    c.add_argument(
+        "--no-settle",
+        dest="settle",
+        action="store_const",
+        const="no",
+        help="(ambslot) the wallet does not implement the opt-in /settle: settle.ok is skipped",
+    )
     c.add_argument("--cases", action="append", metavar="GLOB", help="run only matching case ids (repeatable)")
     c.add_argument("--list", action="store_true", help="print the case table and exit")
     c.add_argument(
@@ -45,7 +52,12 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--duplicates", type=float, default=d["load_duplicates"], help="load: share of duplicated debits")
     c.add_argument("--abandoned", type=float, default=d["load_abandoned"], help="load: share abandoned and retried")
     c.add_argument("--rollbacks", type=float, default=d["load_rollbacks"], help="load: share undone instead of won")
-    c.add_argument("--max-seconds", type=float, default=d["load_max_seconds"], help="load: stop after this long")
+    c.add_argument(
+        "--max-seconds",
+        type=float,
+        default=d["max_seconds"],
+        help="stop the whole run after this long; cases not reached are skipped (time budget)",
+    )
     c.add_argument("--seed", type=int, help="load: seed of the round mix")
     c.add_argument("--abandon-wait", type=float, default=d["abandon_wait"], help=argparse.SUPPRESS)
     c.set_defaults(func=command)

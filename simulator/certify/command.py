@@ -1,7 +1,8 @@
 """The ``certify`` command once its flags are parsed: the run with a progress bar, the reports, the exit code.
 
-Exit codes: 0 nothing failed (warnings allowed), 1 at least one case failed, 2 the run could not happen
-(bad target settings, wallet unreachable or refusing the first balance call), always as one clear line.
+Exit codes: 0 nothing failed (warnings, notes, skips and inconclusive cases allowed), 1 at least one case
+failed, 2 the run could not happen (bad target settings, wallet unreachable or refusing the first balance
+call), always as one clear line per problem, and the reports asked for (a failing ``setup`` testcase).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.text import Text
 from simulator import output
 from simulator.certify import ambslot, fizzy, load
 from simulator.certify.core import Exchange, Suite, Unreachable
-from simulator.certify.report import Report, terminal, to_html, to_json, to_junit
+from simulator.certify.report import Report, setup_failure, terminal, to_html, to_json, to_junit
 from simulator.certify.runner import Run
 from simulator.certify.target import Target, resolve
 from simulator.certify.wire import WALLETS
@@ -30,18 +31,43 @@ SUITES: dict[str, Suite] = {"fizzy": fizzy.suite, "ambslot": ambslot.suite}
 
 
 def _check_load(args: argparse.Namespace) -> None:
-    if args.load is None:
-        return
     problems = []
-    if not 1 <= args.load <= 10_000_000:
-        problems.append(f"--load: {args.load} is not between 1 and 10000000")
-    shares = (args.duplicates, args.abandoned, args.rollbacks)
-    if any(not 0 <= s <= 1 for s in shares) or sum(shares) > 1:
-        problems.append("--duplicates, --abandoned, --rollbacks: shares between 0 and 1, summing to at most 1")
     if not args.max_seconds > 0:
         problems.append("--max-seconds: must be positive")
+    if args.load is not None:
+        if not 1 <= args.load <= 10_000_000:
+            problems.append(f"--load: {args.load} is not between 1 and 10000000")
+        shares = (args.duplicates, args.abandoned, args.rollbacks)
+        if any(not 0 <= s <= 1 for s in shares) or sum(shares) > 1:
+            problems.append("--duplicates, --abandoned, --rollbacks: shares between 0 and 1, summing to at most 1")
     if problems:
         raise SourceError(problems)
+
+
+def _write(report: Report, args: argparse.Namespace) -> bool:
+    """Write the --json, --junit and --html reports that were asked for; False if one could not be written."""
+    ok = True
+    for path, render in ((args.json, to_json), (args.junit, to_junit), (args.html, to_html)):
+        if not path:
+            continue
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(render(report))
+        except OSError as exc:
+            print(f"certify: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            ok = False
+    return ok
+
+
+def _cannot_start(args: argparse.Namespace, problems: list[str], target: Target | None, exc: Any = None) -> int:
+    """Exit 2: one line per problem on stderr, and the reports with one failing ``setup`` case."""
+    for problem in problems:
+        print(f"certify: {problem}", file=sys.stderr)
+    exchanges = [exc.exchange] if exc is not None and exc.exchange is not None else []
+    details = exc.details if exc is not None else {}
+    shown_target = target.shown() if target is not None else {}
+    _write(setup_failure(args.dialect, shown_target, "; ".join(problems), exchanges, details), args)
+    return 2
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -53,20 +79,16 @@ def run_command(args: argparse.Namespace) -> int:
         target = resolve(args.dialect, vars(args), args.target)
         _check_load(args)
     except SourceError as exc:
-        for problem in exc.problems:
-            print(f"certify: {problem}", file=sys.stderr)
-        return 2
+        return _cannot_start(args, list(exc.problems), None)
     cases = suite.select(args.cases)
     if not cases and args.load is None:
-        print(f"certify: no {args.dialect} case matches {' '.join(args.cases)} (see --list)", file=sys.stderr)
-        return 2
+        return _cannot_start(args, [f"no {args.dialect} case matches {' '.join(args.cases)} (see --list)"], target)
     fmt = output.choose(args.format)
     console = output.console(sys.stderr if fmt == "json" else None)  # json: stdout holds only the report
     try:
         report = asyncio.run(_certify(target, args, cases, console))
     except Unreachable as exc:
-        print(f"certify: {exc}", file=sys.stderr)
-        return 2
+        return _cannot_start(args, [exc.message], target, exc)
     except KeyboardInterrupt:
         print("certify: interrupted; calls in flight may have reached the wallet", file=sys.stderr)
         return 130
@@ -74,15 +96,8 @@ def run_command(args: argparse.Namespace) -> int:
         sys.stdout.write(to_json(report))
     else:
         terminal(report, console, fmt)
-    for path, render in ((args.json, to_json), (args.junit, to_junit), (args.html, to_html)):
-        if not path:
-            continue
-        try:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(render(report))
-        except OSError as exc:
-            print(f"certify: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+    if not _write(report, args):
+        return 2
     return report.exit_code
 
 
@@ -99,8 +114,14 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
             WALLETS[target.dialect](target, http),
             show=show if args.verbose else None,
             abandon_wait=args.abandon_wait,
+            # load mode bounds its rounds itself (then reconciles): the runner's own budget is for the cases
+            max_seconds=args.max_seconds if args.load is None else None,
         )
-        await run.preflight()
+        try:
+            async with asyncio.timeout(args.max_seconds):
+                await run.preflight()
+        except TimeoutError:
+            raise Unreachable(f"the first balance call took longer than --max-seconds {args.max_seconds:g}") from None
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             if args.load is not None:

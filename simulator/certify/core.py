@@ -1,9 +1,12 @@
 """The vocabulary of a certification run: cases, verdicts, exchanges, results and the balance model.
 
 A case is data (id, what it sends, what passes, why it matters, a one-line hint) plus one small async
-function. The function raises :class:`Fail` (the document is violated or money is wrong), or records a
-warning with ``ctx.warn`` (the document is silent and the wallet chose differently from our decisions),
-or :class:`Skip` (the target lacks what the case needs); returning normally is a pass.
+function. The function raises :class:`Fail` (the document is violated or money is wrong), records a
+warning with ``ctx.warn`` (a concrete risk the document does not rule out) or a note with ``ctx.notice``
+(the document is silent and the wallet chose differently from the simulator: shown, never counted), or
+raises :class:`Skip` (the target lacks what the case needs) or :class:`Inconclusive` (the case could not be
+set up or finished: a prerequisite or tidy-up step was refused, the time budget ran out); returning
+normally is a pass.
 """
 
 from __future__ import annotations
@@ -14,8 +17,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
-STATUSES = (PASS, FAIL, WARN, SKIP)
+from simulator import jsonio
+
+PASS, FAIL, WARN, NOTE, SKIP, INCONCLUSIVE = "pass", "fail", "warn", "note", "skip", "inconclusive"
+STATUSES = (PASS, FAIL, WARN, NOTE, SKIP, INCONCLUSIVE)
+#: verdicts whose message, hint and exchanges are shown in full (a pass or a skip is one line)
+EXPLAINED = (FAIL, WARN, NOTE, INCONCLUSIVE)
+
+
+def shown(value: Any, limit: int = 160) -> str:
+    """``value`` as the wallet's JSON text (``404``, ``"ERROR_X"``, ``{"a": 1.50}``), never a Python repr."""
+    if isinstance(value, Decimal):
+        return str(value)
+    try:
+        text = jsonio.dumps(jsonio.printable(value))
+    except (TypeError, ValueError):
+        text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class Verdict(Exception):
@@ -38,8 +56,22 @@ class Skip(Verdict):
     status = SKIP
 
 
+class Inconclusive(Verdict):
+    """The case could not be set up or finished; the message names the reason (and the case that reports
+    the underlying defect, so one defect is never reported as several failures)."""
+
+    status = INCONCLUSIVE
+
+
 class Unreachable(Exception):
-    """The run cannot happen (wallet unreachable, preflight refused): exit 2 with this one line."""
+    """The run cannot happen (wallet unreachable, preflight refused): exit 2 with this one line, and the
+    exchange that shows why (the reports carry it in a failing ``setup`` testcase)."""
+
+    def __init__(self, message: str, exchange: Exchange | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exchange = exchange
+        self.details = details or {}
 
 
 @dataclass
@@ -56,6 +88,7 @@ class Exchange:
     response_body: str | None = None
     ms: float = 0.0
     note: str = ""  # "abandoned: ...", "no answer: ..."
+    signed: dict[str, str] = field(default_factory=dict)  # Fizzy: the string signed, the body MD5, the signature
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +104,7 @@ class Exchange:
             else {"status": self.status, "headers": self.response_headers, "body": self.response_body},
             "ms": round(self.ms, 2),
             "note": self.note,
+            **({"signed": self.signed} if self.signed else {}),
         }
 
     def text(self) -> str:
@@ -80,8 +114,13 @@ class Exchange:
         if self.status is None:
             lines.append(f"<-- {self.note or 'no answer'}")
         else:
-            lines.append(f"<-- HTTP {self.status} in {self.ms:.1f} ms")
+            lines.append(f"<-- HTTP {self.status} in {self.ms:.1f} ms" + (f" ({self.note})" if self.note else ""))
             lines.append(f"    {self.response_body}")
+        if self.signed:
+            lines.append("certify signed this string (METHOD, URL, MD5 of the body; one per line):")
+            lines += [f"    {line}" for line in self.signed["string_signed"].split("\n")]
+            lines.append(f"body MD5:       {self.signed['body_md5']}")
+            lines.append(f"signature sent: {self.signed['signature_sent']}")
         return "\n".join(lines)
 
 
@@ -95,14 +134,21 @@ class Answer:
     code: Any  # Fizzy: the error code string; AMBSlot: status.code; None when absent
     balance: Decimal | None  # the answered balance (a JSON number, or a numeric string), None if absent
     exchange: Exchange
+    unreadable: str = ""  # a success whose balance certify could not find: what it got and where it looked
+
+    @property
+    def refused(self) -> str:
+        """How to say it did not succeed: a success certify could not read is never called a refusal."""
+        return "answered a success certify could not read" if self.unreadable else "was refused"
 
     def describe(self) -> str:
         if self.ok:
             return f"success, balance {self.balance}"
+        if self.unreadable:
+            return self.unreadable
         if self.code is not None:
-            return f"HTTP {self.http} code {self.code!r}"
-        body = repr(self.body)
-        return f"HTTP {self.http} {body if len(body) <= 120 else body[:120] + '...'}"
+            return f"HTTP {self.http} code {shown(self.code)}"
+        return f"HTTP {self.http} {shown(self.body, 120)}"
 
 
 @dataclass
@@ -128,7 +174,7 @@ class Result:
         for key in ("expected", "actual"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
-        if self.status in (FAIL, WARN):
+        if self.status in EXPLAINED:
             data["hint"] = self.hint
             if exchanges:
                 data["exchanges"] = [x.as_dict() for x in self.exchanges]
@@ -148,10 +194,11 @@ CaseFn = Callable[[Any], Awaitable[None]]
 class Case:
     id: str
     sends: str
-    passes: str
+    passes: str  # what the document requires, or what money requires: anything else fails
     why: str
     hint: str
     run: CaseFn
+    ours: str = ""  # what is only the simulator's choice: another choice is a note (or a warning when risky)
 
 
 class Suite:
@@ -161,11 +208,13 @@ class Suite:
         self.dialect = dialect
         self.cases: list[Case] = []
 
-    def case(self, id: str, *, sends: str, passes: str, why: str, hint: str) -> Callable[[CaseFn], CaseFn]:
+    def case(
+        self, id: str, *, sends: str, passes: str, why: str, hint: str, ours: str = ""
+    ) -> Callable[[CaseFn], CaseFn]:
         def register(fn: CaseFn) -> CaseFn:
             if any(c.id == id for c in self.cases):
                 raise ValueError(f"case {id!r} is registered twice")
-            self.cases.append(Case(id, sends, passes, why, hint, fn))
+            self.cases.append(Case(id, sends, passes, why, hint, fn, ours))
             return fn
 
         return register
@@ -179,8 +228,12 @@ class Suite:
 
     def table(self) -> str:
         """The case table in Markdown (docs/certify.md is checked against it)."""
-        rows = ["| id | what it sends | what passes | why it matters |", "|---|---|---|---|"]
-        rows += [f"| `{c.id}` | {c.sends} | {c.passes} | {c.why} |" for c in self.cases]
+        rows = [
+            "| id | what it sends | required (by the document or by money): else **fail** "
+            "| only our choice: another one is a **note** | why it matters |",
+            "|---|---|---|---|---|",
+        ]
+        rows += [f"| `{c.id}` | {c.sends} | {c.passes} | {c.ours or '-'} | {c.why} |" for c in self.cases]
         return "\n".join(rows)
 
 
@@ -204,7 +257,7 @@ class Model:
         """None when ``answered`` is the model's balance, else the finding (recorded, and the model adopts it)."""
         if isinstance(answered, Decimal) and answered == self.balance:
             return None
-        finding = f"reconcile.{case_id}: {where}: the wallet says {answered}, the model expects {self.balance}"
+        finding = f"reconcile.{case_id}: {where}: the wallet says {shown(answered)}, the model expects {self.balance}"
         self.findings.append(finding)
         if isinstance(answered, Decimal):
             self.balance = answered

@@ -10,7 +10,7 @@ import secrets
 
 from simulator import jsonio
 from simulator.certify import flows
-from simulator.certify.core import Fail, Skip, Suite
+from simulator.certify.core import Fail, Inconclusive, Skip, Suite, shown
 from simulator.certify.runner import Ctx
 from simulator.certify.wire import FizzyWallet
 from simulator.client import FizzyClient, Prepared, encode
@@ -106,7 +106,8 @@ async def body_tampered(ctx: Ctx) -> None:
 @case(
     "balance.ok",
     sends="`/wallet/balance` for the player",
-    passes="HTTP 200, `balance` a JSON number equal to the model, `currency` the player's",
+    passes="HTTP 200, `balance` equal to the model, `currency` the player's (seed 002: both required)",
+    ours="`balance` a JSON number (a numeric string is a warning: the document types it `number`)",
     why="the provider shows this balance to the player",
     hint='answer {"balance": <number>, "currency": <code>}; write numbers, not strings',
 )
@@ -114,11 +115,11 @@ async def balance_ok(ctx: Ctx) -> None:
     answer = ctx.expect_ok(await ctx.send(ctx.wallet.balance(), "balance"), "the balance call")
     raw = answer.body.get("balance")
     if isinstance(raw, str):
-        ctx.warn("the balance is a string; the document's examples write numbers", expected="a JSON number", actual=raw)
+        ctx.warn("the balance is a string; the document types it `number`", expected="a JSON number", actual=shown(raw))
     elif answer.balance is None:
-        raise Fail("the balance is not a number", expected="a JSON number", actual=repr(raw))
+        raise Fail("the balance is not a number", expected="a JSON number", actual=shown(raw))
     if answer.body.get("currency") != ctx.target.currency:
-        raise Fail("wrong currency", expected=ctx.target.currency, actual=repr(answer.body.get("currency")))
+        raise Fail("wrong currency", expected=ctx.target.currency, actual=shown(answer.body.get("currency")))
     ctx.reconcile(answer.balance, "the balance answer")
 
 
@@ -132,7 +133,7 @@ case(
 case(
     "deposit.ok",
     sends="a withdraw, then a deposit of twice the stake naming it",
-    passes="HTTP 200 with the balance plus the win",
+    passes="HTTP 200 with the balance plus the win (a refused withdraw makes it inconclusive)",
     why="wins must reach the player",
     hint="credit exactly `amount`; `withdrawTransactionId` names the withdraw of the round",
 )(flows.credit_ok)
@@ -146,52 +147,119 @@ case(
 case(
     "withdraw.insufficient_funds",
     sends="a withdraw of the balance plus the stake",
-    passes="HTTP 400 `ERROR_TRANSACTION_INSUFFICIENT_FUNDS`; balance unchanged",
+    passes="HTTP 400 `ERROR_TRANSACTION_INSUFFICIENT_FUNDS` (seed 002); balance unchanged",
     why="a wallet must never go below zero",
     hint="compare the amount with the balance inside the same atomic step as the debit",
 )(flows.insufficient_funds)
 case(
     "idempotency.withdraw_repeat",
     sends="the same withdraw twice (same id, same bytes)",
-    passes="one debit; the repeat answers 200 with the original balance (a refusal only warns)",
+    passes="one debit",
+    ours="the repeat answers 200 with the original body (a refusal is a note; a retry code, HTTP 5xx, warns)",
     why="providers resend whenever an answer is lost",
     hint="store transactionId with the result and answer a repeat from the store",
 )(flows.debit_repeat)
 case(
     "idempotency.deposit_repeat",
     sends="the same deposit twice",
-    passes="one credit; the repeat answers 200 with the original balance (a refusal only warns)",
+    passes="one credit",
+    ours="the repeat answers 200 with the original body (a refusal is a note; a retry code warns)",
     why="a repeated win paid twice is money lost by the operator",
     hint="deposits are idempotent by transactionId too",
 )(flows.credit_repeat)
 case(
     "idempotency.rollback_repeat",
     sends="the same rollback twice",
-    passes="one refund; the repeat answers 200 (a refusal only warns)",
+    passes="one refund",
+    ours="the repeat answers 200 (a refusal is a note; a retry code warns)",
     why="rollbacks are retried until they succeed",
     hint="a rollback of an already rolled-back withdraw refunds nothing",
 )(flows.undo_repeat)
 case(
     "idempotency.same_id_other_amount",
     sends="a withdraw, then another withdraw with the same transactionId and twice the amount",
-    passes="refused (`ERROR_TRANSACTION_DUPLICATE`; another refusal warns); nothing debited",
+    passes="refused, nothing debited (a success that moved nothing fails: the provider thinks it was taken)",
+    ours="`ERROR_TRANSACTION_DUPLICATE` (another refusal is a note; a retry code warns)",
     why="an id names one operation; a second payload under it is a bug on one side",
     hint="compare the stored payload with the repeat's before replaying",
 )(flows.same_id_other_amount)
 case(
     "rollback.unknown_withdraw",
     sends="a rollback naming a withdraw never sent",
-    passes="nothing credited; `ERROR_ROLLBACK_TRANSACTION_NOT_FOUND` (another answer warns)",
-    why="a rollback must refund only what was taken",
-    hint="refund only a withdraw you hold, and only its stored amount",
+    passes="nothing credited; not HTTP 500 (`ERROR_TIMEOUT`, `ERROR_UNKNOWN_ERROR`): the provider would retry "
+    "it for ever",
+    ours="`ERROR_ROLLBACK_TRANSACTION_NOT_FOUND` (success with the balance unchanged, or another 400, is a note)",
+    why="a rollback must refund only what was taken, and must end the provider's retries",
+    hint="refund only a withdraw you hold; answer an unknown one with a 400, never a 500",
 )(flows.undo_unknown)
+case(
+    "rollback.second_rollback",
+    sends="a withdraw, a rollback of it, then a second rollback under a new rollback id",
+    passes="one refund: the second rollback refunds nothing (success or refusal)",
+    ours="a retry code (HTTP 5xx) to the second one warns",
+    why="a provider that lost the first answer may roll back again under a new id",
+    hint="mark the withdraw as rolled back and refund it once, whatever the rollback's own id",
+)(flows.second_undo)
 case(
     "rollback.late_withdraw",
     sends="a rollback of a withdraw not yet sent, then that withdraw",
-    passes="the late withdraw debits nothing; refused with `ERROR_BAD_REQUEST` (another refusal warns)",
+    passes="the late withdraw debits nothing",
+    ours="refused with `ERROR_BAD_REQUEST` (another refusal, or success without a debit, is a note)",
     why="the provider already considers that bet void; debiting it takes the player's money for nothing",
     hint="remember the ids of rollbacks whose withdraw was unknown and refuse that withdraw when it arrives",
 )(flows.late_debit)
+
+
+@case(
+    "deposit.unknown_withdraw",
+    sends="a deposit whose `withdrawTransactionId` names a withdraw never sent",
+    passes="nothing credited (seed 002 lists `ERROR_TRANSACTION_WITHDRAW_NOT_FOUND`)",
+    ours="that code (another permanent refusal is a note; success without a credit, or a retry code, warns)",
+    why="a win for a bet that never happened is money given away",
+    hint="look the withdraw up before crediting and refuse an unknown one",
+)
+async def deposit_unknown_withdraw(ctx: Ctx) -> None:
+    w = _wallet(ctx)
+    await ctx.balance("before")
+    ghost = ctx.debit_request()  # never sent
+    answer = await ctx.send(w.credit(ghost, ctx.amount, ctx.new_id("c")), "deposit naming a withdraw never sent")
+    if answer.ok:
+        ctx.reconcile(answer.balance, "the answer to the deposit", "it credited a win for a withdraw that never was")
+        ctx.warn(
+            "a deposit naming a withdraw that does not exist answered success without crediting: the provider "
+            "believes the win was paid",
+            expected=shown(w.NO_WITHDRAW),
+            actual=answer.describe(),
+        )
+    elif w.retried(answer):
+        ctx.warn(
+            f"a deposit naming a withdraw that does not exist was answered {answer.describe()}: the provider "
+            "retries it for ever",
+            expected=shown(w.NO_WITHDRAW),
+            actual=answer.describe(),
+        )
+    else:
+        ctx.expect_refused(answer, "a deposit naming a withdraw never sent", w.NO_WITHDRAW, documented=False)
+    await ctx.balance("after the deposit")
+
+
+case(
+    "withdraw.two_on_one_round",
+    sends="two withdraws with their own transactionIds on one `gameRoundId`",
+    passes="the second is debited, or refused with the balance unchanged; a success that took nothing fails",
+    ours="both debited (a refusal of the second is a note)",
+    why="a wallet keyed on the round answers the second bet from the first and never takes it",
+    hint="key idempotency on transactionId, never on the round",
+)(flows.two_debits_one_round)
+case(
+    "player.unknown",
+    sends="a withdraw for a player the wallet never saw",
+    passes="a permanent answer: a refusal (any 400) or success; never HTTP 500 (`ERROR_TIMEOUT`), which the "
+    "provider retries for ever",
+    ours="the simulator creates the player (refusing is as good)",
+    why="a retried refusal never ends",
+    hint="answer an unknown player with a 400 such as `ERROR_BAD_REQUEST` or `ERROR_INVALID_SESSION`",
+)(flows.unknown_player)
 case(
     "concurrency.same_withdraw",
     sends="N identical withdraws at once (`--concurrency`, default 20)",
@@ -202,14 +270,16 @@ case(
 case(
     "concurrency.overdraw",
     sends="N parallel distinct withdraws, each worth 60% of the balance",
-    passes="at most one succeeds, never below zero; the balance is the start minus the successes",
+    passes="at most one succeeds, never below zero; the balance is the start minus the successes (a refused "
+    "tidy-up rollback makes it inconclusive)",
     why="parallel rounds of one player must not overdraw",
     hint="check and debit under one lock or in one conditional UPDATE",
 )(flows.overdraw_parallel)
 case(
     "timeout.retry_withdraw",
     sends="a withdraw on a connection closed without reading the answer, then the same withdraw again",
-    passes="exactly one debit; the retry answers 200",
+    passes="at most one debit; a refused retry must not have moved money, unless it says `ERROR_TRANSACTION_DUPLICATE`",
+    ours="the retry answers 200 (a refusal is a note)",
     why="a provider whose timeout fired retries the same id",
     hint="finish a request even when the caller hangs up, and answer its retry from the stored result",
 )(flows.retry_after_abandon)
@@ -223,10 +293,18 @@ case(
 case(
     "future.unknown_fields",
     sends="a balance call and a withdraw carrying extra fields nobody documented",
-    passes="both succeed (a refusal warns)",
+    passes="no money wrong",
+    ours="both succeed (a refusal warns: the provider's next release may add fields)",
     why="providers add fields over time; a strict parser breaks on their next release",
     hint="ignore fields you do not know",
 )(flows.unknown_fields)
+case(
+    "precision.odd_amounts",
+    sends="withdraws and deposits of 0.29, 0.57, 1.13, 4.35 and 0.07",
+    passes="every answered balance exact to the cent",
+    why="`int(float(x) * 100)` turns 0.29 into 28 cents",
+    hint="parse amounts as Decimal (or integer cents from the text), never through float",
+)(flows.odd_amounts)
 case(
     "precision.cents",
     sends="99 withdraws of 0.01, then a deposit of 0.99",
@@ -237,7 +315,7 @@ case(
 case(
     "latency.budget",
     sends="nothing: reads the timings of every call of the run",
-    passes="p50/p99 per endpoint reported; a p99 above `--latency-budget` warns",
+    passes="p50/p99 per endpoint reported; with `--latency-budget`, no answer slower than it",
     why="slow wallets make the provider time out, retry and roll back",
     hint="profile the slowest endpoint; look for locks held across I/O",
 )(flows.latency)
@@ -245,21 +323,34 @@ case(
 
 @case(
     "withdraw.blocked_player",
-    sends="a withdraw for `--blocked-player` (skipped without one)",
-    passes="HTTP 400 `ERROR_BAD_REQUEST_PLAYER_BLOCKED`",
+    sends="a withdraw for `--blocked-player` in `--blocked-session` (skipped without a player)",
+    passes="refused, nothing debited; HTTP 400 `ERROR_BAD_REQUEST_PLAYER_BLOCKED` (seed 002)",
+    ours="without `--blocked-session` certify sends the player's session; a refusal of it makes the case inconclusive",
     why="a blocked player must not be able to bet",
     hint="check the player's status before debiting",
 )
 async def blocked_player(ctx: Ctx) -> None:
     w = _wallet(ctx)
-    player = ctx.target.blocked_player
+    t = ctx.target
+    player = t.blocked_player
     if not player:
         raise Skip("no --blocked-player given")
-    session = f"{ctx.target.session}-{player}"  # a session of our player would be refused as another player's
+    session = t.blocked_session or t.session
     request = w.debit(ctx.amount, ctx.new_id("d"), ctx.new_id("r"), player=player, session=session)
     answer = await ctx.send(request, "withdraw for the blocked player")
-    ctx.expect_refused(answer, "a withdraw of a blocked player", "ERROR_BAD_REQUEST_PLAYER_BLOCKED", documented=True)
+    if answer.ok:
+        ctx.cleanup.append(w.undo(request, ctx.new_id("u"), player=player, session=session))
+    if not answer.ok and answer.code != BLOCKED and not t.blocked_session:
+        raise Inconclusive(
+            f"the withdraw for the blocked player was refused with {answer.describe()}, maybe for its session "
+            f"({session!r} belongs to {t.player!r}): give --blocked-session, a session of {player!r}",
+            expected=shown(BLOCKED),
+            actual=answer.describe(),
+        )
+    ctx.expect_refused(answer, "a withdraw of a blocked player", BLOCKED, documented=True)
 
+
+BLOCKED = "ERROR_BAD_REQUEST_PLAYER_BLOCKED"
 
 # latency.budget judges every call, so it stays last
 suite.cases.sort(key=lambda c: c.id == "latency.budget")

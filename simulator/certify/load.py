@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from simulator.certify import flows
-from simulator.certify.core import FAIL, PASS, WARN, Case, Result
+from simulator.certify.core import FAIL, PASS, WARN, Answer, Case, Result, shown
 from simulator.certify.runner import NoAnswer, Run
 from simulator.certify.wire import Request
 
@@ -46,6 +46,9 @@ class Player:
         self.outcomes: Counter[str] = Counter()
         self.effect = Decimal(0)  # confirmed net change of the balance
         self.unresolved = 0
+        #: ids whose answers disagree with the effect the model gave them (a repeat that did not replay, a
+        #: refused or unanswered credit or undo): where to look first when the final balance differs
+        self.suspects: list[str] = []
 
     def _draw(self, rng: random.Random) -> _Round:
         p, roll = self.plan, rng.random()
@@ -60,13 +63,21 @@ class Player:
 
     async def _send(self, request: Request, label: str) -> bool | None:
         """True on success, False when refused, None without an answer."""
+        answer = await self._answer(request, label)
+        return None if answer is None else answer.ok
+
+    async def _answer(self, request: Request, label: str) -> Answer | None:
         try:
             answer = await self.run.send(request, label)
         except NoAnswer:
+            if label != "debit":
+                self.suspects.append(f"{request.txn} ({label}: no answer)")
             return None
         if not answer.ok:
-            self.outcomes[f"{label} refused: {answer.code}"] += 1
-        return answer.ok
+            self.outcomes[f"{label} refused: {shown(answer.code)}"] += 1
+            if label in ("credit", "undo"):
+                self.suspects.append(f"{request.txn} ({label} refused: {answer.describe()})")
+        return answer
 
     async def _debit(self, request: Request, kind: str) -> bool | None:
         if kind == "abandoned":
@@ -80,9 +91,12 @@ class Player:
                     return answer.ok
                 await asyncio.sleep(0.05 * attempt)
             return False
-        ok = await self._send(request, "debit")
-        if ok and kind == "duplicate":
-            await self._send(request, "duplicate debit")
+        first = await self._answer(request, "debit")
+        ok = None if first is None else first.ok
+        if first is not None and first.ok and kind == "duplicate":
+            again = await self._answer(request, "duplicate debit")
+            if again is not None and again.ok and again.body != first.body:
+                self.suspects.append(f"{request.txn} (its repeat succeeded without replaying the first answer)")
         return ok
 
     async def play(self, spec: _Round) -> None:
@@ -150,13 +164,30 @@ async def play(run: Run, plan: Plan, tick: Callable[[], None]) -> list[Result]:
         rounds.hint = "credits and undos of applied debits should not be refused"
     run.model.balance = start + player.effect
     final = Result("reconcile.final", PASS, 0.0, hint="compare the wallet's ledger of the run's ids with the report")
-    answer = await run.send(run.wallet.balance(), "final balance")
-    if player.unresolved:
+    try:
+        answer: Answer | None = await run.send(run.wallet.balance(), "final balance")
+    except NoAnswer as exc:
+        answer = None
+        final.status, final.message = FAIL, f"no answer to the final balance call ({exc.reason}): cannot reconcile"
+    if answer is None:
+        pass
+    elif player.unresolved:
         final.status = FAIL
         final.message = f"{player.unresolved} round(s) stayed unanswered even after an undo: cannot reconcile"
     elif not answer.ok or answer.balance != run.model.balance:
         final.status = FAIL
-        final.message = f"final balance {answer.balance}, the model expects {run.model.balance} (start {start})"
+        final.message = (
+            f"the wallet says {answer.balance if answer.ok else answer.describe()}, the model expects "
+            f"{run.model.balance} (start {start} plus the confirmed effects {player.effect})"
+        )
+        if player.suspects:
+            final.message += (
+                f"; the first {min(20, len(player.suspects))} of {len(player.suspects)} ids whose answers disagree "
+                f"with the model: {', '.join(player.suspects[:20])}"
+            )
+        else:
+            final.message += "; no answer disagreed on its own: look for ids applied more or less than once"
+        final.details["suspects"] = player.suspects[:20]
         final.expected, final.actual = str(run.model.balance), str(answer.balance)
         run.model.findings.append(f"reconcile.final: {final.message}")
     else:

@@ -17,9 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator import jsonio, output
-from simulator.certify.core import FAIL, PASS, SKIP, WARN, Result
+from simulator.certify.core import EXPLAINED, FAIL, INCONCLUSIVE, NOTE, PASS, SKIP, WARN, Result, shown
 
-STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", SKIP: "dim"}
+STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", NOTE: "cyan", SKIP: "dim", INCONCLUSIVE: "magenta"}
+SETUP = "setup"  # the one testcase of a run that could not start (exit 2)
 
 
 @dataclass
@@ -32,12 +33,17 @@ class Report:
     reconcile: list[str] = field(default_factory=list)
     mode: str = "cases"
     run_id: str = ""  # the prefix of every id the run sent
+    could_not_start: bool = False  # exit 2: ``results`` is one failing ``setup`` case with the reason
 
     def counts(self) -> Counter[str]:
         return Counter(r.status for r in self.results)
 
     @property
     def exit_code(self) -> int:
+        """2 when the run could not start, 1 when a case failed; warnings, notes, skips and inconclusive
+        cases never change it."""
+        if self.could_not_start:
+            return 2
         return 1 if self.counts()[FAIL] else 0
 
     def summary(self) -> dict[str, Any]:
@@ -47,7 +53,9 @@ class Report:
             "passed": c[PASS],
             "failed": c[FAIL],
             "warnings": c[WARN],
+            "notes": c[NOTE],
             "skipped": c[SKIP],
+            "inconclusive": c[INCONCLUSIVE],
             "seconds": round(self.seconds, 3),
             "reconcile": self.reconcile,
             "exit_code": self.exit_code,
@@ -55,10 +63,33 @@ class Report:
 
     def line(self) -> str:
         s = self.summary()
+        if self.could_not_start:
+            return f"the run could not start: {self.results[0].message}" if self.results else "the run could not start"
         return (
-            f"{s['passed']} passed, {s['failed']} failed, {s['warnings']} warning(s), {s['skipped']} skipped "
-            f"in {self.seconds:.1f}s"
+            f"{s['passed']} passed, {s['failed']} failed, {s['warnings']} warning(s), {s['notes']} note(s), "
+            f"{s['skipped']} skipped, {s['inconclusive']} inconclusive in {self.seconds:.1f}s"
         )
+
+
+def setup_failure(
+    dialect: str,
+    target: dict[str, Any],
+    reason: str,
+    exchanges: list[Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> Report:
+    """The report of a run that could not start: one failing ``setup`` case carrying the reason and the
+    exchange that shows it (request, answer status and body), so CI shows why instead of nothing."""
+    result = Result(
+        SETUP,
+        FAIL,
+        0.0,
+        reason,
+        hint="certify could not start: fix the settings, the credentials or the player, then run it again",
+        exchanges=list(exchanges or []),
+        details=dict(details or {}),
+    )
+    return Report(dialect, target, [result], 0.0, could_not_start=True)
 
 
 def to_json(report: Report) -> str:
@@ -72,6 +103,11 @@ def to_json(report: Report) -> str:
         "summary": report.summary(),
     }
     return jsonio.pretty(data) + "\n"
+
+
+def _setting(value: Any) -> str:
+    """A target setting as text: strings as they are, anything else as JSON (``null``, ``true``, ``1.00``)."""
+    return value if isinstance(value, str) else shown(value)
 
 
 def _detail_text(result: Result, *, exchange: bool = True) -> str:
@@ -104,7 +140,7 @@ def to_junit(report: Report) -> str:
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="run_id", value=report.run_id)
     for key, value in report.target.items():
-        ET.SubElement(props, "property", name=key, value=str(value))
+        ET.SubElement(props, "property", name=key, value=_setting(value))
     for result in report.results:
         group, _, name = result.id.rpartition(".")
         case = ET.SubElement(
@@ -121,8 +157,14 @@ def to_junit(report: Report) -> str:
             ET.SubElement(case, "failure", message=result.message).text = _detail_text(result)
         elif result.status == SKIP:
             ET.SubElement(case, "skipped", type="pytest.skip", message=result.message)
+        elif result.status == INCONCLUSIVE:
+            ET.SubElement(
+                case, "skipped", type="inconclusive", message="inconclusive: " + result.message
+            ).text = _detail_text(result)
         elif result.status == WARN:
             ET.SubElement(case, "system-out").text = "WARNING: " + _detail_text(result)
+        elif result.status == NOTE:
+            ET.SubElement(case, "system-out").text = "NOTE: " + _detail_text(result)
         elif result.message:
             ET.SubElement(case, "system-out").text = result.message
     root = ET.Element("testsuites", name="certify")
@@ -146,7 +188,7 @@ def terminal(report: Report, console: Console, fmt: str = "table") -> None:
             table.add_row(r.id, Text(r.status.upper(), style=STYLE[r.status]), f"{r.ms:.0f}", r.message)
         output.show(console, table)
     for r in report.results:
-        if r.status not in (FAIL, WARN):
+        if r.status not in EXPLAINED:
             continue
         console.rule(Text(f"{r.status.upper()} {r.id}", style=STYLE[r.status]))
         console.print(Text(_detail_text(r)))
@@ -158,7 +200,7 @@ def terminal(report: Report, console: Console, fmt: str = "table") -> None:
         for finding in report.reconcile:
             console.print(Text(finding, style="red"))
     c = report.counts()
-    style = STYLE[FAIL] if c[FAIL] else (STYLE[WARN] if c[WARN] else STYLE[PASS])
+    style = STYLE[FAIL] if c[FAIL] or report.could_not_start else (STYLE[WARN] if c[WARN] else STYLE[PASS])
     console.print(Text(report.line(), style=style))
 
 
@@ -175,6 +217,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;
 vertical-align:top}.pass{color:#176f2c}.fail{color:#b00020;font-weight:bold}.warn{color:#a06000}.skip{color:#888}
+.note{color:#00638a}.inconclusive{color:#7a2f8f}
 pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap}details{margin:.5em 0}
 .summary{font-size:1.1em;margin:1em 0}
 """
@@ -190,7 +233,7 @@ def to_html(report: Report) -> str:
     )
     details = []
     for r in report.results:
-        if r.status not in (FAIL, WARN):
+        if r.status not in EXPLAINED:
             continue
         culprit = r.culprit
         exchanges = "".join(
@@ -203,7 +246,7 @@ def to_html(report: Report) -> str:
             f"<pre>{esc(_detail_text(r, exchange=False))}</pre>"
             f"<p>Exchanges ({len(r.exchanges)}; the one the verdict is about is open):</p>{exchanges}</details>"
         )
-    target = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.target.items())
+    target = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_setting(v))}</td></tr>" for k, v in report.target.items())
     reconcile = "".join(f"<li>{esc(f)}</li>" for f in report.reconcile)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -214,6 +257,6 @@ def to_html(report: Report) -> str:
         f"<h2>Target</h2><table>{target}<tr><th>ids sent</th><td>{esc(report.run_id)}-*</td></tr></table>"
         f"<h2>Cases</h2><table><tr><th>case</th><th>verdict</th><th>ms</th><th>message</th></tr>{rows}</table>"
         + (f"<h2>Balance reconciliation</h2><ul>{reconcile}</ul>" if reconcile else "")
-        + (f"<h2>Failures and warnings</h2>{''.join(details)}" if details else "")
+        + (f"<h2>Failures, warnings, notes and inconclusive cases</h2>{''.join(details)}" if details else "")
         + "</body></html>\n"
     )

@@ -31,6 +31,7 @@ KEYS: dict[str, tuple[tuple[str, ...], bool]] = {
     "player": (("fizzy",), True),
     "session": (("fizzy",), True),
     "blocked_player": (("fizzy",), False),
+    "blocked_session": (("fizzy",), False),
     "agent": (("ambslot",), True),
     "username": (("ambslot",), True),
     "game": (("fizzy", "ambslot"), False),
@@ -38,6 +39,9 @@ KEYS: dict[str, tuple[tuple[str, ...], bool]] = {
     "timeout": (("fizzy", "ambslot"), False),
     "concurrency": (("fizzy", "ambslot"), False),
     "latency_budget": (("fizzy", "ambslot"), False),
+    "max_body": (("fizzy", "ambslot"), False),
+    "cancel_id": (("ambslot",), False),
+    "settle": (("ambslot",), False),
 }
 
 _TEXT = {"type": "string", "minLength": 1}
@@ -48,6 +52,9 @@ _TYPES: dict[str, dict[str, Any]] = {
     "timeout": {"type": "number", "exclusiveMinimum": 0},
     "concurrency": {"type": "integer", "minimum": 2, "maximum": 500},
     "latency_budget": {"type": "number", "exclusiveMinimum": 0},
+    "max_body": {"type": "integer", "minimum": 1024},
+    "cancel_id": {"enum": ["own", "bet"]},
+    "settle": {"enum": ["yes", "no", True, False]},
 }
 
 
@@ -69,14 +76,18 @@ class Target:
     amount: Decimal
     timeout: float
     concurrency: int
-    latency_budget: float
+    max_body: int = 1_048_576
+    latency_budget: float | None = None  # seconds; None: the dialect's own limit (AMBSlot 5 s, Fizzy none)
     public_key: str = ""
     private_key: str = ""
     player: str = ""
     session: str = ""
     blocked_player: str | None = None
+    blocked_session: str | None = None
     agent: str = ""
     username: str = ""
+    cancel_id: str = "own"
+    settle: bool = True
 
     @property
     def who(self) -> str:
@@ -122,6 +133,29 @@ def _concurrency(value: Any) -> int:
     return number
 
 
+def _max_body(value: Any) -> int:
+    number = int(value)
+    if number < 1024:
+        raise ValueError(f"{value} is less than 1024 bytes")
+    return number
+
+
+def _cancel_id(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("own", "bet"):
+        raise ValueError(f"{value!r} is not 'own' (the cancel's own transactionId) or 'bet' (the bet's)")
+    return text
+
+
+def _yes_no(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("yes", "no", "true", "false"):
+        raise ValueError(f"{value!r} is not yes or no")
+    return text in ("yes", "true")
+
+
 def _text(value: Any) -> str:
     text = str(value)
     if not text.strip():
@@ -135,6 +169,9 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
     "timeout": _positive,
     "latency_budget": _positive,
     "concurrency": _concurrency,
+    "max_body": _max_body,
+    "cancel_id": _cancel_id,
+    "settle": _yes_no,
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from simulator.certify.core import Answer, Exchange
+from simulator.certify.core import Answer, Exchange, shown
 from simulator.certify.target import Target
 from simulator.client import AmbslotClient, FizzyClient, Prepared
 
@@ -69,7 +69,12 @@ class Wallet:
     LATE: ClassVar[Any]  # our decision: a debit arriving after its undo
     UNDO_UNKNOWN: ClassVar[Any]  # our decision: undo of a debit never seen (None: success, unchanged)
     PENDING: ClassVar[Any]  # "still processing that id": the provider retries
+    RETRIED: ClassVar[frozenset[Any]]  # codes that make the provider retry (a permanent error must not use them)
     AUTH: ClassVar[Any]  # documented code for a caller that failed authentication
+    # the case that judges each verb on its own: a prerequisite or tidy-up step refused elsewhere names it
+    DEBIT_CASE: ClassVar[str]
+    CREDIT_CASE: ClassVar[str]
+    UNDO_CASE: ClassVar[str]
 
     def __init__(self, target: Target, http: aiohttp.ClientSession) -> None:
         self.target = target
@@ -93,6 +98,10 @@ class Wallet:
     def read(self, http: int, body: Any, exchange: Exchange) -> Answer:
         raise NotImplementedError
 
+    def retried(self, answer: Answer) -> bool:
+        """The answer tells the provider to try again later (HTTP 5xx, a timeout code)."""
+        return not answer.ok and (answer.http >= 500 or answer.code in self.RETRIED)
+
 
 class FizzyWallet(Wallet):
     dialect = "fizzy"
@@ -103,7 +112,10 @@ class FizzyWallet(Wallet):
     LATE = "ERROR_BAD_REQUEST"
     UNDO_UNKNOWN = "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND"
     PENDING = "ERROR_TIMEOUT"
+    RETRIED = frozenset({"ERROR_TIMEOUT"})
     AUTH = "ERROR_INVALID_SIGNATURE"
+    NO_WITHDRAW = "ERROR_TRANSACTION_WITHDRAW_NOT_FOUND"
+    DEBIT_CASE, CREDIT_CASE, UNDO_CASE = "withdraw.ok", "deposit.ok", "rollback.ok"
 
     def __init__(self, target: Target, http: aiohttp.ClientSession) -> None:
         super().__init__(target, http)
@@ -135,14 +147,20 @@ class FizzyWallet(Wallet):
     def credit(self, debit: Request, amount: Decimal, txn: str, **extra: Any) -> Request:
         t = self.target
         fields = FizzyClient.deposit_fields(
-            t.player, amount, debit.txn, txn=txn, round_id=debit.round_id, **self._common(), **extra
+            t.player, amount, debit.txn, txn=txn, round_id=debit.round_id, **self._common(extra), **extra
         )
         return Request(self.CREDIT, fields, amount, debit.round_id)
 
     def undo(self, debit: Request, txn: str, **extra: Any) -> Request:
         t = self.target
         fields = FizzyClient.rollback_fields(
-            t.player, debit.txn, txn=txn, round_id=debit.round_id, session=t.session, game=t.game, **extra
+            extra.pop("player", t.player),
+            debit.txn,
+            txn=txn,
+            round_id=debit.round_id,
+            session=extra.pop("session", t.session),
+            game=t.game,
+            **extra,
         )
         return Request(self.UNDO, fields, debit.amount, debit.round_id)
 
@@ -151,7 +169,10 @@ class FizzyWallet(Wallet):
         ok = http == 200 and is_dict and "balance" in body
         code = body.get("code") if is_dict and not ok else None
         raw = body.get("balance") if ok else None
-        return Answer(http, body, ok, code, number(raw), exchange)
+        unreadable = ""
+        if http == 200 and not ok:
+            unreadable = f"HTTP 200 without a balance (certify looked for `balance` in {shown(body, 200)})"
+        return Answer(http, body, ok, code, number(raw), exchange, unreadable)
 
 
 class AmbslotWallet(Wallet):
@@ -163,13 +184,18 @@ class AmbslotWallet(Wallet):
     LATE = 997
     UNDO_UNKNOWN = None
     PENDING = 1601
+    RETRIED = frozenset({999, 1600, 1601, 1602})  # "service not available" and AMBSlot's timeout outcomes
     AUTH = 998
     SETTLE = "/settle"
     LIMIT_MS = 5000  # AMBSlot's document: answers within 5 seconds
+    DEBIT_CASE, CREDIT_CASE, UNDO_CASE = "bet.ok", "payout.ok", "cancel.ok"
 
     def __init__(self, target: Target, http: aiohttp.ClientSession) -> None:
         super().__init__(target, http)
         self.client = AmbslotClient(target.wallet_url, target.agent, session=http)
+        #: whose transactionId a cancel carries: its own (seed 003: "unique" per transaction) or the bet's
+        #: (how real aggregators key cancels); the runner switches to "bet" once if only that one works
+        self.cancel_id = target.cancel_id
 
     def prepare(self, request: Request) -> Prepared:
         return self.client.prepare(request.path, request.fields)
@@ -179,16 +205,19 @@ class AmbslotWallet(Wallet):
 
     def _fields(self, round_id: str, amount: Decimal, txn: str, **extra: Any) -> dict[str, Any]:
         t = self.target
-        return self.client.fields(t.username, round_id, amount, txn=txn, currency=t.currency, game=t.game, **extra)
+        username = extra.pop("username", t.username)
+        return self.client.fields(username, round_id, amount, txn=txn, currency=t.currency, game=t.game, **extra)
 
     def debit(self, amount: Decimal, txn: str, round_id: str, **extra: Any) -> Request:
         return Request(self.DEBIT, self._fields(round_id, amount, txn, **extra), amount, round_id)
 
     def credit(self, debit: Request, amount: Decimal, txn: str, **extra: Any) -> Request:
         t = self.target
+        end = extra.pop("isEndRound", True)
         fields = self.client.payout_fields(
             t.username, debit.round_id, amount, debit.amount, txn=txn, currency=t.currency, game=t.game, **extra
         )
+        fields["isEndRound"] = end
         return Request(self.CREDIT, fields, amount, debit.round_id)
 
     def settle(self, bet: Decimal, win: Decimal, txn: str, round_id: str) -> Request:
@@ -197,19 +226,35 @@ class AmbslotWallet(Wallet):
         return Request(self.SETTLE, fields, bet, round_id, {"win": win})
 
     def undo(self, debit: Request, txn: str, **extra: Any) -> Request:
-        fields = self._fields(debit.round_id, debit.amount, txn, isEndRound=True, **extra)
-        return Request(self.UNDO, fields, debit.amount, debit.round_id)
+        """A cancel of ``debit``'s round; it carries its own ``txn`` or, with ``--cancel-id bet``, the bet's id.
+        ``amount`` in ``extra`` replaces the stake the cancel carries (the refund is the stored bet anyway)."""
+        amount = extra.pop("amount", debit.amount)
+        own = txn if self.cancel_id == "own" or not debit.txn else debit.txn
+        fields = self._fields(debit.round_id, amount, own, isEndRound=True, **extra)
+        return Request(self.UNDO, fields, debit.amount, debit.round_id, {"own_txn": txn, "bet_txn": debit.txn})
 
     def read(self, http: int, body: Any, exchange: Exchange) -> Answer:
         status = body.get("status") if isinstance(body, dict) else None
         code = status.get("code") if isinstance(status, dict) else None
-        if isinstance(code, Decimal) and code == code.to_integral_value():
-            code = int(code)
+        if isinstance(code, Decimal) and code.is_finite() and code == code.to_integral_value():
+            code = int(code)  # the parser bounds every number's size, so this conversion is cheap
         data = body.get("data") if isinstance(body, dict) else None
         ok = http == 200 and code == 0 and isinstance(data, dict)
-        wallet = data.get("wallet") if ok and isinstance(data, dict) else None
-        raw = wallet.get("balance") if isinstance(wallet, dict) else None
-        return Answer(http, body, ok, code, number(raw), exchange)
+        raw, unreadable = None, ""
+        if ok and isinstance(data, dict):
+            wallet = data.get("wallet")
+            raw = wallet.get("balance") if isinstance(wallet, dict) else None
+            if raw is None and not isinstance(data.get("balance"), dict):
+                raw = data.get("balance")  # a /balance answer may put it at data.balance
+        elif http == 200 and code == 0:
+            unreadable = f"status 0 without a `data` object (certify got {shown(body, 200)})"
+        if ok and number(raw) is None:
+            ok = False
+            unreadable = (
+                "status 0, but certify found no balance at data.wallet.balance nor data.balance "
+                f"(it got {shown(data, 200)})"
+            )
+        return Answer(http, body, ok, code, number(raw), exchange, unreadable)
 
 
 WALLETS: dict[str, type[Wallet]] = {"fizzy": FizzyWallet, "ambslot": AmbslotWallet}
