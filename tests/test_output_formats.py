@@ -73,7 +73,7 @@ async def test_certify_table_off_a_terminal_is_as_wide_as_its_content(h: Harness
     ids = [row.split("│")[1].strip() for row in rows]
     assert "idempotency.same_id_other_amount" in ids and "withdraw.insufficient_funds" in ids, out
     long = next(r for r in rows if "withdraw.insufficient_funds" in r)
-    assert "'ERROR_TIMEOUT', not 'ERROR_TRANSACTION_INSUFFICIENT_FUNDS'" in long  # not folded onto more rows
+    assert '"ERROR_TIMEOUT", not "ERROR_TRANSACTION_INSUFFICIENT_FUNDS"' in long  # not folded onto more rows
     assert all(row.split("│")[1].strip() for row in rows if "│" in row)  # no continuation rows
 
 
