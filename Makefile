@@ -14,18 +14,18 @@ SCENARIO ?= builtin:happy_path
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
 # An editable install leaves the package uncompiled and PYTHONDONTWRITEBYTECODE (common on CI machines) stops
 # Python from caching it, so every start would compile the sources again: compile them once here, as pip
 # does for a regular install. Python ignores a cached file whose source has changed since.
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
-	sh scripts/install.sh $(BIN)/python -e .
+	PYTHON=$(PYTHON) sh scripts/install.sh $(BIN)/python -e .
 	$(BIN)/python -m compileall -q simulator
 	touch $(RUNTIME_STAMP)
 
 $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
-	sh scripts/install.sh $(BIN)/python -e '.[dev,docs]'
+	PYTHON=$(PYTHON) sh scripts/install.sh $(BIN)/python -e '.[dev,docs]'
 	$(BIN)/python -m compileall -q simulator
 	touch $(DEV_STAMP) $(RUNTIME_STAMP)
 
