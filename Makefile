@@ -50,7 +50,7 @@ unit: $(DEV_STAMP)
 
 # The documentation site (docs/ and mkdocs.yml) into site/; --strict makes a broken link or anchor an error
 docs: $(DEV_STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
