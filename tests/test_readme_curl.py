@@ -211,3 +211,25 @@ async def test_every_call_and_validate_command_succeeds(start: Start, name: str,
             command = f"python -m simulator {shlex.join(argv)}"
             failures.append(f"{command}\n  -> exit {proc.returncode}: {out.decode()[-500:]}")
     assert not failures, "\n".join(failures)
+
+
+async def test_the_banner_shown_is_the_one_make_run_prints() -> None:
+    found = re.search(r"^```\n(Wallet simulator .*?)^```", README, flags=re.M | re.S)
+    assert found is not None
+    shown = found.group(1).splitlines()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "simulator", "serve", "--port", "0", "--scenario", "builtin:happy_path"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 60)  # the banner is written in one go
+    finally:
+        proc.terminate()
+        rest, _ = await proc.communicate()  # the logs go to stderr: stdout holds the banner alone
+    printed = (first + rest).decode().rstrip("\n").splitlines()
+    port = re.search(r":(\d+)$", printed[0])
+    assert port is not None, printed
+    assert [line.replace(f":{port.group(1)}", ":8080") for line in printed] == shown
