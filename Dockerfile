@@ -1,6 +1,6 @@
 # The wallet simulator as a container: docker build -t wallet-simulator .
 # Run:  docker run --rm -p 8080:8080 -e WALLET_SIM_ADMIN_TOKEN=change-me wallet-simulator
-# Every serve flag has a WALLET_SIM_* variable (README, "Deployment"); /_sim/health needs no token.
+# Every serve flag has a WALLET_SIM_* variable (docs/configuration.md); /_sim/health needs no token.
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

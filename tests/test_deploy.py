@@ -152,7 +152,12 @@ def test_make_run_installs_the_runtime_only_and_make_test_the_dev_tools(tmp_path
         return done.stdout
 
     run = plan("run")
-    assert "pip install" in run and "-e ." in run and "[dev]" not in run
+    # uv (or pip where uv cannot be had) through scripts/install.sh, into an environment made without pip
+    assert "venv --without-pip" in run and "scripts/install.sh" in run
+    assert "-e ." in run and "[dev" not in run
     assert "--scenario builtin:happy_path" in run
-    for target in ("unit", "lint", "typecheck"):
-        assert "-e '.[dev]'" in plan(target)
+    for target in ("unit", "lint", "typecheck", "docs"):
+        assert "-e '.[dev,docs]'" in plan(target)
+    tests = plan("test")
+    assert "mkdocs build --strict" in tests and "pytest" in tests  # CI (.ci/run: make test) builds the docs
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -202,9 +202,18 @@ def test_builtin_scenarios_async_tests_and_compact_verify(pytester: pytest.Pytes
     result.assert_outcomes(passed=6)
 
 
-def test_the_readme_ci_example_passes_as_written(pytester: pytest.Pytester) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"<!-- ci-example: (\S+) -->\s*```python\n(.*?)\n```", readme, re.S)
+CI_EXAMPLES = [
+    name
+    for name in ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+    if "<!-- ci-example: " in (ROOT / name).read_text(encoding="utf-8")
+]
+
+
+@pytest.mark.parametrize("document", CI_EXAMPLES)
+def test_the_documented_ci_example_passes_as_written(pytester: pytest.Pytester, document: str) -> None:
+    assert {"README.md", "docs/ci.md"} <= set(CI_EXAMPLES)
+    text = (ROOT / document).read_text(encoding="utf-8")
+    found = re.search(r"<!-- ci-example: (\S+) -->\s*```python\n(.*?)\n```", text, re.S)
     assert found is not None
     name, code = found.group(1), found.group(2)
     pytester.makepyfile(**{name.removesuffix(".py"): code})

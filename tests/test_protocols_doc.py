@@ -1,6 +1,8 @@
 """docs/protocols.md cannot rot: every example request is sent to a real server started as ``make run``
 starts it (demo credentials, ``builtin:happy_path``), in document order, and must get the documented answer;
-the worked examples are recomputed byte for byte; the Python snippets run as written."""
+the worked examples are recomputed byte for byte; the Python snippets run as written. The same holds for the
+request/answer examples of any other page of docs/, and every ``python -m simulator`` command of the README
+and of docs/ is accepted by the command line."""
 
 from __future__ import annotations
 
@@ -35,15 +37,20 @@ from tests.docexamples import Runner, parse
 ROOT = Path(__file__).parent.parent
 DOC = (ROOT / "docs" / "protocols.md").read_text(encoding="utf-8")
 PARSED = parse(DOC)
+PAGES = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md"))}
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+WITH_EXAMPLES = [name for name, text in PAGES.items() if parse(text).examples]
 SUCCESS = {"xpro": '"code": 0,', "fizzy": '"balance": ', "ambslot": '"status": {"code": 0,'}
 
 
-async def test_every_example_gets_its_documented_answer(start: Start) -> None:
+@pytest.mark.parametrize("page", WITH_EXAMPLES)
+async def test_every_example_gets_its_documented_answer(start: Start, page: str) -> None:
+    assert "protocols.md" in WITH_EXAMPLES
     h = await start(scenario_file="builtin:happy_path")  # what `make run` serves
     runner = Runner(h.url)
     try:
         failures = {}
-        for example in PARSED.examples:
+        for example in parse(PAGES[page]).examples:
             assert example.answer, f"{example.name}: no answer block"
             problems = await runner.check(example)
             if problems:
@@ -118,10 +125,9 @@ async def test_the_snippets_run_as_written(start: Start, name: str) -> None:
 
 
 def test_the_readme_links_the_reference_and_nothing_internal() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "(docs/protocols.md)" in readme
-    for text in (readme, DOC):
-        assert "shared/" not in text and "PROTOCOLS.md" not in text
+    assert "(docs/protocols.md)" in README
+    for name, text in {"README.md": README, **PAGES}.items():
+        assert "shared/" not in text and "PROTOCOLS.md" not in text, name
 
 
 def shell_commands(markdown: str) -> list[list[str]]:
@@ -142,8 +148,7 @@ def shell_commands(markdown: str) -> list[list[str]]:
 def test_every_command_in_the_docs_is_accepted_by_the_cli() -> None:
     from simulator.cli import parse as parse_args
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = shell_commands(readme) + shell_commands(DOC)
+    commands = [argv for text in (README, *PAGES.values()) for argv in shell_commands(text)]
     assert len(commands) >= 15
     for argv in commands:
         try:
