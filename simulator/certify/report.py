@@ -18,6 +18,7 @@ from rich.text import Text
 
 from simulator import jsonio
 from simulator.certify.core import FAIL, PASS, SKIP, WARN, Result
+from simulator.visible import terminal_text, xml_safe
 
 STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", SKIP: "dim"}
 
@@ -128,6 +129,7 @@ def to_junit(report: Report) -> str:
     root = ET.Element("testsuites", name="certify")
     root.append(suite)
     ET.indent(root)
+    xml_safe(root)  # messages quote the wallet's answers: no character XML 1.0 forbids
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
@@ -138,20 +140,22 @@ def terminal(report: Report, console: Console) -> None:
     table.add_column("ms", justify="right")
     table.add_column("message", overflow="fold")
     for r in report.results:
-        table.add_row(r.id, Text(r.status.upper(), style=STYLE[r.status]), f"{r.ms:.0f}", r.message)
+        table.add_row(
+            Text(r.id), Text(r.status.upper(), style=STYLE[r.status]), f"{r.ms:.0f}", Text(terminal_text(r.message))
+        )
     console.print(table)
     for r in report.results:
         if r.status not in (FAIL, WARN):
             continue
         console.rule(Text(f"{r.status.upper()} {r.id}", style=STYLE[r.status]))
-        console.print(Text(_detail_text(r)))
+        console.print(Text(terminal_text(_detail_text(r), keep="\n")))
     for r in report.results:
         if "latency" in r.details:
             console.print(_latency_table(r.details["latency"]))
     if report.reconcile:
         console.rule("balance reconciliation")
         for finding in report.reconcile:
-            console.print(Text(finding, style="red"))
+            console.print(Text(terminal_text(finding), style="red"))
     c = report.counts()
     style = STYLE[FAIL] if c[FAIL] else (STYLE[WARN] if c[WARN] else STYLE[PASS])
     console.print(Text(report.line(), style=style))

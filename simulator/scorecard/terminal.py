@@ -1,4 +1,8 @@
-"""The report in a terminal: a summary line and a table of findings (``python -m simulator report``)."""
+"""The report in a terminal: a summary line and a table of findings (``python -m simulator report``).
+
+Every cell is a rich ``Text`` (never markup: a transaction id ``[bold]x`` is shown as sent) with control
+characters written visibly (``\\x1b``), so an id chosen by the client cannot move the cursor or clear the
+screen."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from simulator.visible import terminal_text
 
 STYLE = {"fail": ("FAIL", "bold red"), "warn": ("WARN", "yellow"), "info": ("ok", "green")}
 
@@ -27,7 +33,7 @@ def render(report: dict[str, Any], console: Console, *, show_passed: bool = Fals
         console.print(f"Verdicts: {counts}")
     note = report.get("journal", {}).get("note")
     if note:
-        console.print(Text(note, style="yellow"))
+        console.print(Text(terminal_text(note), style="yellow"))
     shown = [f for f in report["findings"] if show_passed or f["severity"] != "info"]
     if not shown:
         hidden = len(report["findings"])
@@ -48,10 +54,14 @@ def render(report: dict[str, Any], console: Console, *, show_passed: bool = Fals
         who = "/".join(str(p) for p in (f["dialect"], f["player"]) if p)
         table.add_row(
             Text(label, style=style),
-            f["verdict"] or f["check"] or f["kind"],
-            who,
-            f["transaction"] or "",
-            f["message"],
+            _cell(f["verdict"] or f["check"] or f["kind"]),
+            _cell(who),
+            _cell(f["transaction"] or ""),
+            _cell(f["message"]),
             " ".join(f"#{seq}" for seq in f["requests"][:8]) + (" ..." if len(f["requests"]) > 8 else ""),
         )
     console.print(table)
+
+
+def _cell(value: str) -> Text:
+    return Text(terminal_text(str(value)))
