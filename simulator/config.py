@@ -130,6 +130,7 @@ CERTIFY_DEFAULTS: dict[str, Any] = {
     "load_abandoned": 0.05,  # ... abandoned and retried
     "load_rollbacks": 0.1,  # ... rolled back (cancelled) instead of settled
     "load_max_seconds": 300.0,  # load mode stops by itself after this long
+    "explore_steps": 10,  # explore mode: at most this many steps per random history
 }
 
 _CURRENCY = {"type": "string", "pattern": "^[A-Z0-9]{2,10}$"}

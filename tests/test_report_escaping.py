@@ -37,8 +37,8 @@ async def test_cli_report_with_a_control_character_id_stays_valid_and_visible(
     assert case is not None and "\\x1b[2Jil\\x00\\x07" in (case.get("name") or "")
 
     assert await asyncio.to_thread(cli.main, ["report", "--url", h.url, "--format", "junit"]) == 1
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err and ET.fromstring(out.out).get("failures") == "1"
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and ET.fromstring(captured.out).get("failures") == "1"
 
     assert await asyncio.to_thread(cli.main, ["report", "--url", h.url]) == 1
     out = capsys.readouterr().out

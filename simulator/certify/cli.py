@@ -39,8 +39,22 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--duplicates", type=float, default=d["load_duplicates"], help="load: share of duplicated debits")
     c.add_argument("--abandoned", type=float, default=d["load_abandoned"], help="load: share abandoned and retried")
     c.add_argument("--rollbacks", type=float, default=d["load_rollbacks"], help="load: share undone instead of won")
-    c.add_argument("--max-seconds", type=float, default=d["load_max_seconds"], help="load: stop after this long")
-    c.add_argument("--seed", type=int, help="load: seed of the round mix")
+    c.add_argument(
+        "--max-seconds", type=float, default=d["load_max_seconds"], help="load, explore: stop after this long"
+    )
+    c.add_argument("--seed", type=int, help="load: seed of the round mix; explore: seed of the histories")
+    c.add_argument(
+        "--explore", type=int, metavar="N", help="explore mode: N random histories, a failure shrunk (docs/explore.md)"
+    )
+    c.add_argument(
+        "--explore-steps",
+        type=int,
+        default=d["explore_steps"],
+        metavar="K",
+        help="explore: at most K steps per history",
+    )
+    c.add_argument("--replay", metavar="FILE", help="run exactly the history in FILE again (written by --explore)")
+    c.add_argument("--history-out", metavar="FILE", help="explore: where to write the shortest failing history")
     c.add_argument("--abandon-wait", type=float, default=d["abandon_wait"], help=argparse.SUPPRESS)
     c.set_defaults(func=command)
 

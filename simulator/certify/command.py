@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from simulator.certify import ambslot, fizzy, load
+from simulator.certify import ambslot, explore, fizzy, load
 from simulator.certify.core import Exchange, Suite, Unreachable
 from simulator.certify.report import Report, terminal, to_html, to_json, to_junit
 from simulator.certify.runner import Run
@@ -51,6 +51,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         target = resolve(args.dialect, vars(args), args.target)
         _check_load(args)
+        if wrong := explore.problems(args):
+            raise SourceError(wrong)
     except SourceError as exc:
         for problem in exc.problems:
             print(f"certify: {problem}", file=sys.stderr)
@@ -98,7 +100,10 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
         await run.preflight()
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
-            if args.load is not None:
+            if args.explore is not None or args.replay:
+                task = progress.add_task("explore", total=args.explore or 1)
+                results = await explore.play(run, args, lambda: progress.advance(task))
+            elif args.load is not None:
                 task = progress.add_task(f"load: {args.load} rounds", total=args.load)
                 plan = load.Plan(
                     args.load, args.duplicates, args.abandoned, args.rollbacks, args.max_seconds, args.seed
@@ -117,6 +122,6 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
         results,
         time.perf_counter() - started,
         reconcile=list(run.model.findings),
-        mode="load" if args.load is not None else "cases",
+        mode="explore" if args.explore is not None or args.replay else "load" if args.load is not None else "cases",
         run_id=run.prefix,
     )

@@ -82,6 +82,8 @@ def _detail_text(result: Result, *, exchange: bool = True) -> str:
     if result.hint:
         lines.append(f"hint: {result.hint}")
     lines += result.findings
+    if "script" in result.details:  # explore mode: the shortest failing history, step by step
+        lines += ["", "history:", result.details["script"]]
     if exchange and result.culprit is not None:
         lines += ["", "exchange:", result.culprit.text()]
     return "\n".join(lines)
