@@ -162,3 +162,14 @@ def test_explore_without_hypothesis_names_the_pip_command(
     assert (
         err == "certify: --explore needs Hypothesis, which is not installed: pip install 'wallet-simulator[explore]'\n"
     )
+
+
+def test_the_documented_history_file_replays(tmp_path: Path) -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "explore.md").read_text()
+    block = docs.split("```json\n", 1)[1].split("\n```", 1)[0]
+    path = tmp_path / "documented.json"
+    path.write_text(block)
+    (step,) = explore.read_history(str(path), "fizzy")
+    assert [c.ref for c in step.calls] == ["d1", "d2"] and not step.abandon
+    for flag in ("--explore N", "--explore-steps K", "--replay FILE", "--history-out FILE", "--max-seconds T"):
+        assert f"`{flag}`" in docs

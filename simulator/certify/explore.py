@@ -49,6 +49,7 @@ FORMAT = "certify-explore-history/1"
 INSTALL = "pip install 'wallet-simulator[explore]'"
 DEFAULT_STEPS = CERTIFY_DEFAULTS["explore_steps"]
 SETTLE = 30  # histories without a smaller failure before a one-step failure of several calls is kept
+QUIET = 0.2  # seconds given to an abandoned call that cannot move the balance, before the next step
 MAX_EXCHANGES = 200  # kept with a failure in the reports
 T = TypeVar("T")
 
@@ -414,6 +415,9 @@ class History:
         except NoAnswer as exc:
             return Outcome("unknown", text=f"could not send it ({exc.reason})")
         known = {self.start + w.delta for w in self.worlds}
+        if {self.start + m.world.delta for w in self.worlds for m in moves(w, call)} <= known:
+            await asyncio.sleep(min(QUIET, self.run.abandon_wait))  # nothing to watch: only let it land
+            return Outcome("unknown", text="abandoned: the answer was never read")
         while time.monotonic() - start < self.run.abandon_wait:
             with contextlib.suppress(NoAnswer):
                 answer = await self.run.send(self.run.wallet.balance(), "balance (watching)")
@@ -426,21 +430,20 @@ class History:
         """Send one step, judge its answers, then read and judge the balance; Divergence if no world fits."""
         self.steps.append(step)
         self.notes.append("")
-        words = self.explorer.words
-        label = " | ".join(f"{words[c.do]} {c.ref}" for c in step.calls) + (" (abandoned)" if step.abandon else "")
         try:
-            await self._judged(step, label)
+            await self._judged(step)
         except Divergence as exc:
             self.message = f"step {len(self.steps)}: {exc}"
             self.notes[-1] += f"{'; ' if self.notes[-1] else ''}<-- {exc}"
             raise Divergence(self.message) from None
 
-    async def _judged(self, step: Step, label: str) -> None:
-        calls = list(step.calls)
+    async def _judged(self, step: Step) -> None:
+        calls, words = list(step.calls), self.explorer.words
+        labels = [f"{words[c.do]} {c.ref}" + (" (sent at once)" if len(calls) > 1 else "") for c in calls]
         if step.abandon:
-            outcomes = [await self._abandon(calls[0], label)]
+            outcomes = [await self._abandon(calls[0], f"{labels[0]} (abandoned)")]
         else:
-            outcomes = list(await asyncio.gather(*(self._send(c, label) for c in calls)))
+            outcomes = list(await asyncio.gather(*(self._send(c, x) for c, x in zip(calls, labels, strict=True))))
         for call in calls:
             self.sent.add(call.ref)
         self.notes[-1] = "answers: " + " | ".join(o.text for o in outcomes)
