@@ -28,6 +28,10 @@ OPERATIONS = (
     "cancel",
 )
 
+#: ``Operation.params`` key set when a rule that replaced the answer (``duplicate``, ``respond``, ``fault``)
+#: applied the transfer too (``apply: true``): the scorecard judges the answer that hid it
+RULE_APPLIED = "rule_applied"
+
 
 @dataclass(slots=True)
 class Operation:
