@@ -29,7 +29,8 @@ async def report(h: Harness) -> dict[str, Any]:
 def only_fault(rep: dict[str, Any]) -> dict[str, Any]:
     found = [f for f in rep["findings"] if f["kind"] == "fault"]
     assert len(found) == 1, found
-    return found[0]
+    fault: dict[str, Any] = found[0]
+    return fault
 
 
 async def duplicate_submission(start: Start) -> Harness:
