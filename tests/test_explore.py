@@ -173,3 +173,11 @@ def test_the_documented_history_file_replays(tmp_path: Path) -> None:
     assert [c.ref for c in step.calls] == ["d1", "d2"] and not step.abandon
     for flag in ("--explore N", "--explore-steps K", "--replay FILE", "--history-out FILE", "--max-seconds T"):
         assert f"`{flag}`" in docs
+
+
+async def test_max_seconds_bounds_the_exploration(serve_app: Serve, tmp_path: Path) -> None:
+    url = await serve_app(explore_wallets.app())
+    code, report = await certify("fizzy", url, tmp_path, "--explore", "100000", "--max-seconds", "1")
+    case = only(report)
+    assert code == 0 and case["status"] == "pass" and "(stopped by --max-seconds)" in case["message"]
+    assert case["details"]["explore"]["seconds"] < 30  # the remaining examples end at once

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import os
@@ -56,6 +57,10 @@ T = TypeVar("T")
 
 class Divergence(AssertionError):
     """An answer or a balance that no world of an exact, idempotent wallet explains."""
+
+
+class Exhausted(Exception):
+    """The time budget is spent (or the failure cannot shrink further): end every remaining example."""
 
 
 # the history: data that a file can hold and --replay can run again
@@ -308,6 +313,9 @@ class Explorer:
         w = self.run.wallet
         return {"debit": w.debit_word, "credit": w.CREDIT.rsplit("/", 1)[-1], "undo": w.undo_word}
 
+    def interrupted(self) -> bool:
+        return self.stopped
+
     @property
     def over(self) -> bool:
         return self.stopped or self.smallest or time.monotonic() > self.deadline
@@ -522,19 +530,21 @@ def _machine(explorer: Explorer, bridge: Callable[[Awaitable[Any]], Any]) -> typ
             super().__init__()
             self.h = History(explorer)
             self.names = itertools.count(1)
-            self.off = explorer.over
             self.unsent: list[str] = []  # debits whose undo went first
             self.credited: set[str] = set()
-            if not self.off:
-                explorer.histories += 1
-                bridge(self.h.begin())
+            if explorer.over:
+                raise Exhausted  # Hypothesis has no "stop now": the last examples end at once, unjudged
+            explorer.histories += 1
+            self._judged(self.h.begin())
 
         def _do(self, *calls: Call, abandon: bool = False) -> None:
-            if self.off or explorer.over:
-                self.off = True
-                return
+            if explorer.over:
+                raise Exhausted
+            self._judged(self.h.step(Step(tuple(calls), abandon)))
+
+        def _judged(self, coro: Awaitable[None]) -> None:
             try:
-                bridge(self.h.step(Step(tuple(calls), abandon)))
+                bridge(coro)
             except Divergence:
                 explorer.failed(self.h)
                 raise
@@ -601,7 +611,7 @@ def _machine(explorer: Explorer, bridge: Callable[[Awaitable[Any]], Any]) -> typ
             self._do(*[Call("debit", ref, ref, a) for ref, a in zip(refs, amounts, strict=True)])
 
         def teardown(self) -> None:
-            if not self.off or self.h.steps:
+            if self.h.steps:
                 with contextlib.suppress(Exception):
                     bridge(self.h.tidy())
 
@@ -609,7 +619,7 @@ def _machine(explorer: Explorer, bridge: Callable[[Awaitable[Any]], Any]) -> typ
 
 
 def _drive(explorer: Explorer, examples: int, seed: int, bridge: Callable[[Awaitable[Any]], Any]) -> str:
-    """Run Hypothesis (in a worker thread); '' when it found nothing, else what it raised."""
+    """Run Hypothesis (in a worker thread); '' unless explore itself failed (then the traceback)."""
     from hypothesis import HealthCheck, Verbosity, settings
     from hypothesis import seed as fixed_seed
     from hypothesis.stateful import run_state_machine_as_test
@@ -627,11 +637,11 @@ def _drive(explorer: Explorer, examples: int, seed: int, bridge: Callable[[Await
     )
     try:
         run_state_machine_as_test(machine, settings=options)
-    except Divergence:
-        return "divergence"
-    except Exception as exc:  # Flaky (a failure that did not repeat) or a bug in explore itself
-        if explorer.best is not None:
-            return f"{type(exc).__name__}"
+    except (Divergence, Exhausted):
+        return ""  # explorer.best holds the shortest failing history, if any
+    except Exception as exc:  # Flaky (a failure that did not repeat, examples ended early) or a bug here
+        if explorer.best is not None or explorer.over:
+            return ""
         return "".join(traceback.format_exception(exc, limit=6))
     return ""
 
@@ -684,9 +694,15 @@ async def play(run: Run, args: argparse.Namespace, tick: Callable[[], None]) -> 
     loop = asyncio.get_running_loop()
 
     def bridge(coro: Awaitable[T]) -> T:
-        if explorer.stopped:
-            raise Divergence("the run was interrupted")
-        return asyncio.run_coroutine_threadsafe(_awaited(coro), loop).result()
+        """Run ``coro`` on the run's loop and wait for it, giving up when the run is interrupted."""
+        future = asyncio.run_coroutine_threadsafe(_awaited(coro), loop)
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except concurrent.futures.TimeoutError:
+                if explorer.interrupted():  # Ctrl-C: the examples left end at once
+                    future.cancel()
+                    raise Exhausted from None
 
     if args.seed is None:  # a random run, printed so that it can be repeated
         args.seed = secrets.randbelow(2**32)
