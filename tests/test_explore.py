@@ -69,10 +69,9 @@ async def test_a_float_truncation_is_found_shrunk_and_replayed(
     serve_app: Serve, tmp_path: Path, dialect: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = await serve_app(explore_wallets.app(frozenset({"truncation"})))
-    junit = tmp_path / "explore.xml"
-    code, report = await certify(
-        dialect, url, tmp_path, "--explore", "10", "--explore-steps", "5", "--junit", str(junit)
-    )
+    junit, page = tmp_path / "explore.xml", tmp_path / "explore.html"
+    flags = ["--explore", "10", "--explore-steps", "5", "--html", str(page)]
+    code, report = await certify(dialect, url, tmp_path, *flags, "--junit", str(junit))
     case = only(report)
     assert code == 1 and report["mode"] == "explore"
     assert case["id"] == "explore.histories" and case["status"] == "fail"
@@ -87,6 +86,8 @@ async def test_a_float_truncation_is_found_shrunk_and_replayed(
     assert written.parent == tmp_path and json.loads(await asyncio.to_thread(written.read_text)) == history
     failure = ET.parse(junit).getroot().find(".//failure")
     assert failure is not None and "history:" in (failure.text or "") and "d1 of 0.29" in (failure.text or "")
+    html = await asyncio.to_thread(page.read_text)
+    assert "history:" in html and "d1 of 0.29" in html
 
     code, report = await certify(dialect, url, tmp_path, "--replay", str(written))
     replay = only(report)
