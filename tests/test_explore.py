@@ -10,17 +10,15 @@ import asyncio
 import json
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from simulator.certify import explore
-from simulator.cli import bind, main
+from simulator.cli import main
 from tests import explore_wallets
-from tests.conftest import Start
+from tests.conftest import ServeApp, Start
 
 FIZZY = ["--public-key", "demo-public-key", "--private-key", "demo-private-key", "--player", "x-p1"]
 FIZZY += ["--session", "x-s1", "--currency", "EUR"]
@@ -28,25 +26,6 @@ AMB = ["--agent", "demo", "--username", "x-m1", "--currency", "THB"]
 CREDENTIALS = {"fizzy": FIZZY, "ambslot": AMB}
 LEAN = ["--abandon-wait", "0.3", "--timeout", "10", "--max-seconds", "120", "--seed", "1"]
 DIALECTS = ["fizzy", "ambslot"]
-
-Serve = Callable[[web.Application], Awaitable[str]]
-
-
-@pytest.fixture
-async def serve_app() -> AsyncIterator[Serve]:
-    runners: list[web.AppRunner] = []
-
-    async def _serve(application: web.Application) -> str:
-        runner = web.AppRunner(application, access_log=None)
-        await runner.setup()
-        sock = bind("127.0.0.1", 0)
-        await web.SockSite(runner, sock).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    yield _serve
-    for runner in runners:
-        await runner.cleanup()
 
 
 async def certify(dialect: str, url: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -66,7 +45,7 @@ def only(report: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_a_float_truncation_is_found_shrunk_and_replayed(
-    serve_app: Serve, tmp_path: Path, dialect: str, capsys: pytest.CaptureFixture[str]
+    serve_app: ServeApp, tmp_path: Path, dialect: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = await serve_app(explore_wallets.app(frozenset({"truncation"})))
     junit, page = tmp_path / "explore.xml", tmp_path / "explore.html"
@@ -97,7 +76,7 @@ async def test_a_float_truncation_is_found_shrunk_and_replayed(
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_a_lost_update_race_is_found_and_shrunk_to_two_calls_at_once(
-    serve_app: Serve, tmp_path: Path, dialect: str
+    serve_app: ServeApp, tmp_path: Path, dialect: str
 ) -> None:
     url = await serve_app(explore_wallets.app(frozenset({"lost_update"})))
     out = tmp_path / "race.json"
@@ -112,7 +91,7 @@ async def test_a_lost_update_race_is_found_and_shrunk_to_two_calls_at_once(
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_a_correct_wallet_gives_no_failure(serve_app: Serve, tmp_path: Path, dialect: str) -> None:
+async def test_a_correct_wallet_gives_no_failure(serve_app: ServeApp, tmp_path: Path, dialect: str) -> None:
     url = await serve_app(explore_wallets.app())
     code, report = await certify(dialect, url, tmp_path, "--explore", "15", "--explore-steps", "6")
     case = only(report)
@@ -176,7 +155,7 @@ def test_the_documented_history_file_replays(tmp_path: Path) -> None:
         assert f"`{flag}`" in docs
 
 
-async def test_max_seconds_bounds_the_exploration(serve_app: Serve, tmp_path: Path) -> None:
+async def test_max_seconds_bounds_the_exploration(serve_app: ServeApp, tmp_path: Path) -> None:
     url = await serve_app(explore_wallets.app())
     code, report = await certify("fizzy", url, tmp_path, "--explore", "100000", "--max-seconds", "1")
     case = only(report)
