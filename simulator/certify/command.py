@@ -24,6 +24,7 @@ from simulator.certify.runner import Run
 from simulator.certify.target import Target, resolve
 from simulator.certify.wire import WALLETS
 from simulator.errors import SourceError
+from simulator.visible import terminal_text
 
 SUITES: dict[str, Suite] = {"fizzy": fizzy.suite, "ambslot": ambslot.suite}
 
@@ -85,7 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], console: Console) -> Report:
     def show(exchange: Exchange) -> None:
-        console.print(Text(exchange.text(), style="dim"))
+        console.print(Text(terminal_text(exchange.text(), keep="\n"), style="dim"))
 
     connector = aiohttp.TCPConnector(limit=max(100, target.concurrency * 2))
     timeout = aiohttp.ClientTimeout(total=target.timeout)
