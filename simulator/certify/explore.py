@@ -752,7 +752,7 @@ async def _verdict(explorer: Explorer, args: argparse.Namespace, raised: str, se
     if best is None:
         result.message = (
             f"{explorer.histories} random histories ({explorer.calls} calls, up to {explorer.steps} steps each) "
-            f"in {seconds:.1f}s{budget}: every answer and balance fits an exact, idempotent wallet"
+            f"in {seconds:.1f}s, seed {args.seed}{budget}: every answer and balance fits an exact, idempotent wallet"
         )
         return result
     confirm = History(explorer)
@@ -765,7 +765,7 @@ async def _verdict(explorer: Explorer, args: argparse.Namespace, raised: str, se
     calls, steps, _ = best.size()
     result.message = (
         f"{shown.message} -- shortest failing history: {steps} step(s), {calls} call(s), "
-        f"found among {explorer.histories} histories{budget}; "
+        f"found among {explorer.histories} histories (seed {args.seed}){budget}; "
         + ("it failed again when replayed" if again else "it passed when replayed once: the failure depends on timing")
     )
     _carry(result, shown, document, path)
