@@ -5,7 +5,7 @@ idempotent wallet could have answered, and any failure shrunk to the shortest hi
 draw N histories of up to ``--explore-steps`` steps. A step is a debit (withdraw / bet), a credit (deposit /
 payout) of a debit that stands, an undo (rollback / cancel), a repeat of any call under its own id, an undo
 sent before its debit (then the late debit), a call whose connection is dropped before the answer (then,
-maybe, its retry), or two or three calls on the player at once. Amounts are the ones binary floats and
+maybe, its retry), or two or three calls on the player at once (debits, or a debit and its undo). Amounts are the ones binary floats and
 truncation get wrong: 0.29, 0.57, 1.13, 4.35, 0.07.
 
 The judge keeps every *world* an exact, idempotent wallet could be in: a call whose answer was lost (no
@@ -50,6 +50,7 @@ FORMAT = "certify-explore-history/1"
 INSTALL = "pip install 'wallet-simulator[explore]'"
 DEFAULT_STEPS = CERTIFY_DEFAULTS["explore_steps"]
 SETTLE = 30  # histories without a smaller failure before a one-step failure of several calls is kept
+SHAPES = ("distinct", "same", "undo")  # calls at once: distinct debits, one debit repeated, a debit and its undo
 QUIET = 0.2  # seconds given to an abandoned call that cannot move the balance, before the next step
 MAX_EXCHANGES = 200  # kept with a failure in the reports
 T = TypeVar("T")
@@ -601,14 +602,17 @@ def _machine(explorer: Explorer, bridge: Callable[[Awaitable[Any]], Any]) -> typ
             amount = next(c.amount for s in self.h.steps for c in s.calls if c.debit == debit)
             self._do(Call("debit", debit, debit, amount))
 
-        @rule(amounts=st.lists(amounts, min_size=2, max_size=3), same=st.booleans())
-        def together(self, amounts: list[Decimal], same: bool) -> None:
-            if same:  # one debit sent several times at once
+        @rule(amounts=st.lists(amounts, min_size=2, max_size=3), shape=st.sampled_from(SHAPES))
+        def together(self, amounts: list[Decimal], shape: str) -> None:
+            if shape == "same":  # one debit sent several times at once
                 ref = self._name("d")
                 self._do(*[Call("debit", ref, ref, amounts[0])] * len(amounts))
-                return
-            refs = [self._name("d") for _ in amounts]
-            self._do(*[Call("debit", ref, ref, a) for ref, a in zip(refs, amounts, strict=True)])
+            elif shape == "undo":  # a debit and its undo at once: the undo may overtake it
+                ref = self._name("d")
+                self._do(Call("debit", ref, ref, amounts[0]), Call("undo", self._name("u"), ref, amounts[0]))
+            else:
+                refs = [self._name("d") for _ in amounts]
+                self._do(*[Call("debit", ref, ref, a) for ref, a in zip(refs, amounts, strict=True)])
 
         def teardown(self) -> None:
             if self.h.steps:
