@@ -22,7 +22,7 @@ from simulator import jsonio
 
 DEFECTS = ("lost_update", "truncation")
 START = 100_000  # cents
-ROUND_TRIP = 0.01  # seconds between reading and writing a balance
+ROUND_TRIP = 0.02  # seconds between reading and writing a balance
 
 
 class Refused(Exception):
