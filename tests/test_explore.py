@@ -161,3 +161,15 @@ async def test_max_seconds_bounds_the_exploration(serve_app: ServeApp, tmp_path:
     case = only(report)
     assert code == 0 and case["status"] == "pass" and "(stopped by --max-seconds)" in case["message"]
     assert case["details"]["explore"]["seconds"] < 30  # the remaining examples end at once
+
+
+async def test_a_history_file_that_cannot_be_written_is_said_not_a_crash(serve_app: ServeApp, tmp_path: Path) -> None:
+    url = await serve_app(explore_wallets.app(frozenset({"truncation"})))
+    blocker = tmp_path / "not-a-folder"
+    await asyncio.to_thread(blocker.write_text, "")
+    flags = ["--explore", "5", "--explore-steps", "3", "--history-out", str(blocker / "h.json")]
+    code, report = await certify("fizzy", url, tmp_path, *flags)
+    case = only(report)
+    assert code == 1 and case["status"] == "fail" and "history_file" not in case["details"]
+    assert case["details"]["history_file_error"].startswith(f"cannot write {blocker / 'h.json'}")
+    assert case["details"]["history"]["steps"]  # the report still carries it

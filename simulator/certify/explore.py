@@ -5,8 +5,8 @@ idempotent wallet could have answered, and any failure shrunk to the shortest hi
 draw N histories of up to ``--explore-steps`` steps. A step is a debit (withdraw / bet), a credit (deposit /
 payout) of a debit that stands, an undo (rollback / cancel), a repeat of any call under its own id, an undo
 sent before its debit (then the late debit), a call whose connection is dropped before the answer (then,
-maybe, its retry), or two or three calls on the player at once (debits, or a debit and its undo). Amounts are the ones binary floats and
-truncation get wrong: 0.29, 0.57, 1.13, 4.35, 0.07.
+maybe, its retry), or two or three calls on the player at once (debits, or a debit and its undo). Amounts
+are the ones binary floats and truncation get wrong: 0.29, 0.57, 1.13, 4.35, 0.07.
 
 The judge keeps every *world* an exact, idempotent wallet could be in: a call whose answer was lost (no
 answer, HTTP 5xx, a "pending" code) may or may not have applied, so both worlds stay until an answer or a
@@ -764,7 +764,12 @@ async def _verdict(explorer: Explorer, args: argparse.Namespace, raised: str, se
     shown = confirm if again else best
     path = history_path(args, run.wallet.dialect, run.prefix)
     document = shown.document(seed=args.seed, failure=shown.message, run_id=run.prefix)
-    _write(path, document)
+    written: Path | None = path
+    try:
+        _write(path, document)
+    except OSError as exc:
+        written = None
+        result.details["history_file_error"] = f"cannot write {path}: {exc.strerror or exc}"
     result.status = FAIL
     calls, steps, _ = best.size()
     result.message = (
@@ -772,7 +777,7 @@ async def _verdict(explorer: Explorer, args: argparse.Namespace, raised: str, se
         f"found among {explorer.histories} histories (seed {args.seed}){budget}; "
         + ("it failed again when replayed" if again else "it passed when replayed once: the failure depends on timing")
     )
-    _carry(result, shown, document, path)
+    _carry(result, shown, document, written)
     return result
 
 
