@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from simulator.certify import explore
 from simulator.cli import main
@@ -173,3 +174,17 @@ async def test_a_history_file_that_cannot_be_written_is_said_not_a_crash(serve_a
     assert code == 1 and case["status"] == "fail" and "history_file" not in case["details"]
     assert case["details"]["history_file_error"].startswith(f"cannot write {blocker / 'h.json'}")
     assert case["details"]["history"]["steps"]  # the report still carries it
+
+
+async def test_a_wallet_that_accepts_nothing_is_skipped_not_passed(serve_app: ServeApp, tmp_path: Path) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        if request.path.endswith("/balance"):
+            return web.json_response({"balance": 1000, "currency": "EUR"})
+        return web.json_response({"code": "ERROR_BAD_REQUEST", "description": "no"}, status=400)
+
+    application = web.Application()
+    application.router.add_post("/wallet/{name}", refuse)
+    url = await serve_app(application)
+    code, report = await certify("fizzy", url, tmp_path, "--explore", "5", "--explore-steps", "3")
+    case = only(report)
+    assert code == 0 and case["status"] == "skip" and "nothing was explored" in case["message"]

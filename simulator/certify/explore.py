@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from simulator import jsonio
-from simulator.certify.core import FAIL, PASS, Answer, Exchange, Result
+from simulator.certify.core import FAIL, PASS, SKIP, Answer, Exchange, Result
 from simulator.certify.runner import NoAnswer, Run
 from simulator.certify.wire import Request
 from simulator.config import CERTIFY_DEFAULTS
@@ -305,6 +305,7 @@ class Explorer:
     stopped: bool = False
     histories: int = 0
     calls: int = 0
+    accepted: int = 0  # calls answered with success: none means nothing was really explored
     best: History | None = None  # the shortest failing history seen
     best_at: int = 0  # how many histories had run when it was found
     failures: int = 0
@@ -412,7 +413,9 @@ class History:
                 self.exchanges.append(exc.exchange)
             return Outcome("unknown", text=f"no answer ({exc.reason})")
         self.exchanges.append(answer.exchange)
-        return self._outcome(answer)
+        outcome = self._outcome(answer)
+        self.explorer.accepted += outcome.kind == "ok"
+        return outcome
 
     async def _abandon(self, call: Call, label: str) -> Outcome:
         """Send, close the connection unread, then give the wallet time to finish it (until the balance moves,
@@ -752,6 +755,13 @@ async def _verdict(explorer: Explorer, args: argparse.Namespace, raised: str, se
         result.status = FAIL
         result.message = f"certify could not complete the exploration: {raised.splitlines()[-1]}"
         result.details["traceback"] = raised
+        return result
+    if best is None and explorer.calls and not explorer.accepted:
+        result.status = SKIP
+        result.message = (
+            f"the wallet accepted none of {explorer.calls} calls (seed {args.seed}): nothing was explored; "
+            "check the player, currency and session with the cases first"
+        )
         return result
     if best is None:
         result.message = (
