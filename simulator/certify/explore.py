@@ -398,7 +398,8 @@ class History:
     def _outcome(self, answer: Answer) -> Outcome:
         text = answer.describe()
         ambiguous = AMBIGUOUS_CODES.get(self.run.wallet.dialect, frozenset())
-        if answer.http >= 500 or answer.code == self.run.wallet.PENDING or answer.code in ambiguous:
+        code = answer.code if isinstance(answer.code, str | int) else None  # a hostile wallet may send a list
+        if answer.http >= 500 or code == self.run.wallet.PENDING or code in ambiguous:
             return Outcome("unknown", text=f"{text} (outcome unknown)")
         if answer.ok:
             return Outcome("ok", answer.balance, text)
