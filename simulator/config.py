@@ -131,7 +131,8 @@ CERTIFY_DEFAULTS: dict[str, Any] = {
     "load_duplicates": 0.1,  # load mode: share of rounds whose debit is sent twice
     "load_abandoned": 0.05,  # ... abandoned and retried
     "load_rollbacks": 0.1,  # ... rolled back (cancelled) instead of settled
-    "max_seconds": 300.0,  # the whole run (cases or load mode) stops after this long
+    "max_seconds": 300.0,  # the whole run (cases, load or explore mode) stops after this long
+    "explore_steps": 10,  # explore mode: at most this many steps per random history
 }
 
 _CURRENCY = {"type": "string", "pattern": "^[A-Z0-9]{2,10}$"}

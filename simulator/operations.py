@@ -31,6 +31,9 @@ OPERATIONS = (
 #: status checks ask about money without moving it: a rule matches them only when it names them in
 #: ``operation`` (or ``endpoint``), so a rule on a transaction id or a player leaves the way to ask alone
 STATUS_CHECKS = frozenset({"balance", "check"})
+#: ``Operation.params`` key set when a rule that replaced the answer (``duplicate``, ``respond``, ``fault``)
+#: applied the transfer too (``apply: true``): the scorecard judges the answer that hid it
+RULE_APPLIED = "rule_applied"
 
 
 @dataclass(slots=True)

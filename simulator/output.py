@@ -17,6 +17,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from simulator.visible import terminal_text
+
 FORMATS = ("plain", "table", "json")
 WIDEST = 100_000  # columns a table may take off a terminal (nobody reads one that wide, but nothing is cut)
 SEPARATOR = "  "
@@ -54,9 +56,10 @@ def show(out: Console, table: Table) -> None:
 
 
 def line(cells: Sequence[Any]) -> str:
-    """One row as one line: cells separated by two spaces, a cell's own line breaks shown as `` | ``."""
+    """One row as one line: cells separated by two spaces, a cell's own line breaks shown as `` | ``, control
+    characters shown as ``\\x1b`` rather than obeyed."""
     texts = (cell.plain if isinstance(cell, Text) else str(cell) for cell in cells)
-    return SEPARATOR.join(" | ".join(t.splitlines()) for t in texts if t)
+    return SEPARATOR.join(" | ".join(terminal_text(part) for part in t.splitlines()) for t in texts if t)
 
 
 def rows(out: Console, title: str | None, lines: Iterable[Sequence[Any]]) -> None:

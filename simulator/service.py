@@ -18,7 +18,7 @@ from simulator.config import Settings
 from simulator.errors import DomainError, DuplicateTransaction
 from simulator.journal import Entry, Journal
 from simulator.ledger import Ledger
-from simulator.operations import Operation, Outcome
+from simulator.operations import RULE_APPLIED, Operation, Outcome
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Scenario
 from simulator.scenarios.seeding import seed_players
@@ -129,8 +129,13 @@ class Simulator:
                     return Outcome(data=await self.perform(op, perform), rule=rule, delay=delay)
                 data = None
                 if decision.apply:
+                    known = op.transaction is not None and self.ledger.find(
+                        op.dialect, op.agent or "", op.transaction, op.scope
+                    )
                     with contextlib.suppress(DomainError):  # "applied" means: as far as the ledger allows
                         data = await self.perform(op, perform)
+                        if not known:  # a new transfer, not a replay: the scorecard judges the answer hiding it
+                            op.params[RULE_APPLIED] = True
                 if decision.fault:
                     return Outcome(data=data, fault=decision.fault, rule=rule, delay=delay)
                 if decision.duplicate:

@@ -206,3 +206,24 @@ async def xp(h: Harness) -> Harness:
     reply = await h.xpro.create_member("player001")
     assert reply.json["code"] == 0
     return h
+
+
+ServeApp = Callable[[web.Application], Awaitable[str]]
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[ServeApp]:
+    """Serve test applications (operator wallets for certify) on loopback; each is stopped after the test."""
+    runners: list[web.AppRunner] = []
+
+    async def _serve(application: web.Application) -> str:
+        runner = web.AppRunner(application, access_log=None)
+        await runner.setup()
+        sock = bind("127.0.0.1", 0)
+        await web.SockSite(runner, sock).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield _serve
+    for runner in runners:
+        await runner.cleanup()

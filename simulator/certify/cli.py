@@ -56,9 +56,21 @@ def add_parser(sub: Any) -> None:
         "--max-seconds",
         type=float,
         default=d["max_seconds"],
-        help="stop the whole run after this long; cases not reached are skipped (time budget)",
+        help="stop the whole run (cases, load or explore) after this long; cases not reached are skipped (time budget)",
     )
-    c.add_argument("--seed", type=int, help="load: seed of the round mix")
+    c.add_argument("--seed", type=int, help="load: seed of the round mix; explore: seed of the histories")
+    c.add_argument(
+        "--explore", type=int, metavar="N", help="explore mode: N random histories, a failure shrunk (docs/explore.md)"
+    )
+    c.add_argument(
+        "--explore-steps",
+        type=int,
+        default=d["explore_steps"],
+        metavar="K",
+        help="explore: at most K steps per history",
+    )
+    c.add_argument("--replay", metavar="FILE", help="run exactly the history in FILE again (written by --explore)")
+    c.add_argument("--history-out", metavar="FILE", help="explore: where to write the shortest failing history")
     c.add_argument("--abandon-wait", type=float, default=d["abandon_wait"], help=argparse.SUPPRESS)
     c.set_defaults(func=command)
 

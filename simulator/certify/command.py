@@ -19,13 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from simulator import output
-from simulator.certify import ambslot, fizzy, load
+from simulator.certify import ambslot, explore, fizzy, load
 from simulator.certify.core import Exchange, Suite, Unreachable
 from simulator.certify.report import Report, setup_failure, terminal, to_html, to_json, to_junit
 from simulator.certify.runner import Run
 from simulator.certify.target import Target, resolve
 from simulator.certify.wire import WALLETS
 from simulator.errors import SourceError
+from simulator.visible import terminal_text
 
 SUITES: dict[str, Suite] = {"fizzy": fizzy.suite, "ambslot": ambslot.suite}
 
@@ -78,6 +79,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         target = resolve(args.dialect, vars(args), args.target)
         _check_load(args)
+        if wrong := explore.problems(args):
+            raise SourceError(wrong)
     except SourceError as exc:
         return _cannot_start(args, list(exc.problems), None)
     cases = suite.select(args.cases)
@@ -103,7 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], console: Console) -> Report:
     def show(exchange: Exchange) -> None:
-        console.print(Text(exchange.text(), style="dim"))
+        console.print(Text(terminal_text(exchange.text(), keep="\n"), style="dim"))
 
     connector = aiohttp.TCPConnector(limit=max(100, target.concurrency * 2))
     timeout = aiohttp.ClientTimeout(total=target.timeout)
@@ -124,7 +127,10 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
             raise Unreachable(f"the first balance call took longer than --max-seconds {args.max_seconds:g}") from None
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
-            if args.load is not None:
+            if args.explore is not None or args.replay:
+                task = progress.add_task("explore", total=args.explore or 1)
+                results = await explore.play(run, args, lambda: progress.advance(task))
+            elif args.load is not None:
                 task = progress.add_task(f"load: {args.load} rounds", total=args.load)
                 plan = load.Plan(
                     args.load, args.duplicates, args.abandoned, args.rollbacks, args.max_seconds, args.seed
@@ -143,6 +149,6 @@ async def _certify(target: Target, args: argparse.Namespace, cases: list[Any], c
         results,
         time.perf_counter() - started,
         reconcile=list(run.model.findings),
-        mode="load" if args.load is not None else "cases",
+        mode="explore" if args.explore is not None or args.replay else "load" if args.load is not None else "cases",
         run_id=run.prefix,
     )

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from simulator import jsonio, output
 from simulator.certify.core import EXPLAINED, FAIL, INCONCLUSIVE, NOTE, PASS, SKIP, WARN, Result, shown
+from simulator.visible import terminal_text, xml_safe
 
 STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", NOTE: "cyan", SKIP: "dim", INCONCLUSIVE: "magenta"}
 SETUP = "setup"  # the one testcase of a run that could not start (exit 2)
@@ -117,6 +118,8 @@ def _detail_text(result: Result, *, exchange: bool = True) -> str:
     if result.hint:
         lines.append(f"hint: {result.hint}")
     lines += result.findings
+    if "script" in result.details:  # explore mode: the shortest failing history, step by step
+        lines += ["", "history:", result.details["script"]]
     if exchange and result.culprit is not None:
         lines += ["", "exchange:", result.culprit.text()]
     return "\n".join(lines)
@@ -170,6 +173,7 @@ def to_junit(report: Report) -> str:
     root = ET.Element("testsuites", name="certify")
     root.append(suite)
     ET.indent(root)
+    xml_safe(root)  # messages quote the wallet's answers: no character XML 1.0 forbids
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
@@ -185,20 +189,22 @@ def terminal(report: Report, console: Console, fmt: str = "table") -> None:
         table.add_column("ms", justify="right")
         table.add_column("message", overflow="fold")
         for r in report.results:
-            table.add_row(r.id, Text(r.status.upper(), style=STYLE[r.status]), f"{r.ms:.0f}", r.message)
+            table.add_row(
+                Text(r.id), Text(r.status.upper(), style=STYLE[r.status]), f"{r.ms:.0f}", Text(terminal_text(r.message))
+            )
         output.show(console, table)
     for r in report.results:
         if r.status not in EXPLAINED:
             continue
         console.rule(Text(f"{r.status.upper()} {r.id}", style=STYLE[r.status]))
-        console.print(Text(_detail_text(r)))
+        console.print(Text(terminal_text(_detail_text(r), keep="\n")))
     for r in report.results:
         if "latency" in r.details:
             output.show(console, _latency_table(r.details["latency"]))
     if report.reconcile:
         console.rule("balance reconciliation")
         for finding in report.reconcile:
-            console.print(Text(finding, style="red"))
+            console.print(Text(terminal_text(finding), style="red"))
     c = report.counts()
     style = STYLE[FAIL] if c[FAIL] or report.could_not_start else (STYLE[WARN] if c[WARN] else STYLE[PASS])
     console.print(Text(report.line(), style=style))

@@ -4,14 +4,18 @@ do next with that transaction and player?
 An answer is ambiguous when the client cannot know from it whether its money moved: a transport fault
 (drop, reset, empty, malformed, gateway), an HTTP 5xx, the dialect's "pending / internal error" codes
 (XPro 7 and 35, Fizzy ``ERROR_TIMEOUT`` and ``ERROR_UNKNOWN_ERROR``, AMBSlot 999 and 1600-1602), or an
-answer slower than ``client_timeout`` (the client has most likely given up waiting).
+answer slower than ``client_timeout`` (the client has most likely given up waiting). An answer *hides* its
+money effect when a rule refused the transfer on the wire (``duplicate: true`` answering XPro 3,
+``ERROR_TRANSACTION_DUPLICATE`` or AMBSlot 900; any ``respond``) while applying it (``apply: true``): it is
+judged the same way, a balance call counts as checking, and a client that never checks only warns (it
+believed a definite answer).
 
 The client's moves are that player's later requests (same dialect and tenant), in the order they began,
 within ``window`` seconds of the faulty answer. The first decisive one gives the verdict:
 
 - the same transaction again (same id and operation), a status question (XPro ``check/transactions``
-  answered), or its reversal (a Fizzy rollback of that withdraw, an AMBSlot cancel of that round):
-  ``recovered``;
+  answered; after a hidden effect also an answered balance call), or its reversal (a Fizzy rollback of
+  that withdraw, an AMBSlot cancel of that round): ``recovered``;
 - the same operation and amount under a new id (same round on the seamless wallets): ``double_spend``
   when both stand applied in the ledger, else ``unsafe_resend``;
 - nothing decisive: ``abandoned`` when the transaction stands applied, else ``gave_up_cleanly``.
@@ -27,6 +31,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from simulator.journal import Entry
+from simulator.operations import RULE_APPLIED
 from simulator.scorecard import model as m
 
 AMBIGUOUS_CODES: dict[str, frozenset[Any]] = {
@@ -50,8 +55,19 @@ ADVICE = {
     "ambslot settle": "retry the same settle or cancel the round",
     "ambslot": "retry with the same transactionId until it is answered",
 }
+#: after an answer that hid an applied transfer
+HIDDEN_ADVICE = {
+    "xpro": "ask /v2/members/check/transactions (or read the balance) before sending the money again",
+    "fizzy": "retry with the same transactionId or read the balance before sending the money again",
+    "ambslot": "retry with the same transactionId or read the balance before sending the money again",
+}
 APPLIED = "applied"
-RECOVERY = {"retry": "retried it", "status": "asked for its status", "reversal": "reversed it"}
+RECOVERY = {
+    "retry": "retried it",
+    "status": "asked for its status",
+    "reversal": "reversed it",
+    "balance": "checked the balance and did not send it again",
+}
 
 
 class Transactionish(Protocol):
@@ -95,6 +111,15 @@ def ambiguity(entry: Entry, client_timeout: float) -> str | None:
     return None
 
 
+def hidden(entry: Entry) -> str | None:
+    """Why this answer misleads the client about its money: a rule refused the transfer on the wire while
+    applying it (``apply: true``); None otherwise (an ambiguous answer is :func:`ambiguity`'s)."""
+    op = entry.op
+    if entry.rule is None or entry.fault or op is None or not op.params.get(RULE_APPLIED) or succeeded(entry):
+        return None
+    return f"an injected refusal (code {entry.code!r}, rule {entry.rule!r}) of a transfer the simulator applied"
+
+
 def answered(entry: Entry, client_timeout: float) -> bool:
     return ambiguity(entry, client_timeout) is None
 
@@ -114,10 +139,11 @@ def judge(entries: list[Entry], books: Books, rules: Rules, now: float) -> list[
     for entry in entries:
         if judgeable(entry):
             cause = ambiguity(entry, rules.client_timeout)
-            if cause is not None:
-                found.append((entry, cause))
-    moves = Moves(entries, {_player(entry) for entry, _ in found})
-    return [_verdict(entry, cause, moves, books, rules, now) for entry, cause in found]
+            misleading = None if cause is not None else hidden(entry)
+            if cause is not None or misleading is not None:
+                found.append((entry, cause or misleading or "", misleading is not None))
+    moves = Moves(entries, {_player(entry) for entry, _, _ in found})
+    return [_verdict(entry, cause, moves, books, rules, now, hid=hid) for entry, cause, hid in found]
 
 
 def _player(entry: Entry) -> tuple[str, str | None, str | None]:
@@ -163,10 +189,12 @@ class Moves:
             keys.append((*who, "ref", op.params["withdraw_id"]))
         if op.operation == "cancel":
             keys.append((*who, "cancel", op.round))
+        if op.operation == "balance":
+            keys.append((*who, "balance"))
         return keys
 
     @staticmethod
-    def _looked_up(fault: Entry) -> list[tuple[Any, ...]]:
+    def _looked_up(fault: Entry, balance: bool = False) -> list[tuple[Any, ...]]:
         """Where a fault's follow-ups are filed: under its id and its operation, amount and round (retries,
         status questions, resends), as a reference to it or to the withdraw it rolls back (Fizzy), as a
         cancel of its round (AMBSlot)."""
@@ -174,14 +202,18 @@ class Moves:
         assert op is not None
         who = (fault.dialect, op.agent, op.player)
         keys = [*Moves._filed_under(fault), (*who, "ref", op.transaction), (*who, "cancel", op.round)]
+        if balance:  # the player's balance calls (after an answer that hid an applied transfer)
+            keys.append((*who, "balance"))
         return list(dict.fromkeys(keys))
 
-    def first(self, fault: Entry, window: float, decide: Callable[[Entry], str | None]) -> tuple[Entry, str] | None:
+    def first(
+        self, fault: Entry, window: float, decide: Callable[[Entry], str | None], *, balance: bool = False
+    ) -> tuple[Entry, str] | None:
         """The first move that began after ``fault`` did, within ``window`` of its answer, that ``decide``
-        gives a name; None when there is none."""
+        gives a name; None when there is none. ``balance``: the player's balance calls are moves too."""
         begin, horizon = (started(fault), fault.seq), fault.time + window
         best: tuple[tuple[float, int], Entry, str] | None = None
-        for key in self._looked_up(fault):
+        for key in self._looked_up(fault, balance):
             items = self._lists.get(key)
             if not items:
                 continue
@@ -197,9 +229,11 @@ class Moves:
 
 
 def classify(fault: Entry, move: Entry, client_timeout: float) -> str | None:
-    """``retry``, ``status``, ``reversal``, ``resend`` or None (not about this transaction)."""
+    """``retry``, ``status``, ``reversal``, ``balance``, ``resend`` or None (not about this transaction)."""
     f, e = fault.op, move.op
     assert f is not None and e is not None
+    if e.operation == "balance":  # looked up only after an answer that hid an applied transfer
+        return "balance" if succeeded(move) and answered(move, client_timeout) else None
     same_round = fault.dialect == "xpro" or e.round == f.round
     if e.transaction == f.transaction and e.operation == f.operation:
         return "retry"
@@ -222,17 +256,27 @@ def classify(fault: Entry, move: Entry, client_timeout: float) -> str | None:
     return None
 
 
-def _verdict(fault: Entry, cause: str, moves: Moves, books: Books, rules: Rules, now: float) -> m.Finding:
+def _verdict(
+    fault: Entry, cause: str, moves: Moves, books: Books, rules: Rules, now: float, *, hid: bool = False
+) -> m.Finding:
     op = fault.op
     assert op is not None and op.transaction is not None and op.player is not None
     stands = _standing(books, op.dialect, op.agent, op.player, op.scope)
     applied = stands(op.transaction)
     what = _describe(fault)
     head = f"{what} got {cause}"
-    advice = ADVICE.get(f"{op.dialect} {op.operation}", ADVICE[op.dialect])
+    advice = HIDDEN_ADVICE[op.dialect] if hid else ADVICE.get(f"{op.dialect} {op.operation}", ADVICE[op.dialect])
     extra: dict[str, Any] = {"cause": cause, "applied": applied}
+    if hid:
+        extra["hidden"] = True
     requests = [fault.seq]
-    found = moves.first(fault, rules.window, lambda move: classify(fault, move, rules.client_timeout))
+
+    def decide(move: Entry) -> str | None:
+        return classify(fault, move, rules.client_timeout)
+
+    found = moves.first(fault, rules.window, decide)
+    if found is None and hid:  # a balance check counts only when the money was not sent again after it
+        found = moves.first(fault, rules.window, decide, balance=True)
     if found is not None:
         move, kind = found
         requests.append(move.seq)
@@ -294,7 +338,7 @@ def _finding(fault: Entry, verdict: str, message: str, requests: list[int], extr
         id=f"fault-{fault.seq}",
         kind="fault",
         verdict=verdict,
-        severity=m.verdict_severity(fault.dialect, op.operation, verdict),
+        severity=m.verdict_severity(fault.dialect, op.operation, verdict, hidden=bool(extra.get("hidden"))),
         dialect=fault.dialect,
         message=message,
         requests=requests,

@@ -2,13 +2,16 @@
 
 One ``testsuite`` per kind of finding: ``faults`` (one testcase per judged fault), ``hygiene`` and
 ``conformance`` (one testcase per finding). A finding of severity ``fail`` is a ``<failure>`` with a
-readable message; a warning passes and says so in ``<system-out>``.
+readable message; a warning passes and says so in ``<system-out>``. Characters XML 1.0 forbids (a control
+character in a transaction id) are written as ``\\x1b``-style escapes, so the document always parses.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from typing import Any
+
+from simulator.visible import xml_safe
 
 KINDS = ("fault", "hygiene", "conformance")
 SUITES = {"fault": "faults", "hygiene": "hygiene", "conformance": "conformance"}
@@ -35,6 +38,7 @@ def render(report: dict[str, Any], name: str = "wallet-simulator scorecard") -> 
     root.set("tests", str(len(report["findings"])))
     root.set("failures", str(report["summary"]["failed"]))
     ET.indent(root)
+    xml_safe(root)  # ids and messages quote what the client sent: no character XML 1.0 forbids
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 

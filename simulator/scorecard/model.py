@@ -30,10 +30,14 @@ OWED = {
 }
 
 
-def verdict_severity(dialect: str, operation: str, verdict: str) -> str:
-    """Which outcomes pass, per dialect (the README's table): recovering always passes; a double spend
+def verdict_severity(dialect: str, operation: str, verdict: str, *, hidden: bool = False) -> str:
+    """Which outcomes pass, per dialect (docs/scorecard.md): recovering always passes; a double spend
     and an abandoned applied transaction always fail; giving up on a transaction that was not applied
-    passes, except where the player is owed the money; a blind resend that happened to do no harm warns."""
+    passes, except where the player is owed the money; a blind resend that happened to do no harm warns.
+    ``hidden``: the answer was a definite refusal of a transfer the simulator applied; a client that
+    believed it and never checked is only warned (a double spend still fails)."""
+    if verdict == ABANDONED and hidden:
+        return WARN
     if verdict in (DOUBLE_SPEND, ABANDONED):
         return FAIL
     if verdict == UNSAFE_RESEND:

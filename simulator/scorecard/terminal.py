@@ -1,4 +1,8 @@
-"""The report in a terminal: a summary line and a table of findings (``python -m simulator report``)."""
+"""The report in a terminal: a summary line and a table of findings (``python -m simulator report``).
+
+Every cell is a rich ``Text`` (never markup: a transaction id ``[bold]x`` is shown as sent) with control
+characters written visibly (``\\x1b``), so an id chosen by the client cannot move the cursor or clear the
+screen."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator import output
+from simulator.visible import terminal_text
 
 STYLE = {"fail": ("FAIL", "bold red"), "warn": ("WARN", "yellow"), "info": ("ok", "green")}
 
@@ -30,7 +35,7 @@ def render(report: dict[str, Any], console: Console, *, show_passed: bool = Fals
         console.print(f"Verdicts: {counts}")
     note = report.get("journal", {}).get("note")
     if note:
-        console.print(Text(note, style="yellow"))
+        console.print(Text(terminal_text(note), style="yellow"))
     shown = [f for f in report["findings"] if show_passed or f["severity"] != "info"]
     if not shown:
         hidden = len(report["findings"])
@@ -54,14 +59,18 @@ def render(report: dict[str, Any], console: Console, *, show_passed: bool = Fals
     output.show(console, table)
 
 
-def _cells(f: dict[str, Any]) -> tuple[Text, str, str, str, str, str]:
+def _cells(f: dict[str, Any]) -> tuple[Text, Text, Text, Text, Text, str]:
     label, style = STYLE[f["severity"]]
     who = "/".join(str(p) for p in (f["dialect"], f["player"]) if p)
     return (
         Text(label, style=style),
-        f["verdict"] or f["check"] or f["kind"],
-        who,
-        f["transaction"] or "",
-        f["message"],
+        _cell(f["verdict"] or f["check"] or f["kind"]),
+        _cell(who),
+        _cell(f["transaction"] or ""),
+        _cell(f["message"]),
         " ".join(f"#{seq}" for seq in f["requests"][:8]) + (" ..." if len(f["requests"]) > 8 else ""),
     )
+
+
+def _cell(value: str) -> Text:
+    return Text(terminal_text(str(value)))
