@@ -5,10 +5,14 @@ cannot take every connection."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
 
 import pytest
 
+from simulator import config
+from simulator.pytest_plugin import ServerThread
 from tests.conftest import STORES, Start
 
 # item 1: nonces of unproven requests take no slot
@@ -37,3 +41,51 @@ async def test_token_less_junk_cannot_lock_an_xpro_agent_out(start: Start) -> No
     replayed = await h.xpro.send(deposit)
     assert replayed.json["code"] == 83 and "replay" in replayed.headers["X-Sim-Detail"]
     assert (await h.xpro.balance("player001")).json["data"]["balance"] == 5
+
+
+# item 10: one client address cannot take every connection
+
+
+def _connect(server: ServerThread, source: str) -> socket.socket:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=20, source_address=(source, 0))
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _health(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /_sim/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock.recv(65536)
+
+
+def test_one_peer_gets_its_share_of_connections_and_others_still_get_in() -> None:
+    server = ServerThread(config.from_dict({"server": {"max_connections": 8, "max_connections_per_peer": 3}}))
+    server.start()
+    held: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            held.append(_connect(server, "127.0.0.1"))
+            assert _health(held[-1]).startswith(b"HTTP/1.1 200")  # accepted before the next is judged
+        for _ in range(5):  # the greedy peer is refused, however often it tries
+            with _connect(server, "127.0.0.1") as extra:
+                answer = _read_all(extra)
+            assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer
+            assert b"max_connections_per_peer" in answer
+        with _connect(server, "127.0.0.2") as other:  # another address still gets in
+            assert _health(other).startswith(b"HTTP/1.1 200")
+        held.pop().close()
+        for _ in range(200):  # the freed slot is the greedy peer's again once the server saw the close
+            with _connect(server, "127.0.0.1") as again, contextlib.suppress(ConnectionResetError):
+                if _health(again).startswith(b"HTTP/1.1 200"):
+                    break
+        else:
+            pytest.fail("a connection closed by the peer never gave its slot back")
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
