@@ -5,15 +5,20 @@ cannot take every connection."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import socket
+import time
+from typing import Any
 
 import pytest
 
-from simulator import config
+from simulator import config, jsonio
 from simulator.pytest_plugin import ServerThread
-from tests.conftest import STORES, Start
+from simulator.ui import feed
+from tests.conftest import STORES, Harness, Start
+from tests.hostile import Wire
 
 # item 1: nonces of unproven requests take no slot
 
@@ -89,3 +94,102 @@ def test_one_peer_gets_its_share_of_connections_and_others_still_get_in() -> Non
         for sock in held:
             sock.close()
         server.stop()
+
+
+# item 2: the live feed sends small summaries and drops pages that stop reading
+
+
+def _bet_body(round_id: str, extra: int = 0) -> bytes:
+    body: dict[str, Any] = {
+        "username": "member001",
+        "agent": "demo",
+        "game": "G",
+        "gameId": "G",
+        "roundId": round_id,
+        "amount": 1,
+        "currency": "THB",
+        "transactionId": "tx-" + round_id,
+        "timestamp": "2026-01-01T00:00:00.000",
+        "isEndRound": False,
+        "featureBuy": False,
+    }
+    if extra:
+        body["padding"] = [{"k": i} for i in range(extra)]
+    return jsonio.dumpb(body)
+
+
+def _stalled_page(server: ServerThread) -> socket.socket:
+    """A page that asks for the live feed and never reads a byte of it (a tiny receive window)."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.settimeout(20)
+    sock.connect((host, int(port)))
+    sock.sendall(b"GET /_sim/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock
+
+
+def _feed_status(server: ServerThread) -> int:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(b"GET /_sim/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = sock.recv(4096)
+    return int(head.split(b" ", 2)[1])
+
+
+def test_pages_that_stop_reading_are_dropped_and_the_dashboard_gets_in_again() -> None:
+    settings = {"feed_stall_seconds": 0.5, "feed_page_bytes": 8192, "max_connections_per_peer": 100}
+    server = ServerThread(config.from_dict({"server": settings}))
+    server.start()
+    stalled: list[socket.socket] = []
+    wire = Wire(server.url)
+    try:
+        for _ in range(feed.UI_FEED_PAGES):
+            stalled.append(_stalled_page(server))
+        for _ in range(200):  # every slot taken (the server accepts them one by one)
+            if _feed_status(server) == 503:
+                break
+        else:
+            pytest.fail("the stalled pages never took the feed's slots")
+        for i in range(4000):  # traffic the stalled pages do not read: their buffers fill, bounded
+            status, _ = wire.raw("POST", "/bet", _bet_body(f"R{i}", extra=20), {"Content-Type": "application/json"})
+            assert status == 200
+            if i % 50 == 49 and _feed_status(server) == 200:  # dropped: not drained for feed_stall_seconds
+                break
+            time.sleep(0.005)  # paces the traffic over the stall time (bounds the loop; asserts no duration)
+        else:
+            pytest.fail("stalled live-feed pages were never dropped: the dashboard stays locked out")
+    finally:
+        wire.close()
+        for sock in stalled:
+            sock.close()
+        server.stop()
+
+
+async def test_the_feed_sends_a_summary_not_a_fat_request(h: Harness) -> None:
+    fat = _bet_body("FAT", extra=5000)  # ~60 kB of small objects: the journal keeps it, the feed does not
+    async with h.http.get(h.url + "/_sim/events") as stream:
+        await _read_event(stream)
+        async with h.http.post(h.url + "/bet", data=fat, headers={"Content-Type": "application/json"}) as answer:
+            assert answer.status == 200
+        batch = await _read_event(stream)
+        while not batch["entries"]:
+            batch = await _read_event(stream)
+    sent = batch["entries"][0]
+    assert sent["transaction"] == "tx-FAT" and sent["response"]["code"] == 0
+    assert isinstance(sent["request"], str) and "/_sim/journal" in sent["request"]
+    assert "received" not in sent and "diagnostics" not in sent
+    status, whole = await h.admin("GET", "/_sim/journal")
+    assert status == 200 and len(whole[-1]["request"]["padding"]) == 5000  # the journal has it all
+
+
+async def _read_event(stream: Any) -> dict[str, Any]:
+    text = ""
+    while not text.endswith("\n\n"):
+        line = await asyncio.wait_for(stream.content.readline(), 10)
+        assert line, "the feed ended"
+        text += line.decode()
+    event, data = text.rstrip("\n").split("\n")
+    assert event == "event: batch"
+    parsed: dict[str, Any] = jsonio.loads(data.removeprefix("data: "))
+    return parsed

@@ -57,7 +57,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     pages = request.config_dict[PAGES]
     if pages.full:
         raise AdminError(503, f"at most {UI_FEED_PAGES} pages can watch the live feed at once")
-    return await stream(request, sim_of(request).journal, pages)
+    sim = sim_of(request)
+    server = sim.settings.server
+    return await stream(
+        request, sim.journal, pages, page_bytes=server.feed_page_bytes, stall_seconds=server.feed_stall_seconds
+    )
 
 
 ROUTES: list[web.AbstractRouteDef] = [
