@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 
 from simulator import config, jsonio
+from simulator.errors import SourceError
 from simulator.pytest_plugin import ServerThread
+from simulator.scenarios import loader
 from simulator.ui import feed
 from tests.conftest import STORES, Harness, Start
 from tests.hostile import Wire
+from tests.test_cli import Served
 
 # item 1: nonces of unproven requests take no slot
 
@@ -193,3 +196,59 @@ async def _read_event(stream: Any) -> dict[str, Any]:
     assert event == "event: batch"
     parsed: dict[str, Any] = jsonio.loads(data.removeprefix("data: "))
     return parsed
+
+
+# item 8: rule patterns run on RE2 (linear time), and what RE2 cannot run is refused at load
+
+EVIL = ["(a+)+$", "(x+x+)+y"]
+
+
+def test_a_backtracking_transaction_pattern_cannot_freeze_the_server() -> None:
+    server = Served([])  # its own process: a frozen server fails the test at the client's timeout, never hangs it
+    wire = Wire(server.url)  # gives up after 10 s
+    try:
+        for i, pattern in enumerate(EVIL):
+            rule = {"name": f"evil{i}", "match": {"transaction": pattern}, "respond": {"error": "insufficient_funds"}}
+            status, _ = wire.raw("POST", "/_sim/rules", jsonio.dumpb(rule), {"Content-Type": "application/json"})
+            assert status == 201
+        for txn, code in (("a" * 35 + "!", 0), ("x" * 36, 0), ("a" * 36, 800), ("xxy", 800)):
+            body = jsonio.loads(_bet_body(txn))
+            body["transactionId"] = txn  # 36 characters the client chose, the worst case for backtracking
+            status, answer = wire.raw("POST", "/bet", jsonio.dumpb(body), {"Content-Type": "application/json"})
+            assert status == 200 and answer["status"]["code"] == code, (txn, answer)
+        status, counted = wire.raw(
+            "POST",
+            "/_sim/journal/verify",
+            jsonio.dumpb({"match": {"transaction": "(x+x+)+y"}, "count": 1}),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200, counted
+    finally:
+        wire.close()
+        server.close()
+    rule = loader.parse_rule("name: r\nmatch: {transaction: '(a+)+$'}\nfault: drop\n", "(test)", config.from_dict({}))
+    assert rule.match.transaction is not None and type(rule.match.transaction).__module__ == "re2"
+
+
+async def test_patterns_re2_cannot_run_are_refused_with_file_line_and_key(h: Harness, tmp_path: Any) -> None:
+    text = (
+        "name: refs\nrules:\n"
+        "  - name: back\n    match: {transaction: '(a)\\1'}\n    fault: drop\n"
+        "  - name: look\n    match:\n      transaction: 'tx-(?!9)'\n    fault: drop\n"
+    )
+    path = tmp_path / "refs.yaml"
+    path.write_text(text)
+    with pytest.raises(SourceError) as refused:
+        loader.read(str(path), h.sim.settings)
+    problems = refused.value.problems
+    assert len(problems) == 2  # every problem in one pass
+    assert problems[0].startswith(f"{path}:4: rules[0].match.transaction: not a regular expression RE2 accepts")
+    assert problems[1].startswith(f"{path}:8: rules[1].match.transaction:") and "lookaround" in problems[1]
+    status, body = await h.admin("POST", "/_sim/rules", text="name: x\nmatch: {transaction: '(?<=a)b'}\nfault: drop\n")
+    assert status == 400 and "(POST /_sim/rules):2: match.transaction:" in body["problems"][0]
+    status, body = await h.admin("PUT", "/_sim/scenario", text=text)
+    assert status == 400 and len(body["problems"]) == 2
+    status, body = await h.admin("POST", "/_sim/scenario/validate", text=text)  # the dashboard's editor
+    assert status == 200 and body["ok"] is False and len(body["problems"]) == 2
+    status, body = await h.admin("POST", "/_sim/journal/verify", {"match": {"transaction": "(a)\\1"}})
+    assert status == 400 and "RE2" in body["error"]

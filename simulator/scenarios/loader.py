@@ -8,7 +8,6 @@ codes that exist in the rule's dialect, operations that exist in it, tenants tha
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,6 +19,7 @@ from simulator.config import Settings
 from simulator.errors import SourceError
 from simulator.money import parse_amount
 from simulator.scenarios.model import EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
+from simulator.scenarios.patterns import PatternError, compile_pattern
 
 DIALECT_OPERATIONS = {
     "xpro": {"auth", "create", "balance", "deposit", "withdraw", "cashout", "check"},
@@ -103,9 +103,9 @@ class _Checker:
         pattern = None
         if "transaction" in m:
             try:
-                pattern = re.compile(m["transaction"])
-            except re.error as exc:
-                self.problem([*base, "match", "transaction"], f"not a regular expression: {exc}")
+                pattern = compile_pattern(m["transaction"])
+            except PatternError as exc:
+                self.problem([*base, "match", "transaction"], f"not a regular expression RE2 accepts: {exc}")
         bounds = tuple(
             (name, self.amount([*base, "match", "amount", name], value, negative=True))
             for name, value in m.get("amount", {}).items()
