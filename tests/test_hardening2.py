@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from simulator import config, jsonio
+from simulator.config import UI_FEED_PAGES
 from simulator.errors import SourceError
 from simulator.pytest_plugin import ServerThread
 from simulator.scenarios import loader
-from simulator.ui import feed
 from tests.conftest import STORES, Harness, Start
 from tests.hostile import Wire
 from tests.test_cli import Served
@@ -147,7 +147,7 @@ def test_pages_that_stop_reading_are_dropped_and_the_dashboard_gets_in_again() -
     stalled: list[socket.socket] = []
     wire = Wire(server.url)
     try:
-        for _ in range(feed.UI_FEED_PAGES):
+        for _ in range(UI_FEED_PAGES):
             stalled.append(_stalled_page(server))
         for _ in range(200):  # every slot taken (the server accepts them one by one)
             if _feed_status(server) == 503:
@@ -226,8 +226,8 @@ def test_a_backtracking_transaction_pattern_cannot_freeze_the_server() -> None:
     finally:
         wire.close()
         server.close()
-    rule = loader.parse_rule("name: r\nmatch: {transaction: '(a+)+$'}\nfault: drop\n", "(test)", config.from_dict({}))
-    assert rule.match.transaction is not None and type(rule.match.transaction).__module__ == "re2"
+    parsed = loader.parse_rule("name: r\nmatch: {transaction: '(a+)+$'}\nfault: drop\n", "(test)", config.from_dict({}))
+    assert parsed.match.transaction is not None and type(parsed.match.transaction).__module__ == "re2"
 
 
 async def test_patterns_re2_cannot_run_are_refused_with_file_line_and_key(h: Harness, tmp_path: Any) -> None:

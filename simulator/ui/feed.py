@@ -30,9 +30,7 @@ from aiohttp import web
 
 from simulator import jsonio
 from simulator.config import UI_FEED_BACKLOG, UI_FEED_BATCH, UI_FEED_INTERVAL, UI_FEED_PAGES
-from simulator.journal import Entry, Journal, is_error
-
-__all__ = ["Feed", "Pages", "is_error", "stream", "summary"]
+from simulator.journal import Entry, Journal
 
 log = logging.getLogger("simulator.ui")
 
