@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import secrets
 import socket
 import time
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -252,3 +254,36 @@ async def test_patterns_re2_cannot_run_are_refused_with_file_line_and_key(h: Har
     assert status == 200 and body["ok"] is False and len(body["problems"]) == 2
     status, body = await h.admin("POST", "/_sim/journal/verify", {"match": {"transaction": "(a)\\1"}})
     assert status == 400 and "RE2" in body["error"]
+
+
+# item 9: the journal's byte bound holds for bodies of many small objects
+
+
+@pytest.mark.parametrize("dialect", ["ambslot", "xpro"])
+async def test_the_journal_bound_holds_for_bodies_of_many_small_objects(start: Start, dialect: str) -> None:
+    bound = 2_000_000
+    h = await start({"server": {"journal_bytes": bound, "journal_size": 100_000}})
+    if dialect == "xpro":
+        await h.xpro.authenticate()
+    small = [{"k": i} for i in range(1500)]  # ~15 kB of text, ~450 kB once decoded
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(60):  # ~27 MB decoded in all: far past the bound
+            if dialect == "xpro":
+                reply = await h.xpro.call("/v2/members/balance", {"username": "nobody", "pad": small, "i": i})
+                assert reply.json["code"] == 8  # decoded (so kept), refused for the unknown player
+            else:
+                reply = await h.amb.call("/balance", {"username": "m", "agentId": "demo", "pad": small, "i": i})
+                assert reply.json["status"]["code"] == 0
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    journal = h.sim.journal
+    assert journal.bytes <= bound and 1 < len(journal) < 60
+    assert kept <= 2 * bound, f"the journal holds {kept} bytes for an estimated {journal.bytes}"
+    assert journal.bytes <= 2 * kept  # and the estimate is not wildly high either
+    status, entries = await h.admin("GET", "/_sim/journal")
+    assert status == 200 and entries[-1]["request"]["i"] == 59  # still kept whole, decoded

@@ -252,6 +252,12 @@ class Xpro(Dialect):
                 f"nonces younger than {self.nonces.window:.0f}s (xpro.max_nonces); retry later"
             )
 
+    def decoded_text(self, op: Operation, body: bytes) -> bytes:
+        try:
+            return jsonio.dumpb(op.request)  # the plaintext, again (the body is its ciphertext)
+        except (TypeError, ValueError):  # cannot happen for what jsonio decoded; the body is a fair stand-in
+            return body
+
     def _signature(self, agent_id: str, timestamp: str, nonce: str, given: str, cipher: str, body: bytes) -> None:
         """The unkeyed SHA-256 signature; a refusal shows what was computed (nothing in it is secret)."""
         expected = xpro_signature(agent_id, timestamp, nonce, cipher)
