@@ -171,6 +171,40 @@ def test_pages_that_stop_reading_are_dropped_and_the_dashboard_gets_in_again() -
         server.stop()
 
 
+async def test_pages_that_acknowledge_nothing_give_their_slot_to_a_page_that_reads(start: Start) -> None:
+    h = await start({"server": {"feed_stall_seconds": 0.5}})
+    async with h.http.get(h.url + "/_sim/events") as reading:  # the real dashboard: reads and acknowledges
+        page = (await _read_event(reading))["page"]
+
+        async def acknowledge() -> None:
+            status, _ = await h.admin("POST", f"/_sim/events/{page}/ack", {})
+            assert status == 200
+
+        await acknowledge()
+        idle = []
+        for _ in range(UI_FEED_PAGES - 1):
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(h.url.rsplit(":", 1)[1]))
+            writer.write(b"GET /_sim/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+            idle.append(writer)
+        assert (await h.admin("GET", "/_sim/events"))[0] == 503  # every slot taken, none idle long enough yet
+        taken = 0
+        for _ in range(200):  # bounded: the idle pages become displaceable after feed_stall_seconds
+            await _read_event(reading)  # the dashboard keeps reading
+            await acknowledge()
+            async with h.http.get(h.url + "/_sim/events") as newcomer:
+                if newcomer.status == 200:
+                    taken += 1
+                    if taken == 3:
+                        break
+        else:
+            pytest.fail("pages that acknowledged nothing were never displaced")
+        await acknowledge()  # the reading page kept its slot all along
+        assert (await h.admin("POST", "/_sim/events/nosuchpage/ack", {}))[0] == 404
+        for writer in idle:
+            writer.close()
+
+
 async def test_the_feed_sends_a_summary_not_a_fat_request(h: Harness) -> None:
     fat = _bet_body("FAT", extra=5000)  # ~60 kB of small objects: the journal keeps it, the feed does not
     async with h.http.get(h.url + "/_sim/events") as stream:

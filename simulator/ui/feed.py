@@ -13,6 +13,12 @@ A page that stops reading is bounded too: what waits to be sent to it never exce
 ``server.feed_page_bytes`` (its socket's send buffer is set to that size, and no batch is written while
 that much is still waiting), and a page that has not drained for ``server.feed_stall_seconds`` is dropped,
 freeing its slot for the next page.
+
+TCP cannot tell a page that reads from one whose kernel still has room to buffer, so a page also proves
+it reads: each batch names the page (``"page"``), and the dashboard acknowledges what it processed
+(``POST /_sim/events/{page}/ack``, about once a second). When every slot is taken, a new page takes the
+slot of the page that has gone longest without acknowledging, if that is longer than
+``server.feed_stall_seconds``; a page that keeps acknowledging is never displaced.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import collections
 import contextlib
 import datetime as dt
 import logging
+import secrets
 import socket
 import time
 from typing import Any
@@ -81,8 +88,11 @@ def summary(entry: Entry) -> dict[str, Any]:
 class Feed:
     """One page's buffer of summaries not yet sent (the newest ``UI_FEED_BATCH``)."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, transport: asyncio.Transport | None = None) -> None:
         self.journal = journal
+        self.transport = transport
+        self.id = secrets.token_urlsafe(12)  # named in each batch; the page acknowledges with it
+        self.proven = time.monotonic()  # when the page connected or last acknowledged
         self.pending: collections.deque[dict[str, Any]] = collections.deque(maxlen=UI_FEED_BATCH)
         self.dropped = 0
         self.backlog = [summary(e) for e in journal.newest(UI_FEED_BACKLOG)]
@@ -105,7 +115,7 @@ class Feed:
             used += len(text) + 1
             encoded.append(text)
         counts = {d: dict(zip(("requests", "errors", "faults"), c, strict=True)) for d, c in self.journal.tally.items()}
-        tail = jsonio.dumps({"dropped": self.dropped, "counts": counts, "time": time.time()})
+        tail = jsonio.dumps({"dropped": self.dropped, "counts": counts, "time": time.time(), "page": self.id})
         entries = b",".join(reversed(encoded)).decode("utf-8")
         return f'event: batch\ndata: {{"entries":[{entries}],{tail[1:]}\n\n'
 
@@ -128,6 +138,23 @@ class Pages:
     @property
     def full(self) -> bool:
         return len(self.feeds) >= UI_FEED_PAGES
+
+    def find(self, page: str) -> Feed | None:
+        return next((f for f in self.feeds if secrets.compare_digest(f.id, page)), None)
+
+    def make_room(self, stall_seconds: float) -> bool:
+        """Whether a new page may watch: a free slot, or the slot of the page that has gone longest without
+        acknowledging (if longer than ``stall_seconds``), which is disconnected."""
+        if not self.full:
+            return True
+        idle = min(self.feeds, key=lambda f: f.proven, default=None)
+        if idle is None or time.monotonic() - idle.proven < stall_seconds:
+            return False
+        log.info("a live-feed page that acknowledged nothing for %gs gave its slot to a new page", stall_seconds)
+        if idle.transport is not None:
+            idle.transport.abort()
+        self.leave(idle)
+        return not self.full
 
     def join(self, feed: Feed) -> None:
         if not self.feeds:
@@ -167,9 +194,9 @@ async def stream(
     )
     _bound_send_buffer(request, page_bytes)
     await response.prepare(request)
-    feed = Feed(journal)
-    pages.join(feed)
     transport = request.transport
+    feed = Feed(journal, transport)
+    pages.join(feed)
     try:
         async with asyncio.timeout(stall_seconds):
             await response.write(feed.batch(feed.backlog, page_bytes).encode())
