@@ -24,6 +24,7 @@ from simulator.scenarios import loader
 from tests.conftest import STORES, Harness, Start
 from tests.hostile import Wire
 from tests.test_cli import Served
+from tests.test_ui_feed import read_batch
 
 # item 1: nonces of unproven requests take no slot
 
@@ -174,7 +175,7 @@ def test_pages_that_stop_reading_are_dropped_and_the_dashboard_gets_in_again() -
 async def test_pages_that_acknowledge_nothing_give_their_slot_to_a_page_that_reads(start: Start) -> None:
     h = await start({"server": {"feed_stall_seconds": 0.5}})
     async with h.http.get(h.url + "/_sim/events") as reading:  # the real dashboard: reads and acknowledges
-        page = (await _read_event(reading))["page"]
+        page = (await read_batch(reading))["page"]
 
         async def acknowledge() -> None:
             status, _ = await h.admin("POST", f"/_sim/events/{page}/ack", {})
@@ -190,7 +191,7 @@ async def test_pages_that_acknowledge_nothing_give_their_slot_to_a_page_that_rea
         assert (await h.admin("GET", "/_sim/events"))[0] == 503  # every slot taken, none idle long enough yet
         taken = 0
         for _ in range(200):  # bounded: the idle pages become displaceable after feed_stall_seconds
-            await _read_event(reading)  # the dashboard keeps reading
+            await read_batch(reading)  # the dashboard keeps reading
             await acknowledge()
             async with h.http.get(h.url + "/_sim/events") as newcomer:
                 if newcomer.status == 200:
@@ -208,30 +209,18 @@ async def test_pages_that_acknowledge_nothing_give_their_slot_to_a_page_that_rea
 async def test_the_feed_sends_a_summary_not_a_fat_request(h: Harness) -> None:
     fat = _bet_body("FAT", extra=5000)  # ~60 kB of small objects: the journal keeps it, the feed does not
     async with h.http.get(h.url + "/_sim/events") as stream:
-        await _read_event(stream)
+        await read_batch(stream)
         async with h.http.post(h.url + "/bet", data=fat, headers={"Content-Type": "application/json"}) as answer:
             assert answer.status == 200
-        batch = await _read_event(stream)
+        batch = await read_batch(stream)
         while not batch["entries"]:
-            batch = await _read_event(stream)
+            batch = await read_batch(stream)
     sent = batch["entries"][0]
     assert sent["transaction"] == "tx-FAT" and sent["response"]["code"] == 0
     assert isinstance(sent["request"], str) and "/_sim/journal" in sent["request"]
     assert "received" not in sent and "diagnostics" not in sent
     status, whole = await h.admin("GET", "/_sim/journal")
     assert status == 200 and len(whole[-1]["request"]["padding"]) == 5000  # the journal has it all
-
-
-async def _read_event(stream: Any) -> dict[str, Any]:
-    text = ""
-    while not text.endswith("\n\n"):
-        line = await asyncio.wait_for(stream.content.readline(), 10)
-        assert line, "the feed ended"
-        text += line.decode()
-    event, data = text.rstrip("\n").split("\n")
-    assert event == "event: batch"
-    parsed: dict[str, Any] = jsonio.loads(data.removeprefix("data: "))
-    return parsed
 
 
 # item 8: rule patterns run on RE2 (linear time), and what RE2 cannot run is refused at load
