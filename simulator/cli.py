@@ -144,7 +144,12 @@ async def serve(
     await runner.setup()
     sock = bind(server.host, server.port, reuse_port=worker is not None)
     netserve.quiet_exhaustion(asyncio.get_running_loop())
-    site = netserve.LimitedSite(runner, sock, max_connections=netserve.connection_cap(server.max_connections))
+    site = netserve.LimitedSite(
+        runner,
+        sock,
+        max_connections=netserve.connection_cap(server.max_connections),
+        max_per_peer=server.max_connections_per_peer,
+    )
     await site.start()
     heap.settle()  # start-up's objects are permanent: no collection walks them again
     host, port = sock.getsockname()[:2]

@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
         "request_timeout": 30.0,  # seconds to receive a request's headers and body (and a new connection's first)
         "keepalive_timeout": 15.0,  # seconds an idle kept-alive connection stays open
         "max_connections": 1000,  # open connections; beyond it a new one is answered 503 and closed
+        "max_connections_per_peer": None,  # open connections of one client address; None: max_connections / 4
+        "feed_page_bytes": 262_144,  # bytes of live-feed events a dashboard page may have waiting to be read
+        "feed_stall_seconds": 5.0,  # a live-feed page that has not drained its events this long is dropped
         "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
         "max_transactions": 5_000_000,  # the ledger's capacity (~300 bytes each); past it new ones are refused
         "max_players": 1_000_000,  # players the ledger holds (~750 bytes each); past it new ones are refused
@@ -168,6 +171,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "request_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
                 "keepalive_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
                 "max_connections": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                "max_connections_per_peer": {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000},
+                "feed_page_bytes": {"type": "integer", "minimum": 4096, "maximum": 1_073_741_824},
+                "feed_stall_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
                 "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
                 "max_transactions": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
                 "max_players": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
@@ -329,6 +335,9 @@ class ServerSettings:
     max_connections: int = DEFAULTS["server"]["max_connections"]
     max_transactions: int = DEFAULTS["server"]["max_transactions"]
     max_players: int = DEFAULTS["server"]["max_players"]
+    max_connections_per_peer: int = DEFAULTS["server"]["max_connections"] // 4
+    feed_page_bytes: int = DEFAULTS["server"]["feed_page_bytes"]
+    feed_stall_seconds: float = DEFAULTS["server"]["feed_stall_seconds"]
 
 
 @dataclass(frozen=True)
@@ -572,6 +581,9 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             max_tombstones=s["max_tombstones"],
             max_transactions=s["max_transactions"],
             max_players=s["max_players"],
+            max_connections_per_peer=s["max_connections_per_peer"] or max(1, s["max_connections"] // 4),
+            feed_page_bytes=s["feed_page_bytes"],
+            feed_stall_seconds=float(s["feed_stall_seconds"]),
         ),
         xpro=XproSettings(
             prefix=_prefix(x["prefix"]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,11 @@ class Entry:
         }
 
 
+def is_error(entry: Entry) -> bool:
+    """A refusal or an injected error answer (a success has code 0, or none for Fizzy)."""
+    return entry.fault is None and (entry.status >= 400 or entry.code not in (0, None))
+
+
 class Journal:
     def __init__(self, size: int, max_bytes: int = 1 << 62) -> None:
         self.size = size
@@ -87,6 +93,9 @@ class Journal:
         self.subscribers: list[Callable[[Entry], None]] = []
         self.resets = 0  # times cleared: the live feed tells its pages, which empty their lists
         self.cleared_at = 0  # the last sequence number given out before the latest clear
+        #: per dialect, [requests, errors, faults] ever appended (not lowered by eviction nor clear: the
+        #: dashboard's rates are differences of these)
+        self.tally: dict[str, list[int]] = {}
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -98,6 +107,12 @@ class Journal:
         entries = self._entries
         entries.append(entry)
         self.bytes += entry.size
+        counts = self.tally.get(entry.dialect)
+        if counts is None:
+            counts = self.tally[entry.dialect] = [0, 0, 0]
+        counts[0] += 1
+        counts[1] += is_error(entry)
+        counts[2] += entry.fault is not None
         while len(entries) > 1 and (len(entries) > self.size or self.bytes > self.max_bytes):
             self.bytes -= entries.popleft().size
         for notify in self.subscribers:
@@ -114,6 +129,10 @@ class Journal:
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(list(self._entries))
+
+    def newest(self, count: int) -> list[Entry]:
+        """The newest ``count`` entries, oldest first, in time proportional to ``count``."""
+        return list(itertools.islice(reversed(self._entries), count))[::-1]
 
     def query(
         self,

@@ -7,6 +7,9 @@
 - **Connections** (``server.max_connections``, and never more than the process's file limit allows):
   :class:`LimitedSite` answers a connection beyond the cap ``503`` and closes it at once, so a flood of
   half-open connections cannot exhaust file descriptors and stop the service.
+- **Per-peer share** (``server.max_connections_per_peer``, a quarter of ``max_connections`` by default): one
+  client address holding more connections gets ``503`` with ``Retry-After`` for the extra ones, so it
+  cannot take every slot and lock other clients out.
 - **Resource exhaustion** (``EMFILE`` on accept and the like) is logged once per :data:`LOG_INTERVAL`
   with a count, instead of a traceback per attempt.
 """
@@ -28,12 +31,18 @@ log = logging.getLogger("simulator.server")
 LOG_INTERVAL = 60.0  # seconds between two log lines about the same exhausted resource
 FD_RESERVE = 64  # file descriptors kept for everything but client connections (logs, files, the listener)
 EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_BUSY_TEXT = b"too many open connections; retry in a moment\n"
-BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nRetry-After: 1\r\n"
-    + f"Content-Length: {len(_BUSY_TEXT)}\r\n\r\n".encode()
-    + _BUSY_TEXT
-)
+
+
+def _busy(text: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nRetry-After: 1\r\n"
+        + f"Content-Length: {len(text)}\r\n\r\n".encode()
+        + text
+    )
+
+
+BUSY = _busy(b"too many open connections; retry in a moment\n")
+PEER_BUSY = _busy(b"too many open connections from your address (server.max_connections_per_peer); retry in a moment\n")
 
 
 class BodyTimeout(Exception):
@@ -62,18 +71,89 @@ def connection_cap(configured: int) -> int:
 class _Busy(asyncio.Protocol):
     """The protocol of a connection over the cap: one 503, then closed."""
 
+    def __init__(self, answer: bytes = BUSY) -> None:
+        self.answer = answer
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        transport.write(BUSY)
+        transport.write(self.answer)
         transport.close()
 
 
-class LimitedSite(web.SockSite):
-    """A ``SockSite`` whose connections beyond ``max_connections`` are answered 503 and closed."""
+class _PeerGate(asyncio.Protocol):
+    """A connection under the overall cap: counted against its peer's share once its address is known (in
+    ``connection_made``), then served by aiohttp's handler (every event passed on), or answered 503 if the
+    peer is over its share. Freed from the share when the connection is lost."""
 
-    def __init__(self, runner: web.BaseRunner, sock: Any, *, max_connections: int, **options: Any) -> None:
+    def __init__(self, site: LimitedSite, make: Callable[[], asyncio.Protocol]) -> None:
+        self.site = site
+        self.make = make
+        self.handler: asyncio.Protocol | None = None
+        self.peer: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        site = self.site
+        peername = transport.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        held = site.peers.get(peer, 0)
+        if held >= site.max_per_peer:
+            site.refused += 1
+            throttled.report(
+                "peer", f"{peer or 'a client'} holds {held} connections (server.max_connections_per_peer): 503"
+            )
+            transport.write(PEER_BUSY)
+            transport.close()
+            return
+        site.peers[peer] = held + 1
+        self.peer = peer
+        self.handler = self.make()
+        self.handler.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            left = self.site.peers.get(self.peer, 1) - 1
+            if left > 0:
+                self.site.peers[self.peer] = left
+            else:
+                self.site.peers.pop(self.peer, None)
+            self.peer = None
+        if self.handler is not None:
+            self.handler.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.handler is not None
+        self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.handler.eof_received() if self.handler is not None else None
+
+    def pause_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.resume_writing()
+
+
+class LimitedSite(web.SockSite):
+    """A ``SockSite`` whose connections beyond ``max_connections``, or beyond ``max_per_peer`` from one client
+    address, are answered 503 and closed."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        sock: Any,
+        *,
+        max_connections: int,
+        max_per_peer: int | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(runner, sock, **options)
         self.max_connections = max_connections
+        self.max_per_peer = max_per_peer or max_connections
+        self.peers: dict[str, int] = {}  # client address -> connections it holds
         self.refused = 0
 
     async def start(self) -> None:
@@ -90,7 +170,7 @@ class LimitedSite(web.SockSite):
                 self.refused += 1
                 throttled.report("connections", f"connection cap ({self.max_connections}) reached: answering 503")
                 return _Busy()
-            return server()
+            return _PeerGate(self, server)
 
         return protocol
 

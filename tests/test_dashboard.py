@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import tempfile
 import urllib.error
 import urllib.request
@@ -364,3 +365,42 @@ def test_the_page_asks_for_the_admin_token_once_and_keeps_it_for_the_tab(browser
         assert call(locked.url, "GET", "/_sim/players")[0] == 401
     finally:
         locked.stop()
+
+
+def test_the_page_acknowledges_its_feed_so_idle_pages_cannot_take_its_slot(browser: Chrome) -> None:
+    """The live feed's slots are shared: pages that read nothing give theirs up, the real page keeps its own."""
+    watched = _server(feed_stall_seconds=2.0)  # the page acknowledges about once a second
+    host, port = watched.url.removeprefix("http://").rsplit(":", 1)
+
+    def feed_page() -> tuple[socket.socket, int]:
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(b"GET /_sim/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        return sock, int(sock.recv(4096).split(b" ", 2)[1])
+
+    idle: list[socket.socket] = []
+    try:
+        browser.get(watched.url + "/_sim/ui")
+        wait_text(browser, "feed-status", "live")
+        sent_requests(browser)  # forget what was sent so far
+        while len(idle) < 15:  # every other slot, held by pages that never read nor acknowledge
+            sock, status = feed_page()
+            assert status == 200
+            idle.append(sock)
+        displaced = 0
+        for _ in range(400):  # bounded; the idle pages become displaceable after feed_stall_seconds
+            sock, status = feed_page()
+            sock.close()
+            displaced += status == 200
+            if displaced == 15:
+                break
+            browser.execute_script("return 1")  # let the page run
+        assert displaced == 15
+        sent = sent_requests(browser)
+        acks = [r for r in sent if r["url"].endswith("/ack") and r["method"] == "POST"]
+        feeds = [r for r in sent if r["url"].endswith("/_sim/events")]
+        assert acks and not feeds  # it acknowledged, and never had to connect again
+        assert browser.find_element(By.ID, "feed-status").text == "live"
+    finally:
+        for sock in idle:
+            sock.close()
+        watched.stop()

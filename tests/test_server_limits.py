@@ -32,7 +32,7 @@ def quick() -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def capped() -> Iterator[ServerThread]:
-    yield from serving(max_connections=4, keepalive_timeout=60)
+    yield from serving(max_connections=4, max_connections_per_peer=4, keepalive_timeout=60)
 
 
 def connect(server: ServerThread) -> socket.socket:

@@ -11,7 +11,7 @@ from simulator import jsonio
 from simulator.config import UI_FEED_BATCH
 from simulator.journal import Entry, Journal
 from simulator.ui import feed
-from simulator.ui.feed import Feed
+from simulator.ui.feed import Feed, Pages
 from tests.conftest import Harness, Start
 
 
@@ -29,7 +29,7 @@ def batch_of(text: str) -> dict[str, Any]:
 def test_a_feed_keeps_the_newest_entries_and_counts_what_it_drops() -> None:
     journal = Journal(10_000)
     page = Feed(journal)
-    journal.subscribers.append(page)
+    Pages().join(page)
     for seq in range(1, UI_FEED_BATCH + 301):
         journal.append(entry(seq))
     batch = batch_of(page.drain())
@@ -47,10 +47,13 @@ def test_counts_start_from_the_journal_and_tell_errors_from_faults() -> None:
     journal.append(entry(2, "fizzy", code="ERROR_TRANSACTION_INSUFFICIENT_FUNDS", status=400))
     journal.append(entry(3, "fizzy", code=None))
     page = Feed(journal)
-    assert [e.seq for e in page.backlog] == [1, 2, 3]
-    page(entry(4, "xpro", code=None, status=0, fault="drop"))
-    page(entry(5, "xpro", code=0))
-    assert page.counts == {"xpro": [3, 1, 1], "fizzy": [2, 1, 0]}
+    assert [e["seq"] for e in page.backlog] == [1, 2, 3]
+    journal.append(entry(4, "xpro", code=None, status=0, fault="drop"))
+    journal.append(entry(5, "xpro", code=0))
+    assert batch_of(page.drain())["counts"] == {
+        "xpro": {"requests": 3, "errors": 1, "faults": 1},
+        "fizzy": {"requests": 2, "errors": 1, "faults": 0},
+    }
 
 
 async def read_batch(stream: Any) -> dict[str, Any]:

@@ -4,6 +4,8 @@ admin token; the page then calls the control API like any client, token included
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from simulator.config import UI_FEED_PAGES
@@ -56,9 +58,22 @@ async def validate(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     pages = request.config_dict[PAGES]
-    if pages.full:
+    sim = sim_of(request)
+    server = sim.settings.server
+    if not pages.make_room(server.feed_stall_seconds):
         raise AdminError(503, f"at most {UI_FEED_PAGES} pages can watch the live feed at once")
-    return await stream(request, sim_of(request).journal, pages)
+    return await stream(
+        request, sim.journal, pages, page_bytes=server.feed_page_bytes, stall_seconds=server.feed_stall_seconds
+    )
+
+
+async def ack(request: web.Request) -> web.Response:
+    """A watching page says it read its events (it keeps its slot when every slot is taken)."""
+    feed = request.config_dict[PAGES].find(request.match_info["page"])
+    if feed is None:
+        raise AdminError(404, "no live-feed page with that id (it was disconnected): connect again")
+    feed.proven = time.monotonic()
+    return reply({"ok": True})
 
 
 ROUTES: list[web.AbstractRouteDef] = [
@@ -68,4 +83,5 @@ ROUTES: list[web.AbstractRouteDef] = [
     web.get("/ui/features", features),
     web.post("/scenario/validate", validate),
     web.get("/events", events),
+    web.post("/events/{page}/ack", ack),
 ]

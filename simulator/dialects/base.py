@@ -81,6 +81,11 @@ class Dialect(ABC):
     @abstractmethod
     def render_error(self, op: Operation, code: Any, message: str, status: int) -> Rendered: ...
 
+    def decoded_text(self, op: Operation, body: bytes) -> bytes:
+        """The JSON text ``op.request`` was decoded from, for the journal's size estimate: the body itself,
+        unless the dialect decodes something else (XPro's decrypted plaintext)."""
+        return body
+
     # shared
 
     def wire_code(self, err: DomainError) -> Any:
@@ -162,7 +167,9 @@ class Dialect(ABC):
             detail=detail,
             ms=(time.perf_counter() - started) * 1000,
             delay=outcome.delay,
-            size=evidence.size(op, body, detail, kept, diagnostics),
+            size=evidence.size(
+                op, body, detail, kept, diagnostics, self.decoded_text(op, body) if op.request is not None else None
+            ),
             received=kept,
             diagnostics=diagnostics,
         )

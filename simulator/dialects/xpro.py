@@ -1,7 +1,8 @@
 """XPro transfer wallet (PROTOCOLS.md section 1): the simulator plays the provider, the operator calls us.
 
-Checks run in the documented order: headers and signature (83) -> agent (10) -> token (83) -> decrypt (84)
--> parameters (11) -> player (8, 19, 20) -> business rules (2, 3, 35).
+Checks run in the documented order: headers and signature (83) -> agent (10) -> replayed nonce (83) -> token
+(83) -> decrypt (84) -> parameters (11, and for /v2/auth the secret, 10) -> player (8, 19, 20) -> business
+rules (2, 3, 35). The nonce is recorded once the token (or the secret) proved who is calling.
 """
 
 from __future__ import annotations
@@ -72,7 +73,14 @@ class NonceCache:
 
     Each agent's bucket holds at most ``cap`` nonces. A full bucket whose nonces are all still inside the
     window refuses new requests (``"full"``) rather than forget one, which would let its replay in. Expiry
-    pops from the left of an insertion-ordered dict: O(1) per nonce, however many came before."""
+    pops from the left of an insertion-ordered dict: O(1) per nonce, however many came before.
+
+    The rule every store follows: any request may be *checked* against the bucket (:meth:`seen`), but only a
+    request that proved it is the agent (a valid bearer token, or for ``/v2/auth`` the agent's secret) is
+    *recorded* (:meth:`add`). Anyone can compute an XPro signature, so recording token-less requests would
+    let a stranger who knows the agent id fill the bucket and lock the agent out. A replay of a recorded
+    request is still refused; a replay of an unproven one is refused anyway, for its missing credentials.
+    A shared store records in ``Simulator.run``, which only decoded (so proven) requests reach."""
 
     def __init__(self, window: float, cap: int) -> None:
         self.window = window * 2
@@ -82,23 +90,35 @@ class NonceCache:
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets.values())
 
+    def seen(self, agent: str, nonce: str, now: float) -> bool:
+        """Whether ``nonce`` was recorded for ``agent`` inside the window (records nothing)."""
+        bucket = self._buckets.get(agent)
+        if bucket is None:
+            return False
+        self._expire(bucket, now)
+        return nonce in bucket
+
     def add(self, agent: str, nonce: str, now: float) -> Literal["ok", "replay", "full"]:
-        """Remember a nonce of a known agent: ``ok``, or ``replay`` (seen inside the window), or ``full``."""
+        """Remember a nonce of a request that proved it is ``agent``: ``ok``, or ``replay`` (seen inside the
+        window), or ``full``."""
         bucket = self._buckets.get(agent)
         if bucket is None:
             bucket = self._buckets[agent] = OrderedDict()
-        horizon = now - self.window
-        while bucket:
-            first = next(iter(bucket.values()))
-            if first >= horizon:
-                break
-            bucket.popitem(last=False)
+        self._expire(bucket, now)
         if nonce in bucket:
             return "replay"
         if len(bucket) >= self.cap:
             return "full"
         bucket[nonce] = now
         return "ok"
+
+    def _expire(self, bucket: OrderedDict[str, float], now: float) -> None:
+        horizon = now - self.window
+        while bucket:
+            first = next(iter(bucket.values()))
+            if first >= horizon:
+                break
+            bucket.popitem(last=False)
 
 
 class Xpro(Dialect):
@@ -206,18 +226,13 @@ class Xpro(Dialect):
             raise e.UnknownAgent(f"agent {agent_id[:64]!r} is not configured")
         if agent.blocked:
             raise e.UnknownAgent(f"agent {agent_id!r} is blocked")
-        seen = self.nonces.add(agent_id, nonce, now)  # only known agents, only signed requests, get a slot
-        if seen == "replay":
+        if self.nonces.seen(agent_id, nonce, now):
             raise e.AuthFailed("x-nonce was already used (replay)")
-        if seen == "full":
-            raise e.AuthFailed(
-                f"too many requests inside the replay window: agent {agent_id!r} already has {self.nonces.cap} "
-                f"nonces younger than {self.nonces.window:.0f}s (xpro.max_nonces); retry later"
-            )
         if op.operation != "auth":
             authorization = evidence.header(request, "Authorization")
             op.params["token_fingerprint"] = token_fingerprint(authorization)
             self.check_token(authorization, agent_id)
+            self._record_nonce(agent_id, nonce, now)  # the token proved the caller: only now a slot
         op.authenticated = True
 
         if not isinstance(cipher, str):
@@ -231,6 +246,27 @@ class Xpro(Dialect):
         if not isinstance(fields, dict):
             raise e.BadRequest("the decrypted plaintext is not a JSON object")
         self._parameters(op, fields, agent)
+        if op.operation == "auth":
+            if not hmac.compare_digest(agent.secret.encode(), op.params["secret"].encode()):
+                raise e.UnknownAgent("wrong secret")
+            self._record_nonce(agent_id, nonce, now)  # the secret proved the caller
+
+    def _record_nonce(self, agent_id: str, nonce: str, now: float) -> None:
+        """Take a slot in the agent's nonce bucket: only for a request that proved it is the agent."""
+        taken = self.nonces.add(agent_id, nonce, now)
+        if taken == "replay":  # seen() was asked just before, with no await between: cannot happen
+            raise e.AuthFailed("x-nonce was already used (replay)")
+        if taken == "full":
+            raise e.AuthFailed(
+                f"too many requests inside the replay window: agent {agent_id!r} already has {self.nonces.cap} "
+                f"nonces younger than {self.nonces.window:.0f}s (xpro.max_nonces); retry later"
+            )
+
+    def decoded_text(self, op: Operation, body: bytes) -> bytes:
+        try:
+            return jsonio.dumpb(op.request)  # the plaintext, again (the body is its ciphertext)
+        except (TypeError, ValueError):  # cannot happen for what jsonio decoded; the body is a fair stand-in
+            return body
 
     def _signature(self, agent_id: str, timestamp: str, nonce: str, given: str, cipher: str, body: bytes) -> None:
         """The unkeyed SHA-256 signature; a refusal shows what was computed (nothing in it is secret)."""
@@ -326,9 +362,7 @@ class Xpro(Dialect):
         ledger = self.sim.ledger
         assert op.agent is not None
         agent = self.settings.agents[op.agent]
-        if op.operation == "auth":
-            if not hmac.compare_digest(agent.secret.encode(), op.params["secret"].encode()):
-                raise e.UnknownAgent("wrong secret")
+        if op.operation == "auth":  # decode checked the secret
             token, ttl = self.issue_token(agent.id)
             return {"accessToken": token, "expiresIn": ttl, "tokenType": "Bearer"}
         assert op.player is not None

@@ -10,7 +10,6 @@ not meant (a rule that can never match, an ``apply`` that does nothing).
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -24,6 +23,7 @@ from simulator.errors import SourceError
 from simulator.money import decimals, parse_amount
 from simulator.operations import STATUS_CHECKS
 from simulator.scenarios.model import COMPARISONS, EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
+from simulator.scenarios.patterns import Pattern, PatternError, compile_pattern
 
 DIALECT_OPERATIONS = {
     "xpro": {"auth", "create", "balance", "deposit", "withdraw", "cashout", "check"},
@@ -153,7 +153,7 @@ class _Checker:
 
     def rule_match(
         self, base: list[str | int], m: dict[str, Any]
-    ) -> tuple[re.Pattern[str] | None, tuple[tuple[str, Decimal], ...]]:
+    ) -> tuple[Pattern | None, tuple[tuple[str, Decimal], ...]]:
         """The match's operation (for its dialect), nth/after, regular expression, amounts and tenant."""
         at: list[str | int] = [*base, "match"]
         dialect = m.get("dialect") if self.ok([*at, "dialect"]) else None
@@ -167,9 +167,9 @@ class _Checker:
         pattern = None
         if "transaction" in m and self.ok([*at, "transaction"]):
             try:
-                pattern = re.compile(m["transaction"])
-            except re.error as exc:
-                self.problem([*at, "transaction"], f"not a regular expression: {exc}")
+                pattern = compile_pattern(m["transaction"])
+            except PatternError as exc:
+                self.problem([*at, "transaction"], f"not a regular expression RE2 accepts: {exc}")
         bounds: tuple[tuple[str, Decimal], ...] = ()
         if self.usable([*at, "amount"]) and isinstance(m.get("amount"), dict):
             bounds = tuple(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from simulator.operations import STATUS_CHECKS, Operation
+from simulator.scenarios.patterns import Pattern
 
 
 def duration(text: str) -> float:
@@ -50,7 +50,7 @@ class Match:
     """The static part of a rule's match: every key given must hold on the decoded operation."""
 
     equal: tuple[tuple[str, str], ...] = ()
-    transaction: re.Pattern[str] | None = None
+    transaction: Pattern | None = None  # RE2, linear time (see simulator.scenarios.patterns)
     amount: tuple[tuple[str, Decimal], ...] = ()
     nth: int | None = None
     after: int | None = None

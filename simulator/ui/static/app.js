@@ -259,6 +259,7 @@ function setupTraffic() {
 // ---------- the live feed: server-sent events read with fetch, so the admin token can go in a header ----------
 
 const rates = { last: null };
+const feedAck = { at: 0 };
 
 async function connectFeed() {
   const status = $("feed-status");
@@ -304,6 +305,10 @@ function handleEvent(block) {
   const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
   if (!data) return;
   const batch = parseJSON(data);
+  if (batch.page && Date.now() - feedAck.at >= 1000) {  // tell the server this page reads (it keeps its slot)
+    feedAck.at = Date.now();
+    api("POST", "/events/" + encodeURIComponent(batch.page) + "/ack").catch(() => {});
+  }
   traffic.dropped += num(batch.dropped);
   addEntries(batch.entries);
   updateRates(batch.counts, num(batch.time));
