@@ -305,7 +305,8 @@ function handleEvent(block) {
   const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
   if (!data) return;
   const batch = parseJSON(data);
-  if (batch.page && Date.now() - feedAck.at >= 1000) {  // tell the server this page reads (it keeps its slot)
+  // tell the server this page reads, at every heartbeat (about 1 s), so it keeps its slot
+  if (batch.page && Date.now() - feedAck.at >= 500) {
     feedAck.at = Date.now();
     api("POST", "/events/" + encodeURIComponent(batch.page) + "/ack").catch(() => {});
   }
