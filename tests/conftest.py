@@ -26,8 +26,7 @@ from simulator.cli import bind
 from simulator.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
-from simulator.service import Simulator
-from simulator.store import open_simulator
+from simulator.service import Simulator, open_simulator
 
 pytest_plugins = ["pytester"]
 

@@ -387,14 +387,16 @@ async def test_players_are_bounded_and_a_full_ledger_refuses_new_ones_changing_n
     assert (await h.amb.balance("newcomer2")).json["status"]["code"] == 0
 
 
-async def test_a_full_ledger_refuses_money_on_the_wire_and_in_the_control_api(start: Start) -> None:
+async def test_a_full_ledger_keeps_serving_and_refuses_a_dropped_id_as_a_duplicate(start: Start) -> None:
+    """Retention, not refusal: past max_transactions the oldest rows go, and their ids stay refused."""
     h = await start({"server": {"max_transactions": 2}}, scenario=PLAYERS_ONLY)
-    assert (await h.amb.bet("member001", "R1", 1)).json["status"]["code"] == 0
-    assert (await h.amb.bet("member001", "R2", 1)).json["status"]["code"] == 0
-    full = await h.amb.bet("member001", "R3", 1)
-    assert full.json["status"]["code"] == 999 and "max_transactions" in full.headers["X-Sim-Detail"]
+    for n in range(1, 5):
+        assert (await h.amb.bet("member001", f"R{n}", 1, txn=f"T{n}")).json["status"]["code"] == 0
     status, body = await h.admin("PUT", "/_sim/players/ambslot/member001", {"balance": 50})
-    assert status == 507 and "max_transactions" in body["error"]
+    assert status == 200 and body["balance"] == 50
     status, player = await h.admin("GET", "/_sim/players/ambslot/member001")
-    assert status == 200 and player["balance"] == 8 and len(player["transactions"]) == 2
+    assert status == 200 and player["balance"] == 50 and len(player["transactions"]) == 2
+    retry = await h.amb.bet("member001", "R9", 1, txn="T1")
+    assert retry.json["status"]["code"] == 900  # a duplicate: the dropped bet's id is still known
+    assert (await h.admin("GET", "/_sim/players/ambslot/member001"))[1]["balance"] == 50
     assert (await h.admin("GET", "/_sim/invariants"))[1]["ok"] is True

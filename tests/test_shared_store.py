@@ -294,3 +294,130 @@ def test_the_two_replica_deployment_files_fit_together() -> None:
     assert "X-Forwarded-Host" in nginx and "proxy_next_upstream off" in nginx
     settings = config.load(str(deploy / "config.yaml"))
     assert settings.server.trusted_proxies and settings.xpro.token_secret_given
+
+
+# the review's findings and the failure cases of the redesign, each against a real redis-server
+
+
+def redis_client(url: str) -> Any:
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis.from_url(url.split("?")[0], decode_responses=True)
+
+
+def test_the_product_never_rebuilds_an_http_request() -> None:
+    """Control changes are domain commands replayed as commands: no test helper in the product."""
+    package = Path(__file__).resolve().parent.parent / "simulator"
+    users = [p.name for p in package.rglob("*.py") if "test_utils" in p.read_text(encoding="utf-8")]
+    assert users == []
+
+
+async def test_replicas_replay_domain_commands(start: Start, redis_server: RedisServer) -> None:
+    url = fresh(redis_server)
+    a, b = await start(store_url=url), await start(store_url=url)
+    status, _ = await a.admin(
+        "POST", "/_sim/rules", text="name: slow\nmatch: {dialect: fizzy, operation: deposit}\nfault: drop\n"
+    )
+    assert status == 201
+    assert (await a.admin("PUT", "/_sim/players/ambslot/member001", {"balance": 10}))[0] == 201
+    await a.sim.adjust_player("ambslot", "demo", "member001", Decimal("-0.5"))
+    status, rules = await b.admin("GET", "/_sim/rules")
+    assert status == 200 and [r["name"] for r in rules["rules"]][-1] == "slow"
+    assert await amb_balance(b, "member001") == await amb_balance(a, "member001") == Decimal("9.5")
+    assert (await b.admin("DELETE", "/_sim/rules/slow"))[0] == 200
+    assert "slow" not in [r["name"] for r in (await a.admin("GET", "/_sim/rules"))[1]["rules"]]
+
+
+async def test_the_log_keeps_no_unknown_extra_fields(start: Start, redis_server: RedisServer) -> None:
+    url = fresh(redis_server)
+    h = await start(store_url=url)
+    junk = "x" * 200_000
+    reply = await h.fizzy.withdraw("p-1", 10, txn="w-junk", junk=junk)
+    assert reply.status == 200, reply.json
+    client = redis_client(url)
+    try:
+        entries = await client.xrange("{" + url.split("prefix=")[1] + "}:log")
+    finally:
+        await client.aclose()
+    assert entries and all(len(fields["d"]) < 2_000 for _, fields in entries[1:])  # after the genesis
+
+
+async def test_redis_losing_its_data_is_noticed_and_no_replica_diverges(
+    start: Start, redis_server: RedisServer
+) -> None:
+    url = fresh(redis_server)
+    a, b = await start(store_url=url), await start(store_url=url)
+    assert (await a.amb.bet("member001", "R1", 10, txn="b1")).json["status"]["code"] == 0
+    assert await amb_balance(b, "member001") == await amb_balance(a, "member001")
+    client = redis_client(url)
+    prefix = "{" + url.split("prefix=")[1] + "}:"
+    try:
+        for key in [k async for k in client.scan_iter(match=prefix.replace("{", "[{]").replace("}", "[}]") + "*")]:
+            await client.delete(key)  # what FLUSHALL does to this test's keys, without touching other tests'
+    finally:
+        await client.aclose()
+    first, second = await amb_balance(a, "member001"), await amb_balance(b, "member001")
+    assert first == second  # the same, fresh state on both: the scenario's starting balance again
+    for h in (a, b):
+        status, health = await h.admin("GET", "/_sim/health")
+        assert status == 200 and health["store"]["data_lost"]["times"] == 1
+    assert (await b.amb.bet("member001", "R1", 10, txn="b1")).json["status"]["code"] == 0
+    assert await amb_balance(a, "member001") == second - 10
+    assert (await a.admin("GET", "/_sim/invariants"))[1]["ok"] is True
+
+
+async def test_pooled_connections_to_a_restarted_redis_are_retried_once(start: Start, own_redis: RedisServer) -> None:
+    h = await start(store_url=own_redis.url("restart"))
+    await asyncio.gather(*(h.amb.balance("member001") for _ in range(30)))  # fill the connection pool
+    own_redis.stop()
+    own_redis.start()
+    replies = await asyncio.gather(*(h.amb.bet("member001", f"R{i}", 1, txn=f"b{i}") for i in range(30)))
+    assert [r.json["status"]["code"] for r in replies] == [0] * 30
+
+
+async def test_the_shared_nonce_outlives_every_replicas_own_window(start: Start, redis_server: RedisServer) -> None:
+    url = fresh(redis_server)
+    h = await start({"xpro": {"timestamp_skew": 60}}, store_url=url)
+    await h.xpro.authenticate()
+    client = redis_client(url)
+    try:
+        keys = [k async for k in client.scan_iter(match="*nonce:*")]
+        ttls = [await client.ttl(k) for k in keys if url.split("prefix=")[1] in k]
+    finally:
+        await client.aclose()
+    assert ttls and min(ttls) > 60  # twice the skew: a future timestamp's nonce is still known
+
+
+async def test_a_dead_replicas_write_lock_expires_while_requests_still_wait(
+    start: Start, redis_server: RedisServer
+) -> None:
+    from simulator.store.redis import LOCK_MS, LOCK_WAIT
+
+    assert LOCK_WAIT * 1000 >= 2 * LOCK_MS  # a margin, not equality
+    url = fresh(redis_server)
+    h = await start(store_url=url)
+    client = redis_client(url)
+    try:
+        await client.set("{" + url.split("prefix=")[1] + "}:lock", "a-killed-replica", px=LOCK_MS)
+    finally:
+        await client.aclose()
+    assert (await h.amb.bet("member001", "R1", 1, txn="b1")).json["status"]["code"] == 0
+
+
+async def test_an_in_flight_claim_lives_no_longer_than_the_request_timeout(
+    start: Start, redis_server: RedisServer
+) -> None:
+    url = fresh(redis_server)
+    scenario = "name: slow\nrules:\n  - {name: slow, match: {dialect: ambslot, operation: bet}, delay: 500ms}\n"
+    h = await start({"server": {"request_timeout": 3}}, scenario=scenario, store_url=url)
+    bet = asyncio.ensure_future(h.amb.bet("member001", "R1", 1, txn="b1"))
+    client = redis_client(url)
+    try:
+        ttls: list[int] = []
+        while not ttls:
+            await asyncio.sleep(0.05)
+            ttls = [await client.pttl(k) async for k in client.scan_iter(match="*claim:*") if "b1" in k]
+    finally:
+        await client.aclose()
+    assert 0 < ttls[0] <= 3000
+    assert (await bet).json["status"]["code"] == 0

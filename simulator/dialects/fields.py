@@ -8,6 +8,8 @@ scorecard reports as what a strict counterpart would refuse.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -107,17 +109,26 @@ def json_object(value: Any) -> dict[str, Any]:
 
 
 def fingerprint(fields: dict[str, Any]) -> int:
-    """What identifies "the same payload": a hash of the request, in which ``10`` and ``10.0`` are equal
-    (``Decimal`` hashes by value) and key order does not matter. Kept as one int per transaction."""
-    try:
-        return hash(frozenset(fields.items()))
-    except TypeError:  # nested lists or objects: freeze them first
-        return hash(_frozen(fields))
+    """What identifies "the same payload": a 64-bit hash of the request, in which ``10`` and ``10.0`` are
+    equal and key order does not matter. The same in every process (a shared store keeps it, not the
+    request). Kept as one int per transaction."""
+    text = _canonical(fields).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
 
 
-def _frozen(value: Any) -> Any:
+def _canonical(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return "n" + str(Decimal(value).normalize())
+    if isinstance(value, Decimal):
+        return "n" + str(value.normalize()) if value.is_finite() else repr(value)
+    if isinstance(value, float):
+        return "n" + str(Decimal(repr(value)).normalize())
     if isinstance(value, dict):
-        return frozenset((k, _frozen(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
-    return value
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_canonical(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    return repr(value)

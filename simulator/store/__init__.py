@@ -1,0 +1,204 @@
+"""Where a simulator keeps its state: ``memory`` (this process, the default) or a Redis server shared by
+every replica (``redis://host:port/db?prefix=NAME``, see :mod:`simulator.store.redis`).
+
+The :class:`~simulator.service.Simulator` is *given* a :class:`Store` (composition, as an HTTP client is
+given its transport): the pipeline calls the store's hooks (admit, claim, decide, perform), the domain
+commands (reset, replace the scenario, set a player, add/change/remove a rule, clear the journal) go
+through :meth:`Store.command`, and the control API's reads call :meth:`Store.refresh` first.
+:class:`simulator.store.memory.LocalStore` is the embedded implementation; the Redis one shares the state.
+
+The store is chosen by ``--store``, else the ``WALLET_SIM_STORE`` environment variable, else ``store:`` in
+the config file. :func:`connect` builds the store a setting names; :func:`simulator.service.open_simulator`
+builds a simulator on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simulator.config import Settings
+from simulator.errors import DomainError, InternalError, SimulatorError
+
+if TYPE_CHECKING:  # the types of the hooks; the store never imports the pipeline at run time
+    from simulator.journal import Entry
+    from simulator.operations import Operation
+    from simulator.scenarios.engine import Decision
+    from simulator.scenarios.model import Scenario
+    from simulator.service import Perform, Simulator
+
+DEFAULT_PREFIX = "wallet-sim"
+
+
+class StoreError(SimulatorError):
+    """A store that cannot be used: a malformed URL, or a server that does not answer."""
+
+
+class StoreUnavailable(InternalError):
+    """A shared store did not answer (or its write lock could not be had): the dialects' internal-error
+    code, and 503 in the control API. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A domain command: its name, its arguments as JSON-able data (what a shared store logs and every
+    replica replays) and, where the caller already built it, the local object (a parsed scenario or rule)
+    so the replica that runs it first does not parse it again."""
+
+    name: str
+    args: dict[str, Any]
+    local: Any = field(default=None, compare=False)
+
+
+class Store:
+    """The interface the Simulator calls. Every method has the embedded behaviour (state in this process):
+    a shared store overrides the ones it needs."""
+
+    kind = "memory"
+    shown = "memory"  # where the state is, for the banner and errors (no password)
+
+    def clock(self, base: Callable[[], float]) -> Callable[[], float]:
+        """The clock the simulator uses (a replicated store freezes it while a change runs)."""
+        return base
+
+    def bind(self, sim: Simulator) -> None:
+        """Told which simulator it serves (before ``open``)."""
+        self.sim = sim
+
+    def attach(self, performers: dict[str, Perform]) -> None:
+        """Told which ``perform`` each dialect has (a replicated store replays requests with them)."""
+
+    async def open(self) -> None:
+        """Connect and load (nothing to do in memory)."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def admit(self, op: Operation) -> DomainError | None:
+        """Checks made before the pipeline (a shared nonce, a shared claim); a refusal is returned."""
+        return None
+
+    def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
+        """The in-flight claim of a mutating request's transaction id (a second one meanwhile is pending)."""
+        if op.mutating and op.transaction is not None:
+            return _AsyncClaim(self.sim.ledger.claim(op.dialect, op.agent or "", op.transaction, op.scope))
+        return contextlib.nullcontext()
+
+    async def decide(self, op: Operation) -> Decision | None:
+        return self.sim.engine.decide(op)
+
+    async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
+        return perform(op)
+
+    async def command(self, command: Command) -> Any:
+        """Carry out a domain command (a shared store does it under its write lock and logs it)."""
+        return self.sim.execute(command)
+
+    async def refresh(self) -> None:
+        """Bring what the control API reads up to date (the ledger, rule counters, the journal)."""
+
+    def record(self, entry: Entry) -> None:
+        """A journal entry was recorded here (a shared store publishes it to the others)."""
+
+    async def health(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ok": True}
+
+
+class _AsyncClaim:
+    """The ledger's in-flight claim (a plain context manager) used with ``async with``."""
+
+    __slots__ = ("claim",)
+
+    def __init__(self, claim: contextlib.AbstractContextManager[object]) -> None:
+        self.claim = claim
+
+    async def __aenter__(self) -> None:
+        self.claim.__enter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.claim.__exit__(kind, exc, tb)  # type: ignore[arg-type]
+
+
+def scenario_files(scenario: Scenario) -> list[list[str]]:
+    """(source, text) of each file of a scenario, to rebuild it on every replica (loader.combine's layout)."""
+    if len(scenario.sources) <= 1:
+        return [[src, scenario.text] for src in scenario.sources]
+    files: list[list[str]] = []
+    rest = scenario.text
+    for index, src in enumerate(scenario.sources):
+        marker = f"# --- {src}\n"
+        assert rest.startswith(marker), "a combined scenario's text starts each file with its marker"
+        rest = rest[len(marker) :]
+        following = f"\n# --- {scenario.sources[index + 1]}\n" if index + 1 < len(scenario.sources) else None
+        end = rest.index(following) if following is not None else len(rest)
+        files.append([src, rest[:end]])
+        rest = rest[end + 1 :]
+    return files
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    url: str  # what redis-py connects to (without our ``prefix`` parameter)
+    prefix: str  # every key starts with ``{prefix}:``
+
+    @property
+    def shown(self) -> str:
+        """The URL without a password, for the banner and the health check."""
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")) + f" prefix={self.prefix}"
+
+
+def parse(text: str) -> StoreURL | None:
+    """``memory`` -> None; ``redis://[:password@]host[:port][/db][?prefix=NAME]`` (or ``rediss://``)."""
+    if text == "memory":
+        return None
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise StoreError(f"store {text!r} is neither 'memory' nor redis://host:port/db")
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
+    if not prefix or any(c in prefix for c in "{}: \t\r\n"):
+        raise StoreError(f"store prefix {prefix!r} must be non-empty, without braces, colons or spaces")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise StoreError(f"store database {db!r} must be a number (redis://host:port/0)")
+    rest = urllib.parse.urlencode(query, doseq=True)
+    return StoreURL(urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, rest, "")), prefix)
+
+
+def chosen(settings: Settings, flag: str | None) -> Settings:
+    """Settings with the store the flag (or WALLET_SIM_STORE, see simulator.environ), else the config
+    file, chose."""
+    value = flag or settings.store
+    parse(value)  # refuse a malformed one before anything starts
+    return dataclasses.replace(settings, store=value)
+
+
+async def connect(settings: Settings) -> tuple[Store, Settings]:
+    """The store ``settings.store`` names, connected (raises StoreError if it cannot be), and the settings
+    to run with (replicas share one XPro token secret)."""
+    where = parse(settings.store)
+    if where is None:
+        from simulator.store.memory import LocalStore
+
+        return LocalStore(), settings
+    from simulator.store import redis  # redis-py is imported only by those who use it
+
+    return await redis.connect(settings, where)
+
+
+def check_reachable(settings: Settings) -> None:
+    """Raise StoreError unless the store answers (``--workers`` checks once before starting them)."""
+    where = parse(settings.store)
+    if where is None:
+        return
+    from simulator.store import redis
+
+    asyncio.run(redis.ping(where))
