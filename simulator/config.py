@@ -258,7 +258,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "store": {"type": "string", "pattern": "^(memory|rediss?://.*)$"},
+        "store": {"type": "string", "pattern": "^(memory|rediss?://.*|rediss?\\+cluster://.*)$"},
         "scorecard": {
             "type": "object",
             "additionalProperties": False,

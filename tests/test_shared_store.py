@@ -18,6 +18,7 @@ import yaml
 
 from simulator import config
 from simulator.client import AmbslotClient
+from simulator.store import StoreError
 from simulator.store import parse as parse_store
 from tests import test_soak as soak
 from tests.conftest import Harness, RedisServer, Start
@@ -421,3 +422,71 @@ async def test_an_in_flight_claim_lives_no_longer_than_the_request_timeout(
         await client.aclose()
     assert 0 < ttls[0] <= 3000
     assert (await bet).json["status"]["code"] == 0
+
+
+async def test_a_reset_prunes_the_log_and_a_new_replica_joins_the_same_state(
+    start: Start, redis_server: RedisServer
+) -> None:
+    url = fresh(redis_server)
+    a = await start(store_url=url)
+    assert (await a.admin("POST", "/_sim/rules", text="name: late\nmatch: {operation: cancel}\nfault: drop\n"))[
+        0
+    ] == 201
+    for n in range(20):
+        assert (await a.amb.bet("member001", f"R{n}", 1, txn=f"b{n}")).json["status"]["code"] == 0
+    assert (await a.admin("POST", "/_sim/reset"))[0] == 200
+    await a.sim.close()  # waits for the background pruning
+    client = redis_client(url)
+    try:
+        kinds = [fields["k"] for _, fields in await client.xrange("{" + url.split("prefix=")[1] + "}:log")]
+    finally:
+        await client.aclose()
+    assert kinds == ["genesis", "cmd", "cmd"]  # the scenario, the rule, the reset: no request survives
+    b = await start(store_url=url)
+    assert "late" in [r["name"] for r in (await b.admin("GET", "/_sim/rules"))[1]["rules"]]
+    status, body = await b.admin("GET", "/_sim/invariants")
+    assert status == 200 and body["ok"] and body["transactions"] == 0
+
+
+async def test_a_first_control_read_decodes_no_more_than_the_journal_keeps(
+    start: Start, redis_server: RedisServer
+) -> None:
+    url = fresh(redis_server)
+    cfg = {"server": {"journal_size": 20}}
+    a, b = await start(cfg, store_url=url), await start(cfg, store_url=url)
+    for n in range(60):
+        assert (await a.amb.bet("member001", f"R{n}", 1, txn=f"b{n}", big="y" * 40_000)).json["status"]["code"] == 0
+    assert (await a.admin("GET", "/_sim/journal"))[0] == 200  # a publishes everything it has
+    status, entries = await b.admin("GET", "/_sim/journal")
+    link = b.sim.store.journal_link  # type: ignore[attr-defined]
+    assert status == 200 and len(entries) == 20 and link.decoded_last == 20
+    assert [e["transaction"] for e in entries][-1] == "b59"
+    request = entries[-1]["request"]
+    assert request["truncated"] is True and len(request["prefix"]) <= 16_384  # a capped body in the stream
+
+
+# Redis Cluster: a real 3-node cluster on loopback
+
+
+@pytest.mark.parametrize("store", ["cluster"])
+async def test_replicas_on_a_redis_cluster_share_one_wallet(start: Start, redis_cluster: Any) -> None:
+    url = redis_cluster.url(f"c{uuid.uuid4().hex[:12]}")
+    a, b = await start(store_url=url), await start(store_url=url)
+    assert (await a.fizzy.withdraw("p-1", 10, txn="w1")).status == 200
+    assert (await b.fizzy.rollback("p-1", "w1", txn="rb1")).status == 200
+    racing = [(a if n % 2 else b).amb.bet("member001", f"R{n}", 1, txn=f"b{n}") for n in range(40)]
+    assert all(r.json["status"]["code"] == 0 for r in await asyncio.gather(*racing))
+    assert await amb_balance(a, "member001") == await amb_balance(b, "member001")
+    for h in (a, b):
+        status, body = await h.admin("GET", "/_sim/invariants")
+        assert status == 200 and body["ok"] and body["transactions"] == 42
+        status, health = await h.admin("GET", "/_sim/health")
+        assert status == 200 and health["store"]["url"].startswith("redis+cluster://127.0.0.1:")
+
+
+def test_a_cluster_store_url_names_its_nodes() -> None:
+    where = parse_store("redis+cluster://:secret@10.0.0.1:7000,10.0.0.2:7001?prefix=staging")
+    assert where is not None and where.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    assert where.prefix == "staging" and "secret" not in where.shown
+    with pytest.raises(StoreError):
+        parse_store("redis+cluster://10.0.0.1")

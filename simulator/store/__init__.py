@@ -143,25 +143,53 @@ def scenario_files(scenario: Scenario) -> list[list[str]]:
 
 @dataclass(frozen=True)
 class StoreURL:
-    url: str  # what redis-py connects to (without our ``prefix`` parameter)
+    url: str  # what redis-py connects to (without our ``prefix`` parameter); for a cluster, its first node
     prefix: str  # every key starts with ``{prefix}:``
+    nodes: tuple[tuple[str, int], ...] = ()  # a Redis Cluster's startup nodes (empty: one server)
 
     @property
     def shown(self) -> str:
         """The URL without a password, for the banner and the health check."""
         parts = urllib.parse.urlsplit(self.url)
+        if self.nodes:
+            hosts = ",".join(f"{host}:{port}" for host, port in self.nodes)
+            return f"{parts.scheme}+cluster://{hosts} prefix={self.prefix}"
         host = parts.hostname or ""
         netloc = f"{host}:{parts.port}" if parts.port else host
         return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")) + f" prefix={self.prefix}"
 
 
+def _cluster_nodes(netloc: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """``[user:password@]host:port[,host:port...]`` -> (the credentials part, the nodes)."""
+    credentials, _, hosts = netloc.rpartition("@")
+    nodes = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise StoreError(f"a Redis Cluster node {item!r} must be host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return credentials, tuple(nodes)
+
+
 def parse(text: str) -> StoreURL | None:
-    """``memory`` -> None; ``redis://[:password@]host[:port][/db][?prefix=NAME]`` (or ``rediss://``)."""
+    """``memory`` -> None; ``redis://[:password@]host[:port][/db][?prefix=NAME]`` (or ``rediss://``);
+    ``redis+cluster://[:password@]host:port[,host:port...][?prefix=NAME]`` for a Redis Cluster."""
     if text == "memory":
         return None
+    if text.startswith(("redis+cluster://", "rediss+cluster://")):
+        scheme, _, rest = text.partition("+cluster://")
+        netloc, _, query_text = rest.partition("?")
+        netloc = netloc.rstrip("/")
+        credentials, nodes = _cluster_nodes(netloc)
+        first = f"{credentials}@" if credentials else ""
+        base = parse(f"{scheme}://{first}{nodes[0][0]}:{nodes[0][1]}" + (f"?{query_text}" if query_text else ""))
+        assert base is not None
+        return StoreURL(base.url, base.prefix, nodes)
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise StoreError(f"store {text!r} is neither 'memory' nor redis://host:port/db")
+        raise StoreError(
+            f"store {text!r} is neither 'memory' nor redis://host:port/db nor redis+cluster://host:port,host:port"
+        )
     query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
     prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
     if not prefix or any(c in prefix for c in "{}: \t\r\n"):

@@ -32,10 +32,12 @@ import math
 import random
 import secrets
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
@@ -62,6 +64,7 @@ LOCK_WAIT = 5.0  # seconds a request waits for the lock: more than LOCK_MS, so a
 # long injected delay costs nothing but the "pending" answer: the ledger refuses a second apply.)
 CONNECT_TIMEOUT = 2.0
 REPLAY_CHUNK = 5_000
+PRUNE_CHUNK = 1_000
 GROUP = 200  # requests committed together at most
 #: domain commands that restart every rule's counters, and those that empty the journal
 RESETS = ("reset", "scenario")
@@ -225,6 +228,7 @@ class RedisStore(Store):
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
         self._freed: set[int] = set()  # id(op) of claims already released with their group
         self._committer: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._acquire = client.register_script(ACQUIRE)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
@@ -252,6 +256,9 @@ class RedisStore(Store):
         self.journal_link.start()
 
     async def close(self) -> None:
+        if self._pruner is not None:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await self._pruner
         await self.journal_link.stop()
         await self.redis.aclose()
 
@@ -572,6 +579,35 @@ class RedisStore(Store):
         self._restart_counters(entry_id, resets)
         self.cursor = entry_id
 
+    def _prune_before(self, entry_id: str, *, everything: bool) -> None:
+        """A reset makes every request and player change before it unreachable; a new scenario, every
+        entry before it. They are deleted in the background (a replica still reading them meanwhile just
+        finds fewer: what they did is undone by the reset anyway). Rule changes before a reset stay."""
+        if self._pruner is not None and not self._pruner.done():
+            self._pruner.cancel()
+        self._pruner = asyncio.get_running_loop().create_task(self._prune(entry_id, everything))
+
+    async def _prune(self, entry_id: str, everything: bool) -> None:
+        try:
+            if everything:
+                await self.redis.xtrim(self.keys.log, minid=entry_id, approximate=False)
+                return
+            start = "-"
+            while True:
+                chunk = cast(
+                    list[tuple[str, dict[str, str]]],
+                    await self.redis.xrange(self.keys.log, start, "(" + entry_id, count=PRUNE_CHUNK),
+                )
+                if not chunk:
+                    return
+                gone = [eid for eid, fields in chunk if _unreachable(fields)]
+                if gone:
+                    await self.redis.xdel(self.keys.log, *gone)
+                start = "(" + chunk[-1][0]
+                await asyncio.sleep(0)  # let requests through between chunks
+        except (RedisError, OSError):  # the next reset prunes what this one left
+            log.warning("pruning the log before %s stopped: the store did not answer", entry_id)
+
     def _restart_counters(self, entry_id: str, every_rule: bool) -> None:
         """Give fresh counters to the rules an entry added (or, for a reset or new scenario, to all). The
         key names the entry and the rule's position then, the same on every replica, and stays the rule's
@@ -627,10 +663,19 @@ class RedisStore(Store):
                     with contextlib.suppress(RedisError, OSError):
                         await self.journal_link.clear()
                 self._restart_counters(self.cursor, command.name in RESETS)
+                if command.name in RESETS:
+                    self._prune_before(self.cursor, everything=command.name == "scenario")
                 return result
             finally:
                 if not committed:
                     await self._unlock()
+
+
+def _unreachable(fields: dict[str, str]) -> bool:
+    """An entry a later reset undoes: a request, a player change, an adjustment, an earlier reset."""
+    if fields.get("k") == "op":
+        return True
+    return fields.get("k") == "cmd" and jsonio.loads(fields["d"])["name"] in ("player", "adjust", "reset")
 
 
 def _stream_id(text: str) -> tuple[int, int]:
@@ -653,15 +698,28 @@ def _store_errors() -> Iterator[None]:
 
 def _client(where: StoreURL) -> aioredis.Redis:
     """A pooled client that retries a command once on a fresh connection when its pooled one turns out
-    dead (a restarted Redis): every script here is a compare-and-set, so a retry never applies twice."""
-    return aioredis.Redis.from_url(
-        where.url,
-        decode_responses=True,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=LOCK_WAIT,
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[ConnectionError],
-    )
+    dead (a restarted Redis): every script here is a compare-and-set, so a retry never applies twice.
+    On a Redis Cluster, redis-py's cluster client: every key here carries the ``{prefix}`` hash tag, so
+    one script's keys are always in one slot."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": LOCK_WAIT,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [ConnectionError],
+    }
+    if where.nodes:
+        parts = urllib.parse.urlsplit(where.url)
+        nodes = [ClusterNode(host, port) for host, port in where.nodes]
+        cluster = RedisCluster(
+            startup_nodes=nodes,
+            password=parts.password,
+            username=parts.username or None,
+            ssl=parts.scheme == "rediss",
+            **options,
+        )
+        return cast(aioredis.Redis, cluster)  # the same commands, routed by slot
+    return aioredis.Redis.from_url(where.url, **options)
 
 
 async def ping(where: StoreURL) -> None:
