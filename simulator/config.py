@@ -75,10 +75,10 @@ DEFAULTS: dict[str, Any] = {
         "keepalive_timeout": 15.0,  # seconds an idle kept-alive connection stays open
         "max_connections": 1000,  # open connections; beyond it a new one is answered 503 and closed
         "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
-        "max_transactions": 5_000_000,  # full transaction rows kept (~300 bytes each); past it the oldest go
+        "max_transactions": 5_000_000,  # full transaction rows kept (~360 bytes each); past it the oldest go
         "transaction_retention": 0,  # seconds a full row is kept at most (0: no age bound, only the count)
         "id_retention": 2_592_000,  # seconds a dropped transaction's id is still refused as a duplicate (30 d)
-        "max_remembered_ids": 10_000_000,  # dropped ids remembered at most (~100 bytes each), oldest forgotten
+        "max_remembered_ids": 5_000_000,  # dropped ids remembered at most (~100 bytes each), oldest forgotten
         "max_players": 1_000_000,  # players the ledger holds (~750 bytes each); past it new ones are refused
     },
     "xpro": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.parse
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -275,18 +276,22 @@ def test_a_malformed_store_is_refused() -> None:
     assert refused.returncode == 2 and "neither 'memory' nor redis://" in refused.stderr
 
 
-def test_the_two_replica_deployment_files_fit_together() -> None:
-    """No Docker engine here: the compose file, nginx's upstreams and the shared config checked for what
-    they promise (two replicas on one Redis, behind the proxy, with a config the simulator accepts)."""
+@pytest.mark.parametrize("variant", ["compose.yaml", "compose.cluster.yaml"])
+def test_the_two_replica_deployment_files_fit_together(variant: str) -> None:
+    """No Docker engine here: the compose files, nginx's upstreams and the shared config checked for what
+    they promise (two replicas on one Redis or one Redis Cluster, behind the proxy, with a config the
+    simulator accepts)."""
     deploy = Path(__file__).parent.parent / "deploy"
-    compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+    compose = yaml.safe_load((deploy / variant).read_text())
     services = compose["services"]
     replicas = [name for name, s in services.items() if s.get("environment", {}).get("WALLET_SIM_STORE")]
-    assert len(replicas) == 2 and "redis" in services
+    assert len(replicas) == 2
     for name in replicas:
         env = services[name]["environment"]
-        assert env["WALLET_SIM_STORE"].startswith("redis://redis:6379/") and env["WALLET_SIM_ADMIN_TOKEN"]
-        assert parse_store(env["WALLET_SIM_STORE"]) is not None
+        where = parse_store(env["WALLET_SIM_STORE"])
+        assert where is not None and env["WALLET_SIM_ADMIN_TOKEN"]
+        hosts = [host for host, _ in where.nodes] or [str(urllib.parse.urlsplit(where.url).hostname)]
+        assert hosts and all(host in services for host in hosts)  # the store's servers are services here
         assert int(env["WALLET_SIM_WORKERS"]) >= 1
         mounted = env["WALLET_SIM_CONFIG"]
         assert any(v.endswith(f":{mounted}:ro") for v in services[name]["volumes"])

@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 import time
 from array import array
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -170,15 +170,18 @@ def id_fingerprint(key: TxnKey) -> int:
 
 
 class Remembered:
-    """Fingerprints of dropped transaction ids, oldest first: a set to look up, and a queue of (time,
-    fingerprint) to forget those past ``retention`` seconds or beyond ``limit`` entries."""
+    """Fingerprints of dropped transaction ids, oldest first: a set to look up, and two columns (time,
+    fingerprint; 16 bytes an id, no object each) to forget those past ``retention`` seconds or beyond
+    ``limit`` entries. About 90 bytes per remembered id in all (docs/replicas.md)."""
 
-    __slots__ = ("_fps", "_queue", "forgotten", "limit", "retention")
+    __slots__ = ("_fps", "_head", "_order", "_times", "forgotten", "limit", "retention")
 
     def __init__(self, retention: float, limit: int) -> None:
         self.retention, self.limit = retention, limit
         self._fps: set[int] = set()
-        self._queue: deque[tuple[float, int]] = deque()
+        self._order = array("q")  # fingerprints, oldest first, from _head on
+        self._times = array("d")
+        self._head = 0
         self.forgotten = 0  # fingerprints forgotten (age or limit)
 
     def __len__(self) -> int:
@@ -192,15 +195,22 @@ class Remembered:
             return
         if fp not in self._fps:
             self._fps.add(fp)
-            self._queue.append((now, fp))
+            self._order.append(fp)
+            self._times.append(now)
         self.expire(now)
 
     def expire(self, now: float) -> None:
-        queue, cutoff = self._queue, now - self.retention
-        while queue and (len(queue) > self.limit or queue[0][0] < cutoff):
-            _, fp = queue.popleft()
-            self._fps.discard(fp)
+        order, times, cutoff = self._order, self._times, now - self.retention
+        head = self._head
+        while head < len(order) and (len(order) - head > self.limit or times[head] < cutoff):
+            self._fps.discard(order[head])
+            head += 1
             self.forgotten += 1
+        if head >= 4096 and head * 2 >= len(order):  # cut the dead front: amortised, one memmove per half
+            del order[:head]
+            del times[:head]
+            head = 0
+        self._head = head
 
 
 class Ledger:
