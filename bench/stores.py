@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from rich.table import Table
 
@@ -124,7 +125,7 @@ def join(url: str, redis_port: int, scenario: str, count: int, directory: str) -
         first.stop()
     key = "{join}:log"
     client_r = redis_py.Redis(host=bench.HOST, port=redis_port, decode_responses=True)
-    entries = client_r.xrange(key)
+    entries = cast(list[tuple[str, dict[str, str]]], client_r.xrange(key))
     sample = next(fields for _, fields in entries if fields["k"] == "op")
     base_ms = int(entries[-1][0].split("-")[0]) + 1
     template = jsonio.loads(sample["d"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.parse
 import tempfile
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal

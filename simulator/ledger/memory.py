@@ -23,12 +23,9 @@ import contextlib
 from array import array
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, overload
+from typing import Protocol, overload
 
 from simulator.money import ZERO
-
-if TYPE_CHECKING:
-    from simulator.ledger.core import Player
 
 #: units per currency unit: 8 decimal places, the most any dialect accepts (``max_decimals`` <= 8)
 SCALE = 10**8
@@ -42,6 +39,22 @@ WIDTH = 7
 # META packs the kind (8 bits), the scope (16 bits) and the flags (8 bits)
 
 TxnKey = tuple[str, str, str, str]  # (dialect, tenant, scope, transaction id)
+
+
+class Owner(Protocol):
+    """What the store needs of a player (:class:`simulator.ledger.core.Player`, which imports this module:
+    the store names no class of the rules)."""
+
+    dialect: str
+    tenant: str
+    id: str
+    no: int
+    rows: array[int]
+    history: Sequence[Transaction]
+    carried: Decimal
+
+    @property
+    def key(self) -> tuple[str, str, str]: ...
 
 
 def units(value: Decimal) -> int | None:
@@ -202,7 +215,7 @@ class Transaction:
         return store.nums[(self.row - store.first) * WIDTH + field]
 
     @property
-    def owner(self) -> Player:
+    def owner(self) -> Owner:
         return self._store.players[self._field(PLAYER)]
 
     @property
@@ -335,7 +348,7 @@ class MemoryStore:
         self.clear()
 
     def clear(self) -> None:
-        self.players: list[Player] = []  # player number -> player
+        self.players: list[Owner] = []  # player number -> player
         self.nums = array("q")  # WIDTH integers per row
         self.time = array("d")
         self.status = array("B")
@@ -376,7 +389,7 @@ class MemoryStore:
 
     # players
 
-    def enrol(self, player: Player) -> None:
+    def enrol(self, player: Owner) -> None:
         """Give a new player its number and an empty history."""
         player.no = len(self.players)
         player.rows = array("Q")
@@ -399,7 +412,7 @@ class MemoryStore:
         row = self.find_row(dialect, tenant, scope, txn_id)
         return None if row is None else Transaction(self, row, None, txn_id)
 
-    def round(self, player: Player, round_id: str) -> list[Transaction]:
+    def round(self, player: Owner, round_id: str) -> list[Transaction]:
         index = self._round_index.get(player.no)
         row = index.get(round_id) if index is not None else None
         found = []
@@ -408,7 +421,7 @@ class MemoryStore:
             row = self._round_next.get(row)
         return found
 
-    def tracked_rounds(self) -> Iterator[tuple[Player, list[Transaction]]]:
+    def tracked_rounds(self) -> Iterator[tuple[Owner, list[Transaction]]]:
         """Every tracked round with more than one transaction (one alone breaks no round rule)."""
         followers = set(self._round_next.values())
         for first, nxt in self._round_next.items():
@@ -444,7 +457,7 @@ class MemoryStore:
 
     # self-check scans (Ledger.invariants)
 
-    def net(self, player: Player) -> Decimal:
+    def net(self, player: Owner) -> Decimal:
         """The sum of the player's kept transactions' effects on its balance."""
         nums, first = self.nums, self.first
         total = decimal(
@@ -488,14 +501,14 @@ class MemoryStore:
 
     # writes
 
-    def unenrol(self, player: Player) -> None:
+    def unenrol(self, player: Owner) -> None:
         """Take back the number of a player that has no transactions (refused creation, redefinition)."""
         if not player.rows and self.players and self.players[-1] is player:
             self.players.pop()
 
     def append(
         self,
-        player: Player,
+        player: Owner,
         txn_id: str,
         kind: str,
         scope: str,
@@ -550,7 +563,7 @@ class MemoryStore:
         self.status[target.row - self.first] = self.statuses.number(status)
         self.reversed_by[target.row] = by.row
 
-    def _track(self, player: Player, round_id: str, row: int) -> None:
+    def _track(self, player: Owner, round_id: str, row: int) -> None:
         index = self._round_index.get(player.no)
         if index is None:
             index = self._round_index[player.no] = TextIndex(self.rounds)
@@ -562,7 +575,7 @@ class MemoryStore:
             last = self._round_next[last]
         self._round_next[last] = row
 
-    def _refer(self, player: Player, scope: str, ref: str, row: int) -> None:
+    def _refer(self, player: Owner, scope: str, ref: str, row: int) -> None:
         target = self.find_row(player.dialect, player.tenant, scope, ref)
         if target is None:
             self._loosen(row, (player.dialect, player.tenant, scope, ref))
@@ -586,7 +599,7 @@ class MemoryStore:
     def oldest_time(self) -> float | None:
         return self.time[self.base - self.first] if len(self) else None
 
-    def drop_oldest(self) -> tuple[TxnKey | None, Player, Decimal]:
+    def drop_oldest(self) -> tuple[TxnKey | None, Owner, Decimal]:
         """Forget the oldest kept row: (its id key if it was indexed, its owner, its effect on the balance).
         Whatever still refers to it keeps the id as text; a reversal it was the target of keeps the amount
         it refunded (:attr:`refunded_dropped`)."""
@@ -623,7 +636,7 @@ class MemoryStore:
             self.first = self.base
         return key, player, credit - debit
 
-    def _untrack(self, player: Player, row: int) -> None:
+    def _untrack(self, player: Owner, row: int) -> None:
         """A dropped row is the oldest of its round's chain: the round now starts at the next one."""
         index = self._round_index.get(player.no)
         if index is None:

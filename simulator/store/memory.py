@@ -3,7 +3,7 @@ ring), so every hook of :class:`simulator.store.Store` keeps its default behavio
 
 from __future__ import annotations
 
-from simulator.store import Store
+from simulator.store.base import Store
 
 
 class LocalStore(Store):

@@ -49,7 +49,7 @@ from simulator.journal import Entry, Journal
 from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
-from simulator.store import Command, Store, StoreError, StoreUnavailable, StoreURL, scenario_files
+from simulator.store.base import Command, Store, StoreError, StoreUnavailable, StoreURL, scenario_files
 from simulator.store.journal import JournalLink
 
 if TYPE_CHECKING:  # the pipeline that is given this store; never imported at run time (no circle)
