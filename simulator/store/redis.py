@@ -66,6 +66,7 @@ CONNECT_TIMEOUT = 2.0
 REPLAY_CHUNK = 5_000
 PRUNE_CHUNK = 1_000
 GROUP = 200  # requests committed together at most
+STREAK = 8  # groups committed in a row under one lock while requests wait, at most
 #: domain commands that restart every rule's counters, and those that empty the journal
 RESETS = ("reset", "scenario")
 CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
@@ -80,20 +81,22 @@ local start = '-'
 if ARGV[3] ~= '0-0' then start = '(' .. ARGV[3] end
 return redis.call('XRANGE', KEYS[2], start, '+')
 """
+# KEYS: lock, log, the claims to free; ARGV: token, the log's tail as this replica knows it, keep (ms to
+# keep the lock for the next group, 0: free it), the number of claims, their values, then the entries.
 COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local tail = '0-0'
 if #last > 0 then tail = last[1][1] end
 if tail ~= ARGV[2] then return false end
-local claims = tonumber(ARGV[3])
+local claims = tonumber(ARGV[4])
 local id
-for i = 4 + claims, #ARGV, 3 do
+for i = 5 + claims, #ARGV, 3 do
   id = redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 't', ARGV[i + 1], 'd', ARGV[i + 2])
 end
-redis.call('DEL', KEYS[1])
+if ARGV[3] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 for i = 1, claims do
-  if redis.call('GET', KEYS[2 + i]) == ARGV[3 + i] then redis.call('DEL', KEYS[2 + i]) end
+  if redis.call('GET', KEYS[2 + i]) == ARGV[4 + i] then redis.call('DEL', KEYS[2 + i]) end
 end
 return id
 """
@@ -229,6 +232,8 @@ class RedisStore(Store):
         self._freed: set[int] = set()  # id(op) of claims already released with their group
         self._committer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
+        self._lock_until = 0.0  # monotonic time until which this replica may count on holding the lock
+        self._streak = 0  # groups committed in a row under one lock
         self._acquire = client.register_script(ACQUIRE)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
@@ -385,6 +390,9 @@ class RedisStore(Store):
                     answer.set_result(data)
 
     async def _commit_group(self, group: list[Waiting]) -> list[Answer]:
+        """One group under the write lock. While more requests wait, the lock is kept for the next group
+        (extended by the commit, at most STREAK groups in a row, so other replicas get their turn): the
+        next group then needs no round trip to take it, as nothing can have been appended meanwhile."""
         async with self._local:
             with _store_errors():
                 await self._lock_and_catch_up()
@@ -395,8 +403,11 @@ class RedisStore(Store):
                 raise
             ops = [id(op) for op, _, _ in group if id(op) in self._held]
             claims = [self._held[key][1] for key in ops]  # released by the same script
+            keep = bool(self._waiting) and self._streak < STREAK
             if entries:
-                await self._append(entries, claims)
+                await self._append(entries, claims, keep=keep)
+            elif keep:
+                await self._release_claims(claims)
             else:
                 await self._unlock(claims)
             self._freed.update(ops)
@@ -511,6 +522,11 @@ class RedisStore(Store):
     async def _lock_and_catch_up(self) -> None:
         if self.dirty:
             await self._rebuild()
+            self._lock_until = 0.0
+        if time.monotonic() < self._lock_until:  # still held since the last group (see _commit_group)
+            self._streak += 1
+            return
+        self._streak = 0
         deadline = time.monotonic() + LOCK_WAIT
         pause = 0.0005
         while True:
@@ -525,6 +541,7 @@ class RedisStore(Store):
                 raise StoreUnavailable(f"the store's write lock was busy for {LOCK_WAIT:g}s")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.005)  # another replica holds it: it frees it within a group commit
+        self._lock_until = time.monotonic() + LOCK_MS / 2000  # held: half the expiry, a margin for slow hops
         try:
             for entry_id, flat in entries:
                 await self._apply(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -532,12 +549,17 @@ class RedisStore(Store):
             await self._unlock()
             raise
 
-    async def _append(self, entries: list[list[str]], claims: Sequence[tuple[str, str]] = ()) -> None:
-        """Commit changes (kind, time, data each) and free the claims given; on any failure the local copy
-        (already changed) is rebuilt before its next use."""
+    async def _append(
+        self, entries: list[list[str]], claims: Sequence[tuple[str, str]] = (), *, keep: bool = False
+    ) -> None:
+        """Commit changes (kind, time, data each) and free the claims given, and the lock unless ``keep``;
+        on any failure the local copy (already changed) is rebuilt before its next use."""
         keys = [self.keys.lock, self.keys.log, *(key for key, _ in claims)]
-        args: list[str | int] = [self.token, self.cursor, len(claims), *(value for _, value in claims)]
+        args: list[str | int] = [self.token, self.cursor, LOCK_MS if keep else 0, len(claims)]
+        args += [value for _, value in claims]
         args += [part for entry in entries for part in entry]
+        started = time.monotonic()
+        self._lock_until = 0.0
         try:
             entry_id = await self._commit(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -549,9 +571,17 @@ class RedisStore(Store):
             self.dirty = True
             raise StoreUnavailable("the store's write lock expired before the commit; nothing applied")
         self.cursor = entry_id
+        if keep:
+            self._lock_until = started + LOCK_MS / 2000
+
+    async def _release_claims(self, claims: list[tuple[str, str]]) -> None:
+        if claims:
+            with contextlib.suppress(RedisError, OSError):
+                await self._release(keys=[key for key, _ in claims], args=[value for _, value in claims])
 
     async def _unlock(self, claims: list[tuple[str, str]] | None = None) -> None:
         """Free the write lock (and claims); a failure is harmless: the lock expires, claims too."""
+        self._lock_until = 0.0
         held = [(self.keys.lock, self.token), *(claims or [])]
         with contextlib.suppress(RedisError, OSError):
             await self._release(keys=[key for key, _ in held], args=[value for _, value in held])
