@@ -495,3 +495,21 @@ def test_a_cluster_store_url_names_its_nodes() -> None:
     assert where.prefix == "staging" and "secret" not in where.shown
     with pytest.raises(StoreError):
         parse_store("redis+cluster://10.0.0.1")
+
+
+async def test_while_redis_is_away_unpublished_journal_entries_stay_bounded(
+    start: Start, own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulator.store import journal
+
+    monkeypatch.setattr(journal, "QUEUE_BYTES", 200_000)
+    h = await start(store_url=own_redis.url("away"))
+    own_redis.stop()
+    for n in range(30):
+        reply = await h.fizzy.withdraw("p-1", 1, txn=f"w{n}", junk="z" * 50_000)
+        assert reply.status == 500  # the internal error: nothing applied
+    link = h.sim.store.journal_link  # type: ignore[attr-defined]
+    assert link.waiting_chars <= 200_000 and link.dropped > 0
+    own_redis.start()
+    status, health = await h.admin("GET", "/_sim/health")
+    assert status == 200 and health["store"]["journal_dropped"] == link.dropped

@@ -25,6 +25,7 @@ from simulator.journal import Entry, Journal
 from simulator.operations import Operation
 
 QUEUE = 10_000  # entries waiting to be published, at most
+QUEUE_BYTES = 16 * 2**20  # and at most this many characters of them: Redis away, a replica stays bounded
 BATCH = 500
 BODY_CAP = 16_384  # characters of a request's decoded body published to the shared stream, at most
 DECODE_CHUNK = 200  # entries decoded between two yields to the event loop
@@ -67,7 +68,8 @@ class JournalLink:
     def __init__(self, client: aioredis.Redis, key: str, journal: Journal, origin: str) -> None:
         self.redis, self.key, self.journal, self.origin = client, key, journal, origin
         self.cursor = "0-0"
-        self.dropped = 0
+        self.dropped = 0  # entries dropped unpublished (Redis slow or away)
+        self.waiting_chars = 0
         self.decoded_last = 0  # entries the last pull decoded
         self._waiting: collections.deque[str] = collections.deque()
         self._wake = asyncio.Event()
@@ -75,10 +77,12 @@ class JournalLink:
         self._sending = asyncio.Lock()
 
     def publish(self, entry: Entry) -> None:
-        if len(self._waiting) >= QUEUE:
-            self._waiting.popleft()
+        text = encode(entry)
+        self._waiting.append(text)
+        self.waiting_chars += len(text)
+        while len(self._waiting) > QUEUE or (self.waiting_chars > QUEUE_BYTES and len(self._waiting) > 1):
+            self.waiting_chars -= len(self._waiting.popleft())  # the oldest go first, counted
             self.dropped += 1
-        self._waiting.append(encode(entry))
         self._wake.set()
 
     def start(self) -> None:
@@ -113,8 +117,9 @@ class JournalLink:
             for text in batch:
                 pipe.xadd(self.key, {"o": self.origin, "e": text}, maxlen=self.journal.size, approximate=True)
             await pipe.execute()
-            for _ in batch:
-                self._waiting.popleft()
+            for text in batch:  # those publish() dropped meanwhile are gone from the front already
+                if self._waiting and self._waiting[0] is text:
+                    self.waiting_chars -= len(self._waiting.popleft())
 
     async def pull(self) -> None:
         """Append what the other replicas published since the last pull: only the newest ``journal.size``
@@ -135,4 +140,5 @@ class JournalLink:
     async def clear(self) -> None:
         """Forget every replica's entries (reset, ``DELETE /_sim/journal``)."""
         self._waiting.clear()
+        self.waiting_chars = 0
         await self.redis.xtrim(self.key, maxlen=0)

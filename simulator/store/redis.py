@@ -272,6 +272,8 @@ class RedisStore(Store):
 
     async def health(self) -> dict[str, Any]:
         health: dict[str, Any] = {"kind": "redis", "url": self.where.shown, "log_position": self.cursor}
+        if self.journal_link.dropped:  # journal entries dropped unpublished while Redis was slow or away
+            health["journal_dropped"] = self.journal_link.dropped
         if self.lost:  # the store lost its data: said here until this replica restarts
             health["data_lost"] = {"times": self.lost, "last": self.lost_at}
         try:
