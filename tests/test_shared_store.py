@@ -513,3 +513,30 @@ async def test_while_redis_is_away_unpublished_journal_entries_stay_bounded(
     own_redis.start()
     status, health = await h.admin("GET", "/_sim/health")
     assert status == 200 and health["store"]["journal_dropped"] == link.dropped
+
+
+async def test_a_replica_killed_mid_commit_leaves_no_half_change_and_no_blocked_player(
+    request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    spawn, scenario = processes(request, tmp_path)
+    url = fresh(redis_server)
+    cfg = tmp_path / "short.yaml"
+    cfg.write_text("server: {request_timeout: 1}\n")  # an orphaned claim answers "pending" 1 s at most
+    victim, survivor = (spawn(served(url, scenario, "--config", str(cfg))) for _ in range(2))
+    async with aiohttp.ClientSession() as http:
+        doomed, alive = AmbslotClient(victim.url, session=http), AmbslotClient(survivor.url, session=http)
+        bets = [asyncio.ensure_future(doomed.bet("racer", f"R{i}", 1, txn=f"k{i}")) for i in range(60)]
+        await asyncio.sleep(0.15)
+        victim.proc.kill()  # SIGKILL: no cleanup, whatever it was committing
+        done = await asyncio.gather(*bets, return_exceptions=True)
+        acknowledged = {f"k{i}" for i, r in enumerate(done) if not isinstance(r, BaseException)}
+        acknowledged = {t for t in acknowledged if done[int(t[1:])].json["status"]["code"] == 0}  # type: ignore[union-attr]
+        # every id again, on the survivor: applied once in all (a retry of an applied one is its replay)
+        await asyncio.sleep(1.1)  # the killed replica's claims have expired
+        retries = await asyncio.gather(*(alive.bet("racer", f"R{i}", 1, txn=f"k{i}") for i in range(60)))
+        assert all(r.json["status"]["code"] == 0 for r in retries), [r.json for r in retries]
+    player: Any = survivor.get("/_sim/players/ambslot/racer")
+    applied = {t["transaction"] for t in player["transactions"]}  # type: ignore[index]
+    assert acknowledged <= applied and len(applied) == len(player["transactions"])  # type: ignore[arg-type]
+    assert Decimal(str(player["balance"])) == 100 - len(applied) == 40  # each of the 60 ids applied once
+    assert survivor.get("/_sim/invariants")["ok"]
