@@ -8,8 +8,8 @@ scorecard reports as what a strict counterpart would refuse.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -111,24 +111,32 @@ def json_object(value: Any) -> dict[str, Any]:
 def fingerprint(fields: dict[str, Any]) -> int:
     """What identifies "the same payload": a 64-bit hash of the request, in which ``10`` and ``10.0`` are
     equal and key order does not matter. The same in every process (a shared store keeps it, not the
-    request). Kept as one int per transaction."""
-    text = _canonical(fields).encode("utf-8", "surrogatepass")
+    request): ``repr`` of the canonical form, never Python's salted ``hash``. One int per transaction."""
+    text = repr(_canonical(fields)).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
 
 
-def _canonical(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    if isinstance(value, int):
-        return "n" + str(Decimal(value).normalize())
-    if isinstance(value, Decimal):
-        return "n" + str(value.normalize()) if value.is_finite() else repr(value)
-    if isinstance(value, float):
-        return "n" + str(Decimal(repr(value)).normalize())
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_canonical(v)}" for k, v in sorted(value.items())) + "}"
+@functools.lru_cache(maxsize=4096)  # amounts repeat (jsonio shares their Decimal objects too)
+def _number(value: Decimal) -> tuple[str, str]:
+    return ("n", str(value.normalize()) if value.is_finite() else repr(value))
+
+
+def _canonical(value: Any) -> Any:
+    """Strings, booleans and None as they are; numbers as their normalised decimal text; objects as
+    sorted (key, value) tuples; arrays as tuples."""
+    cls = value.__class__
+    if cls is str or cls is bool or value is None:
+        return value
+    if cls is Decimal:
+        return _number(value)
+    if cls is dict:
+        return tuple(sorted([(str(k), _canonical(v)) for k, v in value.items()]))
+    if isinstance(value, int | float):
+        return _number(Decimal(repr(value)))
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_canonical(v) for v in value) + "]"
-    return repr(value)
+        return ("a", *(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return tuple(sorted([(str(k), _canonical(v)) for k, v in value.items()]))
+    if isinstance(value, str):
+        return str(value)
+    return ("?", repr(value))
