@@ -393,3 +393,17 @@ async def test_a_full_ledger_keeps_serving_and_refuses_a_dropped_id_as_a_duplica
     assert retry.json["status"]["code"] == 900  # a duplicate: the dropped bet's id is still known
     assert (await h.admin("GET", "/_sim/players/ambslot/member001"))[1]["balance"] == 50
     assert (await h.admin("GET", "/_sim/invariants"))[1]["ok"] is True
+
+
+async def test_a_rollback_of_a_dropped_withdraw_leaves_no_tombstone_and_its_retry_is_a_duplicate(
+    start: Start,
+) -> None:
+    h = await start({"server": {"max_transactions": 1}})
+    assert (await h.fizzy.withdraw("p-1", 10, txn="w1")).status == 200
+    assert (await h.fizzy.withdraw("p-1", 10, txn="w2")).status == 200  # w1's row is dropped
+    rollback = await h.fizzy.rollback("p-1", "w1", txn="rb1")
+    assert rollback.json["code"] == "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND"
+    assert (await h.admin("GET", "/_sim/tombstones"))[1]["count"] == 0  # w1 existed: nothing is late
+    again = await h.fizzy.withdraw("p-1", 10, txn="w1")
+    assert again.json["code"] == "ERROR_TRANSACTION_DUPLICATE"
+    assert Decimal(str((await h.fizzy.balance("p-1")).json["balance"])) == 980
