@@ -1,9 +1,11 @@
 """make bench (second part): each dialect's money endpoint on the in-memory store, on a Redis store with one
-worker, and on a Redis store with two workers (``--workers 2``, one port), side by side.
+worker, on a Redis store with two workers (``--workers 2``, one port) and on a 3-node Redis Cluster, side by
+side; then the join time and RSS of a replica joining a store that already holds ``--join`` transactions.
 
-It starts its own ``redis-server`` (Debian's, as the tests do) on a free loopback port with no persistence,
-and stops it by its PID. The load is bench/run.py's: requests prepared before the timed part, replayed by
-bench/loadgen.py in another process, bounded in time.
+It starts its own ``redis-server`` processes (Debian's, as the tests do) on free loopback ports with no
+persistence, and stops them by their PIDs. The load is bench/run.py's: requests prepared before the timed
+part, replayed by bench/loadgen.py in another process, bounded in time. The store for the join is filled
+directly (one recorded request, copied with new ids, streamed with ``redis-cli --pipe``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import run as bench
+from simulator.client import AmbslotClient
 
 DIALECTS: list[tuple[str, Callable[[str, int, int], list[bytes]], bytes]] = [
     ("XPro /v2/members/transaction", bench.prepare_xpro, b'"code":0'),
@@ -32,16 +36,19 @@ DIALECTS: list[tuple[str, Callable[[str, int, int], list[bytes]], bytes]] = [
 ]
 
 
-def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_redis(
+    directory: str, port: int | None = None, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed: sudo apt-get install -y redis-server")
-    port = bench.free_port()
+    port = port or bench.free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", bench.HOST, "--save", "", "--appendonly", "no", "--dir", directory],
+        [binary, "--port", str(port), "--bind", bench.HOST, "--save", "", "--appendonly", "no", "--dir", directory,
+         *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -53,6 +60,91 @@ def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
             time.sleep(0.01)
     proc.kill()
     raise SystemExit("redis-server did not start")
+
+
+def cluster_ports(count: int) -> list[int]:
+    """Free ports at most 55535 whose cluster bus ports (10000 higher) are free too."""
+    ports: list[int] = []
+    candidate = 21_000 + os.getpid() % 20_000
+    while len(ports) < count:
+        candidate += 7
+        try:
+            for port in (candidate, candidate + 10_000):
+                with socket.socket() as sock:
+                    sock.bind((bench.HOST, port))
+        except OSError:
+            continue
+        ports.append(candidate)
+    return ports
+
+
+def start_cluster(directory: str) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """Three cluster-enabled redis-server processes joined by ``redis-cli --cluster create``."""
+    procs, ports = [], cluster_ports(3)
+    for port in ports:
+        node = os.path.join(directory, f"node-{port}")
+        os.makedirs(node)
+        procs.append(start_redis(node, port, ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"))[0])
+    hosts = [f"{bench.HOST}:{port}" for port in ports]
+    cli = shutil.which("redis-cli") or "redis-cli"
+    create = [cli, "--cluster", "create", *hosts, "--cluster-replicas", "0", "--cluster-yes"]
+    subprocess.run(create, check=True, capture_output=True, timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        info = subprocess.run([cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True).stdout
+        if "cluster_state:ok" in info:
+            return procs, ports
+        time.sleep(0.1)
+    raise SystemExit("the Redis Cluster did not come up")
+
+
+def resp(*parts: str) -> bytes:
+    out = [f"*{len(parts)}\r\n".encode()]
+    for part in parts:
+        data = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def join(url: str, redis_port: int, scenario: str, count: int, directory: str) -> tuple[float, float]:
+    """(seconds to ready, RSS MB) of a replica joining a store holding ``count`` transactions."""
+    import redis as redis_py
+
+    from simulator import jsonio
+
+    def serve(port: int) -> list[str]:
+        return [sys.executable, "-m", "simulator", "serve", "--host", bench.HOST, "--port", str(port), "--quiet"]
+
+    port = bench.free_port()
+    first = bench.Server([*serve(port), "--scenario", scenario, "--store", url], port, "/_sim/health")
+    try:
+        client = AmbslotClient(f"http://{bench.HOST}:{port}")
+        prepared = client.prepare("/bet", client.fields("b0", "join-r", "0.01", txn="join-t"))
+        bench.post(prepared.url, prepared.body, prepared.headers)
+    finally:
+        first.stop()
+    key = "{join}:log"
+    client_r = redis_py.Redis(host=bench.HOST, port=redis_port, decode_responses=True)
+    entries = cast(list[tuple[str, dict[str, str]]], client_r.xrange(key))
+    sample = next(fields for _, fields in entries if fields["k"] == "op")
+    base_ms = int(entries[-1][0].split("-")[0]) + 1
+    template = jsonio.loads(sample["d"])
+    feed = os.path.join(directory, "join.resp")
+    with open(feed, "wb") as out:
+        for i in range(count):
+            template.update(transaction=f"j{i}", round=f"jr{i}", player=f"b{i % bench.PLAYERS}")
+            out.write(resp("XADD", key, f"{base_ms}-{i}", "k", "op", "t", sample["t"], "d", jsonio.dumps(template)))
+    cli = shutil.which("redis-cli") or "redis-cli"
+    with open(feed, "rb") as source:
+        subprocess.run([cli, "-p", str(redis_port), "--pipe"], stdin=source, check=True, capture_output=True)
+    os.unlink(feed)
+    client_r.close()
+    port = bench.free_port()
+    replica = bench.Server([*serve(port), "--store", url], port, "/_sim/health", 1800)
+    try:
+        return replica.startup, bench.rss_mb(replica.proc.pid)
+    finally:
+        replica.stop()
 
 
 def measure(extra: list[str], scenario: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -72,23 +164,29 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--join", type=int, default=1_000_000, help="transactions in the store a replica joins")
     args = parser.parse_args()
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
         scenario = os.path.join(directory, "bench.yaml")
         Path(scenario).write_text(bench.SCENARIO)
         redis, redis_port = start_redis(directory)
+        nodes, ports = start_cluster(directory)
         try:
             url = f"redis://{bench.HOST}:{redis_port}/0"
+            cluster = "redis+cluster://" + ",".join(f"{bench.HOST}:{port}" for port in ports)
             configs = [
                 ("memory", []),
                 ("redis, 1 worker", ["--store", f"{url}?prefix=one"]),
                 ("redis, 2 workers", ["--store", f"{url}?prefix=two", "--workers", "2"]),
+                ("cluster, 1 worker", ["--store", f"{cluster}?prefix=three"]),
             ]
             results = {label: measure(extra, scenario, args) for label, extra in configs}
+            joined = join(f"{url}?prefix=join", redis_port, scenario, args.join, directory) if args.join else None
         finally:
-            redis.kill()
-            redis.wait(10)
+            for proc in (redis, *nodes):
+                proc.kill()
+                proc.wait(10)
     bench.CONSOLE.print(
         f"\nStores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run"
     )
@@ -103,8 +201,12 @@ def main() -> int:
             figures = (f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{int(r['failures'])}")
             table.add_row(name, label, *figures)
         added = results["redis, 1 worker"][name]["p50_ms"] - results["memory"][name]["p50_ms"]
-        table.add_row("", "redis adds (p50)", "", f"{added:.2f}", "", "", end_section=True)
+        ratio = results["redis, 1 worker"][name]["rps"] / max(results["memory"][name]["rps"], 1)
+        table.add_row("", "redis adds (p50)", f"{ratio:.2f}x", f"{added:.2f}", "", "", end_section=True)
     bench.CONSOLE.print(table)
+    if joined is not None:
+        print(f"\njoin: a replica joining a store of {args.join:,} transactions was ready in {joined[0]:.1f} s, "
+              f"RSS {joined[1]:.0f} MB")  # fmt: skip
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
     return 0
 

@@ -22,6 +22,6 @@ def create_app(sim: Simulator, admin_token: str | None = None) -> web.Applicatio
     app[DIALECTS_KEY] = dialects
     for dialect in dialects.values():
         app.router.add_routes(dialect.routes())
-    admin = control.setup(app, sim, admin_token if admin_token is not None else sim.settings.server.admin_token)
-    sim.attach({name: dialect.perform for name, dialect in dialects.items()}, admin)
+    control.setup(app, sim, admin_token if admin_token is not None else sim.settings.server.admin_token)
+    sim.attach({name: dialect.perform for name, dialect in dialects.items()})
     return app

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, cli_call, environ, heap, jsonio, logs, netserve, store, waitready, workers
+from simulator import __version__, cli_call, environ, jsonio, logs, netserve, service, store, waitready, workers
 from simulator.app import create_app
 from simulator.certify.cli import add_parser as add_certify
 from simulator.client import (
@@ -37,6 +37,7 @@ from simulator.errors import DecryptionFailed, SourceError
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
 from simulator.service import Simulator
+from simulator.store import heap
 
 log = logging.getLogger("simulator")
 
@@ -124,7 +125,7 @@ async def serve(
     ``ready`` is called with the base URL once listening; ``keep`` gets the Simulator (embedding, tests).
     ``worker``: one of ``--workers`` (shares the port, prints no banner). Raises StoreError when the store
     cannot be reached."""
-    sim = await store.open_simulator(settings, scenario)
+    sim = await service.open_simulator(settings, scenario)
     if keep:
         keep(sim)
     app = create_app(sim, admin_token)

@@ -53,7 +53,7 @@ DEMO: dict[str, Any] = {
 DEFAULTS: dict[str, Any] = {
     "demo": True,
     # where the state lives: "memory" (this process) or "redis://host:port/db?prefix=NAME" (shared by
-    # replicas, kept over restarts; see simulator/store.py). WALLET_SIM_STORE and --store override it.
+    # replicas, kept over restarts; see simulator/store/). WALLET_SIM_STORE and --store override it.
     "store": "memory",
     "server": {
         "host": "127.0.0.1",
@@ -78,7 +78,10 @@ DEFAULTS: dict[str, Any] = {
         "feed_page_bytes": 262_144,  # bytes of live-feed events a dashboard page may have waiting to be read
         "feed_stall_seconds": 5.0,  # a live-feed page that has not drained its events this long is dropped
         "max_tombstones": 100_000,  # rollbacks/cancels kept that arrived before their bet (oldest forgotten)
-        "max_transactions": 5_000_000,  # the ledger's capacity (~300 bytes each); past it new ones are refused
+        "max_transactions": 5_000_000,  # full transaction rows kept (~360 bytes each); past it the oldest go
+        "transaction_retention": 0,  # seconds a full row is kept at most (0: no age bound, only the count)
+        "id_retention": 2_592_000,  # seconds a dropped transaction's id is still refused as a duplicate (30 d)
+        "max_remembered_ids": 5_000_000,  # dropped ids remembered at most (~100 bytes each), oldest forgotten
         "max_players": 1_000_000,  # players the ledger holds (~750 bytes each); past it new ones are refused
     },
     "xpro": {
@@ -176,6 +179,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "feed_stall_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
                 "max_tombstones": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
                 "max_transactions": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+                "transaction_retention": {"type": "number", "minimum": 0, "maximum": 315_360_000},
+                "id_retention": {"type": "number", "minimum": 0, "maximum": 315_360_000},
+                "max_remembered_ids": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
                 "max_players": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
             },
         },
@@ -261,7 +267,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "store": {"type": "string", "pattern": "^(memory|rediss?://.*)$"},
+        "store": {"type": "string", "pattern": "^(memory|rediss?://.*|rediss?\\+cluster://.*)$"},
         "scorecard": {
             "type": "object",
             "additionalProperties": False,
@@ -334,6 +340,9 @@ class ServerSettings:
     keepalive_timeout: float = DEFAULTS["server"]["keepalive_timeout"]
     max_connections: int = DEFAULTS["server"]["max_connections"]
     max_transactions: int = DEFAULTS["server"]["max_transactions"]
+    transaction_retention: float = DEFAULTS["server"]["transaction_retention"]
+    id_retention: float = DEFAULTS["server"]["id_retention"]
+    max_remembered_ids: int = DEFAULTS["server"]["max_remembered_ids"]
     max_players: int = DEFAULTS["server"]["max_players"]
     max_connections_per_peer: int = DEFAULTS["server"]["max_connections"] // 4
     feed_page_bytes: int = DEFAULTS["server"]["feed_page_bytes"]
@@ -580,6 +589,9 @@ def build(raw_file: dict[str, Any] | None, source: yamlsrc.SourceMap | None = No
             max_connections=s["max_connections"],
             max_tombstones=s["max_tombstones"],
             max_transactions=s["max_transactions"],
+            transaction_retention=s["transaction_retention"],
+            id_retention=s["id_retention"],
+            max_remembered_ids=s["max_remembered_ids"],
             max_players=s["max_players"],
             max_connections_per_peer=s["max_connections_per_peer"] or max(1, s["max_connections"] // 4),
             feed_page_bytes=s["feed_page_bytes"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,8 +27,7 @@ from simulator.cli import bind
 from simulator.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
-from simulator.service import Simulator
-from simulator.store import open_simulator
+from simulator.service import Simulator, open_simulator
 
 pytest_plugins = ["pytester"]
 
@@ -82,6 +82,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cluster_port(taken: set[int]) -> int:
+    """A free port for a cluster node: at most 55535, its bus port (10000 higher) free too."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 45_000)
+        if {port, port + 10_000} & taken:
+            continue
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        taken.update((port, port + 10_000))
+        return port
+    pytest.fail("no free port pair for a Redis Cluster node")
+
+
 class RedisServer:
     """A real ``redis-server`` on 127.0.0.1 and a free port, in a temporary directory, no persistence."""
 
@@ -95,9 +113,9 @@ class RedisServer:
     def url(self, prefix: str | None = None) -> str:
         return f"redis://127.0.0.1:{self.port}/0" + (f"?prefix={prefix}" if prefix else "")
 
-    def start(self) -> None:
+    def start(self, extra: list[str] | None = None) -> None:
         persist = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persist]
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persist, *(extra or [])]
         args += ["--dir", self.directory, "--protected-mode", "no", "--loglevel", "warning"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -119,6 +137,54 @@ class RedisServer:
         self.process = None
 
 
+class RedisCluster:
+    """A real 3-node Redis Cluster on loopback (``--cluster-enabled yes`` three times, then
+    ``redis-cli --cluster create``), no replicas, no persistence."""
+
+    def __init__(self, directory: str) -> None:
+        self.nodes = [RedisServer(os.path.join(directory, str(i))) for i in range(3)]
+        taken: set[int] = set()
+        for node in self.nodes:
+            os.makedirs(node.directory)
+            node.port = cluster_port(taken)
+
+    def url(self, prefix: str | None = None) -> str:
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        return f"redis+cluster://{hosts}" + (f"?prefix={prefix}" if prefix else "")
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        args = [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes)]
+        subprocess.run([*args, "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # bounded: the nodes agree within a second or two
+            info = subprocess.run(
+                [cli, "-p", str(self.nodes[0].port), "cluster", "info"], capture_output=True, text=True, timeout=5
+            ).stdout
+            if "cluster_state:ok" in info:
+                return
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail("the Redis Cluster did not come up")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    with tempfile.TemporaryDirectory(prefix="sim-redis-cluster-") as directory:
+        cluster = RedisCluster(directory)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory(prefix="sim-redis-") as directory:
@@ -131,18 +197,37 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def store() -> str:
-    """The store of the ``start`` fixture; a module overrides it with ``params=STORES`` to run on both."""
-    return "memory"
+def store(request: pytest.FixtureRequest) -> str:
+    """The store of the ``start`` fixture: "memory", or the one the test is parametrized with (a module
+    marked ``both_stores`` runs every test on each of :data:`STORES`)."""
+    return str(getattr(request, "param", "memory"))
 
 
+#: the two-store parametrisation, declared once: modules opt in with ``pytestmark = pytest.mark.both_stores``
 STORES = ["memory", "redis"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") and "store" in metafunc.fixturenames:
+        metafunc.parametrize("store", STORES, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that talks to a real Redis carries the ``redis`` marker (``-m "not redis"`` skips them)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_redis = callspec is not None and callspec.params.get("store") in ("redis", "cluster")
+        fixtures = getattr(item, "fixturenames", ())
+        if on_redis or "redis_server" in fixtures or "redis_cluster" in fixtures or "own_redis" in fixtures:
+            item.add_marker(pytest.mark.redis)
 
 
 @pytest.fixture
 async def start(store: str, request: pytest.FixtureRequest) -> AsyncIterator[Start]:
     started: list[Harness] = []
-    server = request.getfixturevalue("redis_server") if store == "redis" else None
+    server: RedisServer | RedisCluster | None = None
+    if store in ("redis", "cluster"):
+        server = request.getfixturevalue("redis_server" if store == "redis" else "redis_cluster")
 
     async def _start(
         cfg: dict[str, Any] | None = None,

@@ -9,16 +9,9 @@ import pytest
 from simulator import config
 from simulator.app import create_app
 from simulator.service import Simulator
-from tests.conftest import STORES, Harness, Start
+from tests.conftest import Harness, Start
 
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> str:
-    """Every test of this module runs on the in-memory store and on a real Redis."""
-    return str(request.param)
-
-
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.both_stores]  # each test on memory and on a real Redis
 
 SCENARIO = """\
 name: admin-test
@@ -387,14 +380,30 @@ async def test_players_are_bounded_and_a_full_ledger_refuses_new_ones_changing_n
     assert (await h.amb.balance("newcomer2")).json["status"]["code"] == 0
 
 
-async def test_a_full_ledger_refuses_money_on_the_wire_and_in_the_control_api(start: Start) -> None:
+async def test_a_full_ledger_keeps_serving_and_refuses_a_dropped_id_as_a_duplicate(start: Start) -> None:
+    """Retention, not refusal: past max_transactions the oldest rows go, and their ids stay refused."""
     h = await start({"server": {"max_transactions": 2}}, scenario=PLAYERS_ONLY)
-    assert (await h.amb.bet("member001", "R1", 1)).json["status"]["code"] == 0
-    assert (await h.amb.bet("member001", "R2", 1)).json["status"]["code"] == 0
-    full = await h.amb.bet("member001", "R3", 1)
-    assert full.json["status"]["code"] == 999 and "max_transactions" in full.headers["X-Sim-Detail"]
+    for n in range(1, 5):
+        assert (await h.amb.bet("member001", f"R{n}", 1, txn=f"T{n}")).json["status"]["code"] == 0
     status, body = await h.admin("PUT", "/_sim/players/ambslot/member001", {"balance": 50})
-    assert status == 507 and "max_transactions" in body["error"]
+    assert status == 200 and body["balance"] == 50
     status, player = await h.admin("GET", "/_sim/players/ambslot/member001")
-    assert status == 200 and player["balance"] == 8 and len(player["transactions"]) == 2
+    assert status == 200 and player["balance"] == 50 and len(player["transactions"]) == 2
+    retry = await h.amb.bet("member001", "R9", 1, txn="T1")
+    assert retry.json["status"]["code"] == 900  # a duplicate: the dropped bet's id is still known
+    assert (await h.admin("GET", "/_sim/players/ambslot/member001"))[1]["balance"] == 50
     assert (await h.admin("GET", "/_sim/invariants"))[1]["ok"] is True
+
+
+async def test_a_rollback_of_a_dropped_withdraw_leaves_no_tombstone_and_its_retry_is_a_duplicate(
+    start: Start,
+) -> None:
+    h = await start({"server": {"max_transactions": 1}})
+    assert (await h.fizzy.withdraw("p-1", 10, txn="w1")).status == 200
+    assert (await h.fizzy.withdraw("p-1", 10, txn="w2")).status == 200  # w1's row is dropped
+    rollback = await h.fizzy.rollback("p-1", "w1", txn="rb1")
+    assert rollback.json["code"] == "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND"
+    assert (await h.admin("GET", "/_sim/tombstones"))[1]["count"] == 0  # w1 existed: nothing is late
+    again = await h.fizzy.withdraw("p-1", 10, txn="w1")
+    assert again.json["code"] == "ERROR_TRANSACTION_DUPLICATE"
+    assert Decimal(str((await h.fizzy.balance("p-1")).json["balance"])) == 980

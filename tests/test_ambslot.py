@@ -10,17 +10,10 @@ from typing import Any
 import pytest
 
 from simulator.client import AmbslotClient
-from tests.conftest import STORES, Harness, Start
+from tests.conftest import Harness, Start
 from tests.test_scenarios_http import Gate, until
 
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> str:
-    """Every test of this module runs on the in-memory store and on a real Redis."""
-    return str(request.param)
-
-
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.both_stores]  # each test on memory and on a real Redis
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

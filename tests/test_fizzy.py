@@ -10,17 +10,10 @@ import pytest
 
 from simulator.client import FizzyClient
 from simulator.dialects.crypto import fizzy_signature
-from tests.conftest import STORES, Clock, Harness, Start
+from tests.conftest import Clock, Harness, Start
 from tests.test_scenarios_http import Gate, until
 
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> str:
-    """Every test of this module runs on the in-memory store and on a real Redis."""
-    return str(request.param)
-
-
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.both_stores]  # each test on memory and on a real Redis
 
 
 async def balance(h: Harness, player: str = "p-1", currency: str = "EUR") -> Decimal:

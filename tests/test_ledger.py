@@ -295,16 +295,83 @@ def test_text_index_keeps_a_hash_clash_apart() -> None:
     assert (index.get("a"), index.get("b"), index.get("c")) == (0, 1, None)
 
 
-def test_a_full_ledger_refuses_and_changes_nothing() -> None:
+def test_a_full_ledger_drops_its_oldest_rows_and_keeps_serving() -> None:
     ledger = Ledger(max_transactions=2)
     player = ledger.open("fizzy", "brand", "p1", "EUR", D(10))
     ledger.post(player, "w1", "withdraw", debit=D(1))
     ledger.set_balance(player, D(5))
-    with pytest.raises(LedgerFull):
-        ledger.post(player, "w2", "withdraw", debit=D(1))
-    with pytest.raises(LedgerFull):
-        ledger.set_balance(player, D(6))
-    assert player.balance == 5 and len(ledger.log) == 2 and ledger.find("fizzy", "brand", "w2") is None
+    ledger.post(player, "w2", "withdraw", debit=D(1))  # the third: w1 goes
+    ledger.set_balance(player, D(6))  # the fourth: the first adjustment goes
+    assert player.balance == 6 and len(ledger.log) == 2 and ledger.find("fizzy", "brand", "w1") is None
+    assert [t.seq for t in ledger.log] == [3, 4]  # rows keep their numbers
+    assert ledger.invariants() | {"problems": []} == ledger.invariants() and ledger.invariants()["ok"]
+    assert ledger.dropped == 2 and len(ledger.remembered) == 1  # adjustments have no client id to remember
+
+
+def test_a_retry_of_a_dropped_id_is_a_duplicate_and_never_applied_twice() -> None:
+    ledger = Ledger(max_transactions=3)
+    player = ledger.open("fizzy", "brand", "p1", "EUR", D(100))
+    for i in range(10):
+        ledger.post(player, f"w{i}", "withdraw", debit=D(1))
+    assert ledger.find("fizzy", "brand", "w0") is None
+    with pytest.raises(DuplicateTransaction):
+        ledger.post(player, "w0", "withdraw", debit=D(1))
+    assert player.balance == 90 and ledger.invariants()["ok"]
+    ledger.post(player, "w0", "withdraw", scope="other", debit=D(1))  # another id space: a new id
+
+
+def test_remembered_ids_are_forgotten_after_the_id_retention_and_beyond_the_limit() -> None:
+    clock = [1_000.0]
+    ledger = Ledger(lambda: clock[0], max_transactions=1, id_retention=60, max_remembered=3)
+    player = ledger.open("fizzy", "brand", "p1", "EUR", D(100))
+    for i in range(3):
+        ledger.post(player, f"w{i}", "withdraw", debit=D(1))
+    assert ledger.forgotten_id("fizzy", "brand", "w0") and len(ledger.remembered) == 2
+    for i in range(3, 6):
+        ledger.post(player, f"w{i}", "withdraw", debit=D(1))
+    assert len(ledger.remembered) == 3 and not ledger.forgotten_id("fizzy", "brand", "w0")  # the limit
+    clock[0] += 61
+    ledger.post(player, "w6", "withdraw", debit=D(1))
+    assert len(ledger.remembered) == 1  # only the one dropped now: the others are older than a minute
+
+
+def test_rows_older_than_the_age_bound_are_dropped() -> None:
+    clock = [1_000.0]
+    ledger = Ledger(lambda: clock[0], max_age=10)
+    player = ledger.open("fizzy", "brand", "p1", "EUR", D(100))
+    ledger.post(player, "old", "withdraw", debit=D(1))
+    clock[0] += 11
+    ledger.post(player, "new", "withdraw", debit=D(1))
+    assert [t.id for t in ledger.log] == ["new"] and ledger.invariants()["ok"]
+
+
+def test_retention_keeps_references_rounds_and_refunds_consistent() -> None:
+    """Deposits, rollbacks and round chains whose older rows are dropped still add up."""
+    ledger = Ledger(max_transactions=7)
+    player = ledger.open("fizzy", "brand", "p1", "EUR", D(1000))
+    for i in range(200):
+        w = ledger.post(player, f"w{i}", "withdraw", debit=D("1.5"), round_id=f"r{i}", track_round=True)
+        if i % 3 == 0:
+            ledger.reverse(player, f"rb{i}", "rollback", [w], status="rolled_back", ref=w.id)
+        elif i % 3 == 1:
+            ledger.post(player, f"d{i}", "deposit", credit=D("0.25"), ref=w.id)
+        result = ledger.invariants()
+        assert result["ok"], result["problems"]
+        assert len(ledger.log) <= 7
+    net = sum((t.amount for t in ledger.log), D(0))
+    assert player.balance == player.opening + player.carried + net
+
+
+def test_memory_stays_bounded_under_retention() -> None:
+    ledger = Ledger(max_transactions=100, max_remembered=500)
+    player = ledger.open("fizzy", "brand", "p1", "EUR", D(10**9))
+    for i in range(20_000):
+        ledger.post(player, f"w{i}", "withdraw", debit=D(1), round_id=f"r{i}", track_round=True, ref=f"x{i}")
+    store = ledger.store
+    assert len(store) == 100 and len(player.rows) == 100 and len(ledger.remembered) == 500
+    assert len(store.time) <= 2 * 4096 and len(store.ids._data) < 2 * 4096 * 8  # the dead front is cut
+    assert sum(len(i) for i in store._index.values()) == 100 and len(store._loose) == 100
+    assert len(store._round_index[player.no]) == 100 and ledger.invariants()["ok"]
 
 
 def test_a_refused_new_player_gives_back_its_number() -> None:

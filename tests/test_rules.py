@@ -7,13 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STORES, Harness, Start
+from tests.conftest import Harness, Start
 
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> str:
-    """Every test of this module runs on the in-memory store and on a real Redis."""
-    return str(request.param)
+pytestmark = pytest.mark.both_stores  # every test here runs on memory and on a real Redis
 
 
 SCENARIO = """name: two rules

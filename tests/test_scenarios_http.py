@@ -14,16 +14,9 @@ import aiohttp
 import pytest
 
 from simulator import codes
-from tests.conftest import STORES, Harness, Start
+from tests.conftest import Harness, Start
 
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> str:
-    """Every test of this module runs on the in-memory store and on a real Redis."""
-    return str(request.param)
-
-
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.both_stores]  # each test on memory and on a real Redis
 SCENARIOS = Path(__file__).parent.parent / "simulator" / "scenarios" / "builtin"
 
 

@@ -15,7 +15,7 @@ import pytest
 from simulator.ledger import Ledger
 from tests.conftest import Harness, Start
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.both_stores]  # the soak on memory and on a real Redis
 
 WORKERS = 24
 OPS_PER_WORKER = 150  # 3,600 operations

@@ -12,16 +12,9 @@ import pytest
 
 from simulator.client import Prepared, XproClient
 from simulator.dialects.crypto import xpro_encrypt, xpro_signature
-from tests.conftest import STORES, Clock, Harness, Start
+from tests.conftest import Clock, Harness, Start
 
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> str:
-    """Every test of this module runs on the in-memory store and on a real Redis."""
-    return str(request.param)
-
-
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.both_stores]  # each test on memory and on a real Redis
 
 
 async def balance_of(h: Harness, username: str = "player001") -> Decimal:

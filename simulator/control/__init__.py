@@ -21,8 +21,10 @@ from simulator.control import openapi, report, routes, rules, tombstones, ui
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.errors import LedgerFull
 from simulator.service import Simulator
+from simulator.store import StoreUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HEALTH = f"{PREFIX}/health"
 
 #: every room's route table; the catch-all "no such call" route comes last
 TABLES: list[Sequence[web.AbstractRouteDef]] = [
@@ -44,18 +46,24 @@ def public(path: str) -> bool:
 
 def guarded(handler: Handler, sim: Simulator, token: str | None) -> Handler:
     """``handler`` behind the control API's checks (Host, admin token but for public calls, Origin,
-    Content-Type: :func:`simulator.control.guard.check`), with AdminError answered as JSON, and a full
-    ledger (``server.max_players``, ``server.max_transactions``) as 507 Insufficient Storage."""
+    Content-Type: :func:`simulator.control.guard.check`), with AdminError answered as JSON, a full
+    ledger (``server.max_players``) as 507 Insufficient Storage, and a shared store that does not answer
+    as 503. Every call but the health check first brings the state it reads up to date
+    (:meth:`Simulator.refresh`); changes are domain commands, carried out by the store."""
 
     @functools.wraps(handler)  # its name and docstring document the route (openapi.py)
     async def guard(request: web.Request) -> web.StreamResponse:
         try:
             checks.check(request, sim.settings, token, token_required=not public(request.path))
-            return await sim.control(request, handler)
+            if request.path != HEALTH:
+                await sim.refresh()
+            return await handler(request)
         except AdminError as exc:
             return reply(exc.body, exc.status)
-        except LedgerFull as exc:  # raised inside the handler's atomic block: nothing was changed
+        except LedgerFull as exc:  # raised inside the command's atomic block: nothing was changed
             return reply({"error": str(exc)}, 507)
+        except StoreUnavailable as exc:  # the shared store did not answer: nothing was changed
+            return reply({"error": str(exc), "store": sim.store.shown}, 503)
 
     return guard
 

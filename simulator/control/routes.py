@@ -37,7 +37,7 @@ from simulator.journal import Entry
 from simulator.ledger import Player, Transaction
 from simulator.scenarios import loader
 from simulator.scenarios.model import Match
-from simulator.service import Simulator
+from simulator.service import PlayerChange, PlayerConflict, Simulator
 
 log = logging.getLogger("simulator.admin")
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")
@@ -117,7 +117,7 @@ async def health(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     """Back to the start: scenario players, no transactions, empty journal, rule counters at zero."""
     sim = sim_of(request)
-    sim.reset()
+    await sim.reset()
     log.info("reset: %d players", len(sim.ledger.players), extra={"fields": {"action": "reset"}})
     return reply({"ok": True, "players": len(sim.ledger.players)})
 
@@ -164,30 +164,18 @@ async def put_player(request: web.Request) -> web.Response:
     sessions = body.get("sessions", [])
     if not isinstance(sessions, list) or not all(isinstance(s, str) and s for s in sessions):
         raise AdminError(400, "sessions must be a list of session ids")
-    pid = request.match_info["player"]
-    ledger = sim.ledger
-    with ledger.atomic():
-        player = ledger.player(dialect, tenant, pid)
-        created = player is None
-        if player is None:
-            _, tenant_currency, default = sim.settings.new_player(dialect, tenant)
-            start = default if balance is None else balance
-            player = ledger.open(dialect, tenant, pid, currency or tenant_currency, start)
-        elif currency is not None and currency != player.currency and player.history:
-            raise AdminError(409, "the currency of a player with transactions cannot change")
-        for session in sessions:  # refusals first: a refused call must leave no change behind
-            owner = ledger.bind_session(player, session)
-            if owner != player.id:
-                raise AdminError(409, f"session {session!r} belongs to player {owner!r}")
-        if not created:
-            player.currency = currency or player.currency
-            if balance is not None:
-                ledger.set_balance(player, balance)
-        for flag in FLAGS:
-            if flag in body:
-                setattr(player, flag, body[flag])
-        if "bet_limit" in body:
-            player.bet_limit = bet_limit
+    change = PlayerChange(
+        balance=balance,
+        currency=currency,
+        bet_limit=bet_limit,
+        bet_limit_given="bet_limit" in body,
+        flags=tuple((flag, body[flag]) for flag in FLAGS if flag in body),
+        sessions=tuple(sessions),
+    )
+    try:
+        player, created = await sim.put_player(dialect, tenant, request.match_info["player"], change)
+    except PlayerConflict as exc:
+        raise AdminError(409, str(exc)) from None
     log_player_change(player, created, {k: v for k, v in body.items() if k != tenant_key})
     return reply(player_view(player), 201 if created else 200)
 
@@ -246,7 +234,7 @@ async def journal(request: web.Request) -> web.Response:
 
 async def clear_journal(request: web.Request) -> web.Response:
     """Empty the journal."""
-    sim_of(request).journal.clear()
+    await sim_of(request).clear_journal()
     log.info("journal cleared", extra={"fields": {"action": "clear_journal"}})
     return reply({"ok": True})
 
@@ -293,7 +281,7 @@ async def put_scenario(request: web.Request) -> web.Response:
         scenario = await asyncio.to_thread(loader.parse_body, text, "(PUT /_sim/scenario)", sim.settings)
     except SourceError as exc:
         raise AdminError(400, str(exc), problems=exc.problems) from None
-    sim.replace_scenario(scenario)
+    await sim.replace_scenario(scenario)
     log.info(
         "scenario replaced: %s (%d rules)",
         scenario.name,

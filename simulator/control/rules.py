@@ -17,13 +17,13 @@ from simulator.scenarios.engine import RuleConflict
 from simulator.scenarios.model import Rule
 
 
-async def _rule_from(request: web.Request, where: str, name: str | None = None) -> Rule:
+async def _rule_from(request: web.Request, where: str, name: str | None = None) -> tuple[str, Rule]:
     sim = sim_of(request)
     text = await request.text()
     if not text.strip():
         raise AdminError(400, "send one rule as JSON or YAML: name, match and an action")
     try:
-        return loader.parse_rule(text, where, sim.settings, sim.scenario.seed, name)
+        return text, loader.parse_rule(text, where, sim.settings, sim.scenario.seed, name)
     except SourceError as exc:
         raise AdminError(400, str(exc), problems=exc.problems) from None
 
@@ -38,9 +38,9 @@ async def list_rules(request: web.Request) -> web.Response:
 
 async def add_rule(request: web.Request) -> web.Response:
     position = query_int(request.query.get("position"), "position")
-    rule = await _rule_from(request, "(POST /_sim/rules)")
+    text, rule = await _rule_from(request, "(POST /_sim/rules)")
     try:
-        where = sim_of(request).engine.add(rule, position)
+        where = await sim_of(request).add_rule(text, "(POST /_sim/rules)", position, rule)
     except RuleConflict as exc:
         raise _conflict(exc) from None
     return reply({"ok": True, "name": rule.name, "position": where}, 201)
@@ -48,9 +48,9 @@ async def add_rule(request: web.Request) -> web.Response:
 
 async def replace_rule(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    rule = await _rule_from(request, f"(PUT /_sim/rules/{name})", name)
+    text, rule = await _rule_from(request, f"(PUT /_sim/rules/{name})", name)
     try:
-        where = sim_of(request).engine.replace(name, rule)
+        where = await sim_of(request).replace_rule(name, text, f"(PUT /_sim/rules/{name})", rule)
     except RuleConflict as exc:
         raise _conflict(exc) from None
     return reply({"ok": True, "name": rule.name, "position": where})
@@ -59,7 +59,7 @@ async def replace_rule(request: web.Request) -> web.Response:
 async def remove_rule(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:
-        removed = sim_of(request).engine.remove(name)
+        removed = await sim_of(request).remove_rule(name)
     except RuleConflict as exc:
         raise _conflict(exc) from None
     return reply({"ok": True, "name": removed.name, "hits": removed.hits})

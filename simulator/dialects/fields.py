@@ -8,6 +8,8 @@ scorecard reports as what a strict counterpart would refuse.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from decimal import Decimal
 from typing import Any
 
@@ -133,17 +135,34 @@ def json_object(value: Any) -> dict[str, Any]:
 
 
 def fingerprint(fields: dict[str, Any]) -> int:
-    """What identifies "the same payload": a hash of the request, in which ``10`` and ``10.0`` are equal
-    (``Decimal`` hashes by value) and key order does not matter. Kept as one int per transaction."""
-    try:
-        return hash(frozenset(fields.items()))
-    except TypeError:  # nested lists or objects: freeze them first
-        return hash(_frozen(fields))
+    """What identifies "the same payload": a 64-bit hash of the request, in which ``10`` and ``10.0`` are
+    equal and key order does not matter. The same in every process (a shared store keeps it, not the
+    request): ``repr`` of the canonical form, never Python's salted ``hash``. One int per transaction."""
+    text = repr(_canonical(fields)).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
 
 
-def _frozen(value: Any) -> Any:
+@functools.lru_cache(maxsize=4096)  # amounts repeat (jsonio shares their Decimal objects too)
+def _number(value: Decimal) -> tuple[str, str]:
+    return ("n", str(value.normalize()) if value.is_finite() else repr(value))
+
+
+def _canonical(value: Any) -> Any:
+    """Strings, booleans and None as they are; numbers as their normalised decimal text; objects as
+    sorted (key, value) tuples; arrays as tuples."""
+    cls = value.__class__
+    if cls is str or cls is bool or value is None:
+        return value
+    if cls is Decimal:
+        return _number(value)
+    if cls is dict:
+        return tuple(sorted([(str(k), _canonical(v)) for k, v in value.items()]))
+    if isinstance(value, int | float):
+        return _number(Decimal(repr(value)))
+    if isinstance(value, list | tuple):
+        return ("a", *(_canonical(v) for v in value))
     if isinstance(value, dict):
-        return frozenset((k, _frozen(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
-    return value
+        return tuple(sorted([(str(k), _canonical(v)) for k, v in value.items()]))
+    if isinstance(value, str):
+        return str(value)
+    return ("?", repr(value))

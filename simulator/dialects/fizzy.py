@@ -218,7 +218,8 @@ class Fizzy(Dialect):
         ref = op.params["withdraw_id"]
         if op.operation == "deposit":
             raise e.WithdrawNotFound(detail)
-        if self.sim.ledger.find(self.name, op.agent, ref) is None:
+        ledger = self.sim.ledger
+        if ledger.find(self.name, op.agent, ref) is None and not ledger.forgotten_id(self.name, op.agent, ref):
             self.sim.ledger.bury_transaction(self.name, op.agent, player_id, ref, by=op.transaction)
             detail += "; tombstone left, so the withdraw is refused if it arrives later"
         raise e.RollbackTargetNotFound(detail)

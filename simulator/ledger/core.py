@@ -17,9 +17,15 @@ up to ``max_tombstones``; past it the oldest is forgotten (and counted in ``tomb
 
 Transactions are kept by a store (:mod:`simulator.ledger.store`, the embedded one in
 :mod:`simulator.ledger.memory`): this module holds the rules, the store the rows. A :class:`Transaction` is a
-light view on one row; two views of one transaction compare equal (use ``==``, not ``is``). At most
-``max_transactions`` transactions and ``max_players`` players are kept: past either, a new one is refused
-with :class:`~simulator.errors.LedgerFull` (the README's "Performance" gives the cost of each).
+light view on one row; two views of one transaction compare equal (use ``==``, not ``is``).
+
+Retention, not refusal: at most ``max_transactions`` full rows are kept (and, if ``max_age`` is set, none
+older than it); past either the oldest are dropped, a few per request, when the outermost atomic block ends
+(so no view a request holds is ever dropped under it). The id of a dropped transaction is remembered as a
+64-bit fingerprint (:class:`Remembered`) for ``id_retention`` seconds, at most ``max_remembered`` of them:
+a retry of it is refused as a duplicate and never applied twice. The balance a dropped row moved is carried
+on its player (``Player.carried``), so the books still add up. At most ``max_players`` players are kept;
+past it a new one is refused with :class:`~simulator.errors.LedgerFull`.
 """
 
 from __future__ import annotations
@@ -70,8 +76,9 @@ class Player:
     site_id: str | None = None
     sessions: dict[str, float] = field(default_factory=dict)  # session id -> first seen (epoch s)
     history: Sequence[Transaction] = ()  # the store gives it on open(): a view of ``rows``
-    rows: array[int] = field(default_factory=lambda: array("I"))  # the store's row numbers, oldest first
+    rows: array[int] = field(default_factory=lambda: array("Q"))  # the store's row numbers, oldest first
     no: int = -1  # the store's number for this player
+    carried: Decimal = ZERO  # the net effect of its transactions dropped by retention
 
     @property
     def key(self) -> PlayerKey:
@@ -128,6 +135,7 @@ class _Atomic:
                 if kind is not None:
                     for step in reversed(undo):
                         step()
+                ledger.retain()  # no view of this block is used any more: the oldest rows may go
         finally:
             ledger._lock.release()
 
@@ -151,6 +159,58 @@ class _Claim:
 
 
 _LIMITS = DEFAULTS["server"]  # the limits' defaults are the settings' (one place for defaults)
+#: rows dropped at most per request beyond the excess over the count bound (age-based drops catch up)
+DROP_BATCH = 64
+
+
+def id_fingerprint(key: TxnKey) -> int:
+    """A transaction id key as 64 bits (Python's string hash: salted per process, which is all an
+    in-process memory needs; two ids share one with odds of 1 in 2**64 per pair)."""
+    return hash(key)
+
+
+class Remembered:
+    """Fingerprints of dropped transaction ids, oldest first: a set to look up, and two columns (time,
+    fingerprint; 16 bytes an id, no object each) to forget those past ``retention`` seconds or beyond
+    ``limit`` entries. About 90 bytes per remembered id in all (docs/replicas.md)."""
+
+    __slots__ = ("_fps", "_head", "_order", "_times", "forgotten", "limit", "retention")
+
+    def __init__(self, retention: float, limit: int) -> None:
+        self.retention, self.limit = retention, limit
+        self._fps: set[int] = set()
+        self._order = array("q")  # fingerprints, oldest first, from _head on
+        self._times = array("d")
+        self._head = 0
+        self.forgotten = 0  # fingerprints forgotten (age or limit)
+
+    def __len__(self) -> int:
+        return len(self._fps)
+
+    def __contains__(self, fp: int) -> bool:
+        return fp in self._fps
+
+    def add(self, fp: int, now: float) -> None:
+        if self.limit <= 0:
+            return
+        if fp not in self._fps:
+            self._fps.add(fp)
+            self._order.append(fp)
+            self._times.append(now)
+        self.expire(now)
+
+    def expire(self, now: float) -> None:
+        order, times, cutoff = self._order, self._times, now - self.retention
+        head = self._head
+        while head < len(order) and (len(order) - head > self.limit or times[head] < cutoff):
+            self._fps.discard(order[head])
+            head += 1
+            self.forgotten += 1
+        if head >= 4096 and head * 2 >= len(order):  # cut the dead front: amortised, one memmove per half
+            del order[:head]
+            del times[:head]
+            head = 0
+        self._head = head
 
 
 class Ledger:
@@ -160,11 +220,19 @@ class Ledger:
         max_tombstones: int = _LIMITS["max_tombstones"],
         max_transactions: int = _LIMITS["max_transactions"],
         max_players: int = _LIMITS["max_players"],
+        *,
+        max_age: float = _LIMITS["transaction_retention"],
+        id_retention: float = _LIMITS["id_retention"],
+        max_remembered: int = _LIMITS["max_remembered_ids"],
     ) -> None:
         self.clock = clock
         self.max_tombstones = max_tombstones
         self.max_transactions = max_transactions
         self.max_players = max_players
+        self.max_age = max_age  # seconds a full row is kept at most (0: no age bound)
+        self.id_retention = id_retention
+        self.max_remembered = max_remembered
+        self.changes = 0  # counts every change of state (a replicated store logs the requests that change it)
         self.store = MemoryStore()
         self._lock = threading.RLock()
         self._undo: list[Callable[[], object]] | None = None  # set inside the outermost atomic()
@@ -181,6 +249,9 @@ class Ledger:
             self.store.clear()
             self._tombstones: OrderedDict[StoneKey, Tombstone] = OrderedDict()  # O(1) eviction of the oldest
             self.tombstones_forgotten = 0
+            self.remembered = Remembered(self.id_retention, self.max_remembered)
+            self.dropped = 0  # full rows dropped by retention
+            self.changes += 1
             self._in_flight: set[TxnKey] = set()
             self._sessions: dict[tuple[str, str, str], str] = {}  # (dialect, tenant, session) -> player id
 
@@ -193,6 +264,38 @@ class Ledger:
     def _on_failure(self, undo: Callable[[], object]) -> None:
         if self._undo is not None:
             self._undo.append(undo)
+
+    def touched(self) -> None:
+        """Note a change made directly on a player (flags, limits)."""
+        self.changes += 1
+
+    def retain(self) -> None:
+        """Drop the oldest rows beyond ``max_transactions`` or older than ``max_age`` (a few per call, so no
+        request pays for many), remembering their ids."""
+        store = self.store
+        excess = len(store) - self.max_transactions
+        if excess <= 0 and self.max_age <= 0:
+            return
+        budget = max(excess, 0) + DROP_BATCH
+        now = self.clock()
+        cutoff = now - self.max_age if self.max_age > 0 else None
+        while budget > 0 and len(store):
+            if len(store) <= self.max_transactions:
+                oldest = store.oldest_time()
+                if cutoff is None or oldest is None or oldest >= cutoff:
+                    break
+            key, player, effect = store.drop_oldest()
+            if key is not None:
+                self.remembered.add(id_fingerprint(key), now)
+            player.carried += effect
+            self.dropped += 1
+            budget -= 1
+        if self.remembered:
+            self.remembered.expire(now)
+
+    def forgotten_id(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
+        """Whether this id belonged to a transaction dropped by retention (its fingerprint is remembered)."""
+        return bool(self.remembered) and id_fingerprint((dialect, tenant, scope, txn_id)) in self.remembered
 
     def claim(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> _Claim:
         """Mark a transaction id as being processed; a second claim meanwhile raises TransactionPending."""
@@ -223,6 +326,7 @@ class Ledger:
                 setattr(player, name, value)
             self.store.enrol(player)
             self.players[key] = player
+            self.changes += 1
 
             def undo() -> None:
                 self.players.pop(key, None)
@@ -234,13 +338,12 @@ class Ledger:
     def set_balance(self, player: Player, balance: Decimal, reason: str = "admin") -> Transaction | None:
         """Move a balance to an exact value with an ``adjust`` transaction, so the books still add up. Its id
         lives in the :data:`ADJUSTMENTS` scope, so it never meets (nor hides) a client's transaction id."""
-        with self._lock:
+        with self.atomic():
             delta = balance - player.balance
             if delta == 0:
                 return None
-            self._room()
             debit, credit = (-delta, ZERO) if delta < 0 else (ZERO, delta)
-            txn_id = f"{reason}-{len(self.store) + 1}"  # the seq it gets
+            txn_id = f"{reason}-{self.store.next_row + 1}"  # the seq it gets
             return self._record(player, txn_id, "adjust", ADJUSTMENTS, debit, credit, indexed=False)
 
     def discard(self, player: Player) -> None:
@@ -271,6 +374,7 @@ class Ledger:
             if owner is None and create:
                 owner = self._sessions[key] = player.id
                 player.sessions[session_id] = self.clock()
+                self.changes += 1
 
                 def unbind() -> None:
                     self._sessions.pop(key, None)
@@ -292,13 +396,6 @@ class Ledger:
         """Transactions whose ``ref`` names ``txn`` (deposits and rollbacks of a withdraw), in its scope."""
         return self.store.referring(txn)
 
-    def _room(self) -> None:
-        if len(self.store) >= self.max_transactions:
-            raise LedgerFull(
-                f"the ledger holds max_transactions ({self.max_transactions:,}) transactions: "
-                "POST /_sim/reset, or raise server.max_transactions"
-            )
-
     def post(
         self,
         player: Player,
@@ -316,12 +413,13 @@ class Ledger:
     ) -> Transaction:
         """The one check-and-apply: refuse a used id or a debit beyond the balance, else apply both legs."""
         assert scope != ADJUSTMENTS, "the adjustment scope is the ledger's own"
-        with self._lock:
+        with self.atomic():
             if self.store.find_row(player.dialect, player.tenant, scope, txn_id) is not None:
                 raise DuplicateTransaction(f"transaction {txn_id!r} already exists")
+            if self.forgotten_id(player.dialect, player.tenant, txn_id, scope):
+                raise DuplicateTransaction(f"transaction {txn_id!r} already exists (an older one, no longer kept)")
             if debit > player.balance:
                 raise InsufficientFunds(f"debit {debit} exceeds balance {player.balance}")
-            self._room()
             return self._record(
                 player, txn_id, kind, scope, debit, credit, round_id, game, ref, fingerprint, track_round
             )
@@ -343,7 +441,7 @@ class Ledger:
     ) -> Transaction:
         """Refund the stored debits of ``targets`` not yet reversed, and mark them ``status``; targets
         already reversed contribute nothing, so a second reversal changes no balance."""
-        with self._lock:
+        with self.atomic():  # the targets' views stay valid until the reversal is recorded
             live = [t for t in targets if t.reversed_by is None]
             refund = sum((t.debit for t in live), ZERO)
             txn = self.post(
@@ -381,6 +479,7 @@ class Ledger:
         if debit or credit:
             player.balance = player.balance - debit + credit
         player.updated = now
+        self.changes += 1
         return self.store.append(
             player,
             txn_id,
@@ -412,10 +511,16 @@ class Ledger:
         return self._bury(key, player.dialect, player.tenant, player.id, None, round_id, "", by)
 
     def transaction_tombstone(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Tombstone | None:
-        return self._tombstones.get(("txn", dialect, tenant, scope, txn_id))
+        """The stone naming this id; the caller counts the late arrival it refuses (a change of state)."""
+        return self._found(self._tombstones.get(("txn", dialect, tenant, scope, txn_id)))
 
     def round_tombstone(self, player: Player, round_id: str) -> Tombstone | None:
-        return self._tombstones.get(("round", player.dialect, player.tenant, player.id, round_id))
+        return self._found(self._tombstones.get(("round", player.dialect, player.tenant, player.id, round_id)))
+
+    def _found(self, stone: Tombstone | None) -> Tombstone | None:
+        if stone is not None:
+            self.changes += 1
+        return stone
 
     def tombstones(self) -> list[Tombstone]:
         """Every kept tombstone, newest first."""
@@ -439,6 +544,7 @@ class Ledger:
             if stone is not None:
                 return stone
             stone = Tombstone(dialect, tenant, player_id, txn_id, round_id, scope, by, self.clock())
+            self.changes += 1
             if self.max_tombstones > 0:
                 self._tombstones[key] = stone
                 while len(self._tombstones) > self.max_tombstones:
@@ -463,6 +569,8 @@ class Ledger:
                 "ok": not problems,
                 "players": len(self.players),
                 "transactions": len(self.store),
+                "dropped": self.dropped,
+                "remembered_ids": len(self.remembered),
                 "tombstones": len(self._tombstones),
                 "problems": problems,
             }
@@ -470,7 +578,7 @@ class Ledger:
     def _balance_problems(self) -> list[dict[str, Any]]:
         problems: list[dict[str, Any]] = []
         for player in self.players.values():
-            implied = player.opening + self.store.net(player)
+            implied = player.opening + player.carried + self.store.net(player)
             if implied != player.balance:
                 problems.append(
                     {
@@ -495,6 +603,8 @@ class Ledger:
         for txn, target in store.references():
             if txn.kind not in REVERSALS and target.reversed_by is not None:
                 problems.append(_paid_after_refund(target, txn))
+        for row, amount in store.refunded_dropped.items():
+            refunded[row] = refunded.get(row, ZERO) + amount
         for txn in store.of_kinds(REVERSALS):
             if txn.credit != refunded.get(txn.row, ZERO):
                 problems.append(

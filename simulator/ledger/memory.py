@@ -19,15 +19,13 @@ writes go through the methods listed in :class:`simulator.ledger.store.Transacti
 
 from __future__ import annotations
 
+import contextlib
 from array import array
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, overload
+from typing import Protocol, overload
 
 from simulator.money import ZERO
-
-if TYPE_CHECKING:
-    from simulator.ledger.core import Player
 
 #: units per currency unit: 8 decimal places, the most any dialect accepts (``max_decimals`` <= 8)
 SCALE = 10**8
@@ -41,6 +39,22 @@ WIDTH = 7
 # META packs the kind (8 bits), the scope (16 bits) and the flags (8 bits)
 
 TxnKey = tuple[str, str, str, str]  # (dialect, tenant, scope, transaction id)
+
+
+class Owner(Protocol):
+    """What the store needs of a player (:class:`simulator.ledger.core.Player`, which imports this module:
+    the store names no class of the rules)."""
+
+    dialect: str
+    tenant: str
+    id: str
+    no: int
+    rows: array[int]
+    history: Sequence[Transaction]
+    carried: Decimal
+
+    @property
+    def key(self) -> tuple[str, str, str]: ...
 
 
 def units(value: Decimal) -> int | None:
@@ -65,21 +79,35 @@ def decimal(n: int) -> Decimal:
 
 
 class Texts:
-    """An append-only column of strings as one UTF-8 blob and the end offset of each."""
+    """An append-only column of strings as one UTF-8 blob and the end offset of each; the oldest can be
+    cut off (retention): rows keep their numbers, offsets count the bytes cut."""
 
-    __slots__ = ("_data", "_ends")
+    __slots__ = ("_cut", "_data", "_ends", "_first")
 
     def __init__(self) -> None:
         self._data = bytearray()
-        self._ends = array("Q")
+        self._ends = array("Q")  # absolute end offset of each kept text
+        self._cut = 0  # bytes cut from the front of _data
+        self._first = 0  # the row of _ends[0]
 
     def append(self, text: str) -> None:
         self._data += text.encode("utf-8", "surrogatepass")
-        self._ends.append(len(self._data))
+        self._ends.append(self._cut + len(self._data))
 
     def __getitem__(self, row: int) -> str:
-        start = self._ends[row - 1] if row else 0
-        return self._data[start : self._ends[row]].decode("utf-8", "surrogatepass")
+        i = row - self._first
+        start = self._ends[i - 1] if i else self._cut
+        return self._data[start - self._cut : self._ends[i] - self._cut].decode("utf-8", "surrogatepass")
+
+    def cut_before(self, row: int) -> None:
+        """Forget the texts of the rows before ``row``."""
+        k = row - self._first
+        if k <= 0:
+            return
+        start = self._ends[k - 1]
+        del self._ends[:k]
+        del self._data[: start - self._cut]  # bytearray drops its front without copying the rest
+        self._cut, self._first = start, row
 
 
 class TextIndex:
@@ -106,6 +134,23 @@ class TextIndex:
             self._clash[text] = row
         else:
             self._rows[key] = row
+
+    def move(self, text: str, row: int, to: int | None) -> None:
+        """The entry of ``text`` (at ``row``) now leads to ``to`` (None: remove it)."""
+        key = hash(text)
+        if self._rows.get(key) == row:
+            if to is None:
+                del self._rows[key]
+            else:
+                self._rows[key] = to
+        elif self._clash.get(text) == row:
+            if to is None:
+                del self._clash[text]
+            else:
+                self._clash[text] = to
+
+    def __len__(self) -> int:
+        return len(self._rows) + len(self._clash)
 
 
 class Interned:
@@ -166,10 +211,11 @@ class Transaction:
         return self.row + 1
 
     def _field(self, field: int) -> int:
-        return self._store.nums[self.row * WIDTH + field]
+        store = self._store
+        return store.nums[(self.row - store.first) * WIDTH + field]
 
     @property
-    def owner(self) -> Player:
+    def owner(self) -> Owner:
         return self._store.players[self._field(PLAYER)]
 
     @property
@@ -196,7 +242,8 @@ class Transaction:
 
     @property
     def status(self) -> str:
-        return self._store.statuses.texts[self._store.status[self.row]]
+        store = self._store
+        return store.statuses.texts[store.status[self.row - store.first]]
 
     @property
     def scope(self) -> str:
@@ -225,7 +272,7 @@ class Transaction:
 
     @property
     def time(self) -> float:
-        return self._store.time[self.row]
+        return self._store.time[self.row - self._store.first]
 
     @property
     def debit(self) -> Decimal:
@@ -260,7 +307,7 @@ class Rows(Sequence[Transaction]):
         self._rows = rows  # None: every row of the store
 
     def __len__(self) -> int:
-        return len(self._rows) if self._rows is not None else len(self._store.time)
+        return len(self._rows) if self._rows is not None else len(self._store)
 
     @overload
     def __getitem__(self, index: int) -> Transaction: ...
@@ -275,34 +322,40 @@ class Rows(Sequence[Transaction]):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("transaction index out of range")
-        return Transaction(self._store, self._rows[index] if self._rows is not None else index)
+        return Transaction(self._store, self.row_numbers()[index])
 
     def __iter__(self) -> Iterator[Transaction]:
         store = self._store
-        return (Transaction(store, r) for r in (self._rows if self._rows is not None else range(len(self))))
+        return (Transaction(store, r) for r in self.row_numbers())
 
     def __reversed__(self) -> Iterator[Transaction]:
         store = self._store
-        rows = self._rows if self._rows is not None else range(len(self))
-        return (Transaction(store, r) for r in reversed(rows))
+        return (Transaction(store, r) for r in reversed(self.row_numbers()))
 
     def row_numbers(self) -> Sequence[int]:
-        return self._rows if self._rows is not None else range(len(self))
+        return self._rows if self._rows is not None else self._store.live()
 
 
 class MemoryStore:
-    """Transactions of one ledger in columns; see the module docstring. Not locked: the ledger is."""
+    """Transactions of one ledger in columns; see the module docstring. Not locked: the ledger is.
+
+    Rows keep their numbers for life. :meth:`drop_oldest` forgets the oldest row (retention): its index
+    entries go at once, and the columns' dead front is cut off once it is as long as the live part, so the
+    cost per dropped row stays constant.
+    """
 
     def __init__(self) -> None:
         self.clear()
 
     def clear(self) -> None:
-        self.players: list[Player] = []  # player number -> player
+        self.players: list[Owner] = []  # player number -> player
         self.nums = array("q")  # WIDTH integers per row
         self.time = array("d")
         self.status = array("B")
         self.ids = Texts()
         self.rounds = Texts()
+        self.first = 0  # the row at index 0 of the columns
+        self.base = 0  # the oldest kept row (rows before it were dropped)
         self.kinds = Interned(limit=2**8)
         self.statuses = Interned("applied", limit=2**8)
         self.scopes = Interned("", limit=2**16)
@@ -312,21 +365,34 @@ class MemoryStore:
         self._round_index: dict[int, TextIndex] = {}  # player number -> round -> its first tracked row
         self._round_next: dict[int, int] = {}  # tracked row -> next tracked row of the same round
         self.reversed_by: dict[int, int] = {}  # debit row -> the reversal's row
+        self.refunded_dropped: dict[int, Decimal] = {}  # reversal row -> debits it refunded, since dropped
         self._ref_row: dict[int, int] = {}  # row -> the row its ref names (same dialect, tenant, scope)
-        self._ref_text: dict[int, str] = {}  # row -> a ref that named no transaction when posted
+        self._ref_text: dict[int, str] = {}  # row -> a ref that named no (kept) transaction
         self._loose: dict[TxnKey, list[int]] = {}  # such refs by what they name
         self._referrer: dict[int, int] = {}  # row -> the first row whose ref names it
         self._referrer_next: dict[int, int] = {}  # referring row -> the next row referring to the same one
 
     def __len__(self) -> int:
-        return len(self.time)
+        return len(self.time) - (self.base - self.first)
+
+    @property
+    def next_row(self) -> int:
+        return self.first + len(self.time)
+
+    def live(self) -> range:
+        """The kept rows, oldest first."""
+        return range(self.base, self.next_row)
+
+    def at(self, row: int) -> int:
+        """Where ``row``'s integers start in :attr:`nums`."""
+        return (row - self.first) * WIDTH
 
     # players
 
-    def enrol(self, player: Player) -> None:
+    def enrol(self, player: Owner) -> None:
         """Give a new player its number and an empty history."""
         player.no = len(self.players)
-        player.rows = array("I")
+        player.rows = array("Q")
         player.history = Rows(self, player.rows)
         self.players.append(player)
 
@@ -346,7 +412,7 @@ class MemoryStore:
         row = self.find_row(dialect, tenant, scope, txn_id)
         return None if row is None else Transaction(self, row, None, txn_id)
 
-    def round(self, player: Player, round_id: str) -> list[Transaction]:
+    def round(self, player: Owner, round_id: str) -> list[Transaction]:
         index = self._round_index.get(player.no)
         row = index.get(round_id) if index is not None else None
         found = []
@@ -355,7 +421,7 @@ class MemoryStore:
             row = self._round_next.get(row)
         return found
 
-    def tracked_rounds(self) -> Iterator[tuple[Player, list[Transaction]]]:
+    def tracked_rounds(self) -> Iterator[tuple[Owner, list[Transaction]]]:
         """Every tracked round with more than one transaction (one alone breaks no round rule)."""
         followers = set(self._round_next.values())
         for first, nxt in self._round_next.items():
@@ -364,7 +430,7 @@ class MemoryStore:
             rows = [first, nxt]
             while rows[-1] in self._round_next:
                 rows.append(self._round_next[rows[-1]])
-            yield self.players[self.nums[first * WIDTH + PLAYER]], [Transaction(self, r) for r in rows]
+            yield self.players[self.nums[self.at(first) + PLAYER]], [Transaction(self, r) for r in rows]
 
     def referring(self, txn: Transaction) -> list[Transaction]:
         rows: list[int] = []
@@ -386,17 +452,19 @@ class MemoryStore:
         exact = self.exact.get(row)
         if exact is not None:
             return exact
-        at = row * WIDTH
+        at = self.at(row)
         return decimal(self.nums[at + DEBIT]), decimal(self.nums[at + CREDIT]), decimal(self.nums[at + AFTER])
 
     # self-check scans (Ledger.invariants)
 
-    def net(self, player: Player) -> Decimal:
-        """The sum of the player's transactions' effects on its balance."""
-        nums = self.nums
-        total = decimal(sum(nums[r * WIDTH + CREDIT] - nums[r * WIDTH + DEBIT] for r in player.rows))
+    def net(self, player: Owner) -> Decimal:
+        """The sum of the player's kept transactions' effects on its balance."""
+        nums, first = self.nums, self.first
+        total = decimal(
+            sum(nums[(r - first) * WIDTH + CREDIT] - nums[(r - first) * WIDTH + DEBIT] for r in player.rows)
+        )
         for row, (d, c, _) in self.exact.items():
-            if nums[row * WIDTH + PLAYER] == player.no:
+            if nums[self.at(row) + PLAYER] == player.no:
                 total += c - d
         return total
 
@@ -405,11 +473,12 @@ class MemoryStore:
         shares its key with an earlier one."""
         repeated: list[TxnKey] = []
         nums = self.nums
-        for row in range(len(self)):
-            meta = nums[row * WIDTH + META]
+        for row in self.live():
+            at = self.at(row)
+            meta = nums[at + META]
             if not meta >> 24 & INDEXED:
                 continue
-            player, scope = self.players[nums[row * WIDTH + PLAYER]], self.scopes.texts[meta >> 8 & 0xFFFF]
+            player, scope = self.players[nums[at + PLAYER]], self.scopes.texts[meta >> 8 & 0xFFFF]
             txn_id = self.ids[row]
             if self._index[(player.dialect, player.tenant, scope)].get(txn_id) != row:
                 repeated.append((player.dialect, player.tenant, scope, txn_id))
@@ -428,18 +497,18 @@ class MemoryStore:
     def of_kinds(self, kinds: tuple[str, ...]) -> Iterator[Transaction]:
         numbers = {self.kinds.numbers[k] for k in kinds if k in self.kinds.numbers}
         nums = self.nums
-        return (Transaction(self, row) for row in range(len(self)) if nums[row * WIDTH + META] & 0xFF in numbers)
+        return (Transaction(self, row) for row in self.live() if nums[self.at(row) + META] & 0xFF in numbers)
 
     # writes
 
-    def unenrol(self, player: Player) -> None:
+    def unenrol(self, player: Owner) -> None:
         """Take back the number of a player that has no transactions (refused creation, redefinition)."""
         if not player.rows and self.players and self.players[-1] is player:
             self.players.pop()
 
     def append(
         self,
-        player: Player,
+        player: Owner,
         txn_id: str,
         kind: str,
         scope: str,
@@ -455,7 +524,7 @@ class MemoryStore:
         indexed: bool,
         track_round: bool,
     ) -> Transaction:
-        row = len(self.time)
+        row = self.next_row
         flags = INDEXED if indexed else 0
         game_no = 0
         if game is not None:
@@ -491,10 +560,10 @@ class MemoryStore:
         return Transaction(self, row, (debit, credit, after), txn_id)
 
     def mark_reversed(self, target: Transaction, by: Transaction, status: str) -> None:
-        self.status[target.row] = self.statuses.number(status)
+        self.status[target.row - self.first] = self.statuses.number(status)
         self.reversed_by[target.row] = by.row
 
-    def _track(self, player: Player, round_id: str, row: int) -> None:
+    def _track(self, player: Owner, round_id: str, row: int) -> None:
         index = self._round_index.get(player.no)
         if index is None:
             index = self._round_index[player.no] = TextIndex(self.rounds)
@@ -506,11 +575,10 @@ class MemoryStore:
             last = self._round_next[last]
         self._round_next[last] = row
 
-    def _refer(self, player: Player, scope: str, ref: str, row: int) -> None:
+    def _refer(self, player: Owner, scope: str, ref: str, row: int) -> None:
         target = self.find_row(player.dialect, player.tenant, scope, ref)
         if target is None:
-            self._ref_text[row] = ref
-            self._loose.setdefault((player.dialect, player.tenant, scope, ref), []).append(row)
+            self._loosen(row, (player.dialect, player.tenant, scope, ref))
             return
         self._ref_row[row] = target
         last = self._referrer.get(target)
@@ -520,3 +588,81 @@ class MemoryStore:
         while last in self._referrer_next:
             last = self._referrer_next[last]
         self._referrer_next[last] = row
+
+    def _loosen(self, row: int, key: TxnKey) -> None:
+        """``row``'s ref names ``key``, which no kept row holds."""
+        self._ref_text[row] = key[3]
+        self._loose.setdefault(key, []).append(row)
+
+    # retention
+
+    def oldest_time(self) -> float | None:
+        return self.time[self.base - self.first] if len(self) else None
+
+    def drop_oldest(self) -> tuple[TxnKey | None, Owner, Decimal]:
+        """Forget the oldest kept row: (its id key if it was indexed, its owner, its effect on the balance).
+        Whatever still refers to it keeps the id as text; a reversal it was the target of keeps the amount
+        it refunded (:attr:`refunded_dropped`)."""
+        row = self.base
+        at = self.at(row)
+        nums = self.nums
+        meta = nums[at + META]
+        player = self.players[nums[at + PLAYER]]
+        debit, credit, _ = self.money(row)
+        scope = self.scopes.texts[meta >> 8 & 0xFFFF]
+        txn_id = self.ids[row]
+        key: TxnKey | None = None
+        if meta >> 24 & INDEXED:
+            key = (player.dialect, player.tenant, scope, txn_id)
+            self._index[(player.dialect, player.tenant, scope)].move(txn_id, row, None)
+            if meta >> 24 & HAS_ROUND:
+                self._untrack(player, row)
+        self._unrefer(row, key)
+        by = self.reversed_by.pop(row, None)
+        if by is not None:
+            self.refunded_dropped[by] = self.refunded_dropped.get(by, ZERO) + debit
+        self.refunded_dropped.pop(row, None)
+        self.exact.pop(row, None)
+        if player.rows and player.rows[0] == row:
+            del player.rows[0]
+        self.base = row + 1
+        dead = self.base - self.first
+        if dead >= 4096 and dead >= len(self):  # cut the dead front: amortised, a memmove per half
+            del self.nums[: dead * WIDTH]
+            del self.time[:dead]
+            del self.status[:dead]
+            self.ids.cut_before(self.base)
+            self.rounds.cut_before(self.base)
+            self.first = self.base
+        return key, player, credit - debit
+
+    def _untrack(self, player: Owner, row: int) -> None:
+        """A dropped row is the oldest of its round's chain: the round now starts at the next one."""
+        index = self._round_index.get(player.no)
+        if index is None:
+            return
+        nxt = self._round_next.pop(row, None)
+        index.move(self.rounds[row], row, nxt)
+        if not index:
+            del self._round_index[player.no]
+
+    def _unrefer(self, row: int, key: TxnKey | None) -> None:
+        # rows whose ref names this one keep its id as text (they are newer: still kept)
+        referrer = self._referrer.pop(row, None)
+        while referrer is not None:
+            self._ref_row.pop(referrer, None)
+            if key is not None:
+                self._loosen(referrer, key)
+            referrer = self._referrer_next.pop(referrer, None)
+        # its own ref named an older row (dropped already, so now loose text) or nothing kept
+        self._ref_row.pop(row, None)
+        self._referrer_next.pop(row, None)
+        ref = self._ref_text.pop(row, None)
+        if ref is not None and key is not None:
+            loose_key = (key[0], key[1], key[2], ref)
+            rows = self._loose.get(loose_key)
+            if rows is not None:
+                with contextlib.suppress(ValueError):
+                    rows.remove(row)
+                if not rows:
+                    del self._loose[loose_key]

@@ -7,17 +7,17 @@ import random
 import re
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from simulator.config import Settings
-    from simulator.service import Simulator
+from simulator.config import Settings
+from simulator.ledger import Ledger
+from simulator.scenarios.model import Scenario
 
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check", "bet_limit")
 
 
 def _open(
-    sim: Simulator,
+    ledger: Ledger,
     dialect: str,
     tenant: str,
     pid: str,
@@ -25,29 +25,30 @@ def _open(
     balance: Decimal,
     flags: dict[str, Any],
 ) -> None:
-    existing = sim.ledger.player(dialect, tenant, pid)
+    existing = ledger.player(dialect, tenant, pid)
     if existing is not None:  # a later file overrides an earlier one, sessions included
-        sim.ledger.discard(existing)
+        ledger.discard(existing)
     sessions = flags.pop("sessions", ())
-    player = sim.ledger.open(dialect, tenant, pid, currency, balance, **flags)
+    player = ledger.open(dialect, tenant, pid, currency, balance, **flags)
     for session in sessions:  # bound like a session seen on the wire, so no other player can take it
-        sim.ledger.unbind_session(dialect, tenant, session)  # the last player given a session keeps it
-        sim.ledger.bind_session(player, session)
+        ledger.unbind_session(dialect, tenant, session)  # the last player given a session keeps it
+        ledger.bind_session(player, session)
 
 
-def seed_players(sim: Simulator) -> None:
-    for entry in sim.scenario.players:
+def seed_players(ledger: Ledger, settings: Settings, scenario: Scenario) -> None:
+    """Open the scenario's players in the ledger (given, not imported: seeding knows no pipeline)."""
+    for entry in scenario.players:
         if "generate" in entry:
-            generate(sim, entry["generate"], entry["seed"], entry["index"])
+            generate(ledger, settings, entry["generate"], entry["seed"], entry["index"])
             continue
         dialect = entry["dialect"]
         tenant_key = "public_key" if dialect == "fizzy" else "agent"
         pid = entry["playerId"] if dialect == "fizzy" else entry["username"]
-        tenant, currency, balance = sim.settings.new_player(dialect, entry.get(tenant_key))
+        tenant, currency, balance = settings.new_player(dialect, entry.get(tenant_key))
         flags = {k: entry[k] for k in FLAGS if k in entry}
         flags["sessions"] = entry.get("sessions", [])
         balance = entry.get("balance", balance)
-        _open(sim, dialect, tenant, pid, entry.get("currency") or currency, balance, flags)
+        _open(ledger, dialect, tenant, pid, entry.get("currency") or currency, balance, flags)
 
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
@@ -110,17 +111,15 @@ def generated(
         yield pid, amount
 
 
-def generate(sim: Simulator, spec: dict[str, Any], seed: int, index: int) -> None:
+def generate(ledger: Ledger, settings: Settings, spec: dict[str, Any], seed: int, index: int) -> None:
     """``count`` players with Faker-shaped user names and balances drawn uniformly in whole cents,
     reproducible for a given seed. Names are letters and digits (at most 25), as XPro requires."""
     dialect = spec["dialect"]
-    tenant, currency, balance = sim.settings.new_player(
-        dialect, spec.get("public_key" if dialect == "fizzy" else "agent")
-    )
+    tenant, currency, balance = settings.new_player(dialect, spec.get("public_key" if dialect == "fizzy" else "agent"))
     currency = spec.get("currency") or currency
-    taken = {p.id for p in sim.ledger.players.values() if p.dialect == dialect and p.tenant == tenant}
+    taken = {p.id for p in ledger.players.values() if p.dialect == dialect and p.tenant == tenant}
     for pid, amount in generated(spec, seed, index, balance, taken):
-        _open(sim, dialect, tenant, pid, currency, amount, {})
+        _open(ledger, dialect, tenant, pid, currency, amount, {})
 
 
 def listing(

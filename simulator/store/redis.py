@@ -25,72 +25,78 @@ rule's seed and its request count, the same on every replica and every run).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import logging
+import math
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from decimal import Decimal
-from typing import Any, cast
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
-from aiohttp import web
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.streams import StreamReader
-from aiohttp.test_utils import make_mocked_request
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, RedisError
 
 from simulator import jsonio
 from simulator.config import Settings
-from simulator.dialects import fields as F
-from simulator.errors import AuthFailed, DomainError, InternalError, TransactionPending
+from simulator.errors import AuthFailed, DomainError, InternalError, SimulatorError, TransactionPending
 from simulator.journal import Entry, Journal
-from simulator.ledger import Ledger, Player, Tombstone, Transaction
-from simulator.operations import Operation, Outcome
-from simulator.scenarios import loader
+from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
-from simulator.service import Perform, Simulator
-from simulator.sharedjournal import JournalLink
-from simulator.store import StoreError, StoreURL
+from simulator.store.base import Command, Store, StoreError, StoreUnavailable, StoreURL, scenario_files
+from simulator.store.journal import JournalLink
+
+if TYPE_CHECKING:  # the pipeline that is given this store; never imported at run time (no circle)
+    from simulator.service import Perform, Simulator
 
 log = logging.getLogger("simulator.store")
 
-LOCK_MS = 5_000  # the write lock expires after this long if its holder vanished
-LOCK_WAIT = 5.0  # seconds a request waits for the lock before it answers the internal error
-CLAIM_MS = 120_000  # an in-flight claim expires after this long if its holder vanished
+LOCK_MS = 2_000  # the write lock expires after this long if its holder vanished (a group commits in ms)
+LOCK_WAIT = 5.0  # seconds a request waits for the lock: more than LOCK_MS, so a dead holder's lock expires
+# while requests still wait for it. An in-flight claim lives server.request_timeout at most: a claim
+# orphaned by a killed replica or an outage answers "pending" no longer than that. (A claim outlived by a
+# long injected delay costs nothing but the "pending" answer: the ledger refuses a second apply.)
 CONNECT_TIMEOUT = 2.0
 REPLAY_CHUNK = 5_000
+PRUNE_CHUNK = 1_000
 GROUP = 200  # requests committed together at most
-#: control calls that change nothing (answered without the lock and never logged)
-READ_ONLY_POSTS = ("/_sim/journal/verify", "/_sim/scenario/validate")
-#: control calls whose replay restarts every rule's counters
-RESETS = ("/_sim/reset", "/_sim/scenario")
+STREAK = 8  # groups committed in a row under one lock while requests wait, at most
+#: domain commands that restart every rule's counters, and those that empty the journal
+RESETS = ("reset", "scenario")
+CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
 OP_FIELDS = ("dialect", "operation", "endpoint", "agent", "player", "transaction", "scope", "round", "game")
 
+# KEYS: lock, log, identity; ARGV: token, lock ms, cursor, this replica's idea of the store's identity.
+# -1: the identity changed (the store lost its data); false: the lock is someone else's.
 ACQUIRE = """
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then return -1 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 local start = '-'
 if ARGV[3] ~= '0-0' then start = '(' .. ARGV[3] end
 return redis.call('XRANGE', KEYS[2], start, '+')
 """
+# KEYS: lock, log, the claims to free; ARGV: token, the log's tail as this replica knows it, keep (ms to
+# keep the lock for the next group, 0: free it), the number of claims, their values, then the entries.
 COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local tail = '0-0'
 if #last > 0 then tail = last[1][1] end
 if tail ~= ARGV[2] then return false end
-local claims = tonumber(ARGV[3])
+local claims = tonumber(ARGV[4])
 local id
-for i = 4 + claims, #ARGV, 3 do
+for i = 5 + claims, #ARGV, 3 do
   id = redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 't', ARGV[i + 1], 'd', ARGV[i + 2])
 end
-redis.call('DEL', KEYS[1])
+if ARGV[3] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 for i = 1, claims do
-  if redis.call('GET', KEYS[2 + i]) == ARGV[3 + i] then redis.call('DEL', KEYS[2 + i]) end
+  if redis.call('GET', KEYS[2 + i]) == ARGV[4 + i] then redis.call('DEL', KEYS[2 + i]) end
 end
 return id
 """
@@ -101,11 +107,16 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
+# KEYS: log, identity; ARGV: time, genesis data, a new identity. Starts the log (with its identity) if it
+# is empty; returns {identity, 1 if this call started it}.
 GENESIS = """
 if redis.call('XLEN', KEYS[1]) == 0 then
-  return redis.call('XADD', KEYS[1], '*', 'k', 'genesis', 't', ARGV[1], 'd', ARGV[2])
+  redis.call('XADD', KEYS[1], '*', 'k', 'genesis', 't', ARGV[1], 'd', ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[3])
+  return {ARGV[3], 1}
 end
-return false
+redis.call('SET', KEYS[2], ARGV[3], 'NX')
+return {redis.call('GET', KEYS[2]), 0}
 """
 # KEYS: the counters of the rules whose static match holds, in order; ARGV: 5 per rule
 # (times, nth, after, probability, seed; -1 for "not set"). Mirrors Rule.fires.
@@ -134,7 +145,7 @@ return {0, 0}
 """
 
 
-Waiting = tuple[Operation, Perform, "asyncio.Future[dict[str, Any]]"]
+Waiting = tuple[Operation, "Perform", "asyncio.Future[dict[str, Any]]"]
 Answer = tuple["asyncio.Future[dict[str, Any]]", dict[str, Any], BaseException | None]
 
 
@@ -142,10 +153,6 @@ def _fail(group: list[Waiting], error: BaseException) -> None:
     for _, _, answer in group:
         if not answer.done():
             answer.set_exception(error)
-
-
-class StoreUnavailable(InternalError):
-    """Redis did not answer (or the write lock could not be had): the dialects' internal-error code."""
 
 
 class SharedClock:
@@ -167,58 +174,6 @@ class SharedClock:
             self.frozen = None
 
 
-class RecordingLedger(Ledger):
-    """The in-memory ledger, noting whether a request changed it (only those go to the shared log)."""
-
-    changed = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # the Ledger's own arguments
-        super().__init__(*args, **kwargs)
-        self.claimed: set[tuple[str, str, str, str]] = set()  # this process's claims (the others are in Redis)
-
-    def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
-        return (dialect, tenant, scope, txn_id) in self.claimed
-
-    def open(self, dialect: str, tenant: str, player_id: str, currency: str, balance: Decimal, **flags: Any) -> Player:
-        self.changed = True
-        return super().open(dialect, tenant, player_id, currency, balance, **flags)
-
-    def set_balance(self, player: Player, balance: Decimal, reason: str = "admin") -> Transaction | None:
-        self.changed = True
-        return super().set_balance(player, balance, reason)
-
-    def bind_session(self, player: Player, session_id: str, create: bool = True) -> str | None:
-        before = len(player.sessions)
-        owner = super().bind_session(player, session_id, create)
-        self.changed = self.changed or len(player.sessions) != before
-        return owner
-
-    def post(self, player: Player, txn_id: str, kind: str, **options: Any) -> Transaction:
-        self.changed = True
-        return super().post(player, txn_id, kind, **options)
-
-    def bury_transaction(
-        self, dialect: str, tenant: str, player_id: str, txn_id: str, *, by: str, scope: str = ""
-    ) -> Tombstone:
-        self.changed = True
-        return super().bury_transaction(dialect, tenant, player_id, txn_id, by=by, scope=scope)
-
-    def bury_round(self, player: Player, round_id: str, *, by: str) -> Tombstone:
-        self.changed = True
-        return super().bury_round(player, round_id, by=by)
-
-    # a stone found is about to count a refused late arrival: that count is state too
-    def transaction_tombstone(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Tombstone | None:
-        stone = super().transaction_tombstone(dialect, tenant, txn_id, scope)
-        self.changed = self.changed or stone is not None
-        return stone
-
-    def round_tombstone(self, player: Player, round_id: str) -> Tombstone | None:
-        stone = super().round_tombstone(player, round_id)
-        self.changed = self.changed or stone is not None
-        return stone
-
-
 class Keys:
     def __init__(self, prefix: str) -> None:
         base = "{" + prefix + "}:"  # one hash slot per prefix (Redis Cluster keeps a script's keys together)
@@ -229,11 +184,14 @@ class Keys:
         self.nonce = base + "nonce:"
         self.rule = base + "rule:"
         self.journal = base + "journal"
+        self.identity = base + "identity"  # drawn when the log starts: gone or changed = the data was lost
 
 
 def encode_op(op: Operation) -> str:
+    """What replaying a request needs: the decoded fields and the dialect's params (the payload's
+    fingerprint among them), never the request itself: unknown extra fields are not kept."""
     data: dict[str, Any] = {name: getattr(op, name) for name in OP_FIELDS}
-    data.update(currency=op.currency, amount=op.amount, request=op.request, mutating=op.mutating)
+    data.update(currency=op.currency, amount=op.amount, mutating=op.mutating)
     data["params"] = {k: v for k, v in op.params.items() if k != "secret"}
     return jsonio.dumps(data)
 
@@ -241,97 +199,83 @@ def encode_op(op: Operation) -> str:
 def decode_op(text: str) -> Operation:
     data = jsonio.loads(text)
     op = Operation(**{name: data[name] for name in OP_FIELDS})
-    op.currency, op.amount, op.request, op.mutating = (
-        data["currency"],
-        data["amount"],
-        data["request"],
-        data["mutating"],
-    )
+    op.currency, op.amount, op.mutating = data["currency"], data["amount"], data["mutating"]
     op.params = data["params"]
-    if "fingerprint" in op.params and isinstance(op.request, dict):
-        # the fingerprint is a hash of the request, salted per process: recompute it in this one
-        op.params["fingerprint"] = F.fingerprint(F.json_object(op.request))
+    if "fingerprint" in op.params:  # JSON numbers come back as Decimal
+        op.params["fingerprint"] = int(op.params["fingerprint"])
     op.authenticated = True
     return op
 
 
-def scenario_files(scenario: Scenario) -> list[list[str]]:
-    """(source, text) of each file of a scenario, to rebuild it on every replica (loader.combine's layout)."""
-    if len(scenario.sources) <= 1:
-        return [[src, scenario.text] for src in scenario.sources]
-    files: list[list[str]] = []
-    rest = scenario.text
-    for index, src in enumerate(scenario.sources):
-        marker = f"# --- {src}\n"
-        assert rest.startswith(marker), "a combined scenario's text starts each file with its marker"
-        rest = rest[len(marker) :]
-        following = f"\n# --- {scenario.sources[index + 1]}\n" if index + 1 < len(scenario.sources) else None
-        end = rest.index(following) if following is not None else len(rest)
-        files.append([src, rest[:end]])
-        rest = rest[end + 1 :]
-    return files
+class RedisStore(Store):
+    """The replicated-log store (see the module docstring); given to a Simulator like any store."""
 
+    kind = "redis"
+    sim: Simulator
 
-class SharedSimulator(Simulator):
-    def __init__(
-        self,
-        settings: Settings,
-        scenario: Scenario | None,
-        client: aioredis.Redis,
-        where: StoreURL,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.shared_clock = SharedClock(clock)
-        super().__init__(settings, scenario, self.shared_clock, sleep)
-        server = settings.server
-        self.recording = RecordingLedger(
-            self.shared_clock, server.max_tombstones, server.max_transactions, server.max_players
-        )
-        self.ledger = self.recording
+    def __init__(self, client: aioredis.Redis, where: StoreURL) -> None:
         self.redis = client
         self.where = where
+        self.shown = where.shown
         self.keys = Keys(where.prefix)
         self.cursor = "0-0"  # the last log entry applied here
+        self.identity = ""  # the store's identity key when this replica loaded it
+        self.lost = 0  # times the store was found to have lost its data
+        self.lost_at: float | None = None
         self.dirty = True  # the local copy must be rebuilt from the log before it is used
         self.token = f"{secrets.token_hex(8)}"
         self._local = asyncio.Lock()  # one change at a time in this process
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
-        self._admin: web.Application | None = None
         self._replayers: dict[str, Perform] = {}
         self._waiting: list[Waiting] = []  # requests queued for the next group commit
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
         self._freed: set[int] = set()  # id(op) of claims already released with their group
         self._committer: asyncio.Task[None] | None = None
-        self.journal_link = JournalLink(client, self.keys.journal, self.journal, self.token)
+        self._pruner: asyncio.Task[None] | None = None
+        self._lock_until = 0.0  # monotonic time until which this replica may count on holding the lock
+        self._streak = 0  # groups committed in a row under one lock
         self._acquire = client.register_script(ACQUIRE)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
         self._genesis = client.register_script(GENESIS)
         self._decide = client.register_script(DECIDE)
 
-    # wiring (app.py and control/__init__.py call these)
+    def clock(self, base: Callable[[], float]) -> Callable[[], float]:
+        self.shared_clock = SharedClock(base)
+        return self.shared_clock
 
-    def attach(self, performers: dict[str, Perform], admin: web.Application) -> None:
+    def bind(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.journal_link = JournalLink(self.redis, self.keys.journal, sim.journal, self.token)
+
+    def attach(self, performers: dict[str, Perform]) -> None:
         self._replayers = performers
-        self._admin = admin
 
     async def open(self) -> None:
+        """Start the log with this replica's scenario if it is empty, then load it."""
         with _store_errors():
+            if not await self._start_log():
+                log.info("joining the shared state at %s (its scenario, players and transactions)", self.where.shown)
             await self.sync()
             await self.journal_link.pull()
         self.journal_link.start()
 
     async def close(self) -> None:
+        if self._pruner is not None:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await self._pruner
         await self.journal_link.stop()
         await self.redis.aclose()
 
     def record(self, entry: Entry) -> None:
-        super().record(entry)
         self.journal_link.publish(entry)
 
-    async def store_health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         health: dict[str, Any] = {"kind": "redis", "url": self.where.shown, "log_position": self.cursor}
+        if self.journal_link.dropped:  # journal entries dropped unpublished while Redis was slow or away
+            health["journal_dropped"] = self.journal_link.dropped
+        if self.lost:  # the store lost its data: said here until this replica restarts
+            health["data_lost"] = {"times": self.lost, "last": self.lost_at}
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 await self.redis.ping()
@@ -342,7 +286,7 @@ class SharedSimulator(Simulator):
 
     # the request pipeline
 
-    async def run(self, op: Operation, perform: Perform) -> Outcome:
+    async def admit(self, op: Operation) -> DomainError | None:
         """One round trip before the pipeline: the XPro nonce (``SET NX EX``), the in-flight claim
         (``SET NX PX``) and the log entries other replicas appended (so the rules are current)."""
         nonce = f"{self.keys.nonce}{op.agent}:{op.params['nonce']}" if "nonce" in op.params and op.agent else None
@@ -360,9 +304,11 @@ class SharedSimulator(Simulator):
                     await self.sync()
                 pipe = self.redis.pipeline(transaction=False)
                 if nonce is not None:
-                    pipe.set(nonce, 1, nx=True, ex=max(1, int(self.settings.xpro.timestamp_skew)))
+                    # as long as any replica keeps a nonce locally: twice the skew (a timestamp up to the skew
+                    # in the future stays acceptable until the skew has passed after it)
+                    pipe.set(nonce, 1, nx=True, ex=max(1, math.ceil(2 * self.sim.settings.xpro.timestamp_skew)))
                 if held is not None:
-                    pipe.set(held[0], held[1], nx=True, px=CLAIM_MS)
+                    pipe.set(held[0], held[1], nx=True, px=int(self.sim.settings.server.request_timeout * 1000))
                 if asked is not None:
                     pipe.exists(self.keys.claim + jsonio.dumps(list(asked)))
                 pipe.xrange(self.keys.log, self._after(), "+")
@@ -371,16 +317,16 @@ class SharedSimulator(Simulator):
                     op.params["in_flight"] = bool(taken.pop())
                 await self._catch_up(entries)
         except DomainError as err:
-            return Outcome(error=err)
+            return err
         if nonce is not None and not taken.pop(0):
             if held is not None and taken[0]:
                 await self._free(held)
-            return Outcome(error=AuthFailed("x-nonce was already used (replay, seen by another replica)"))
+            return AuthFailed("x-nonce was already used (replay, seen by another replica)")
         if held is not None and claim is not None:
             if not taken[0]:
-                return Outcome(error=TransactionPending(f"transaction {claim[3]!r} is still being processed"))
+                return TransactionPending(f"transaction {claim[3]!r} is still being processed")
             self._held[id(op)] = (claim, held)
-        return await super().run(op, perform)
+        return None
 
     def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
         return self._holding(id(op)) if id(op) in self._held else contextlib.nullcontext()
@@ -390,11 +336,11 @@ class SharedSimulator(Simulator):
         """The claim run() took, released when the pipeline is done with it: by the script that commits
         (or unlocks) the request's group, or here if the request never reached the ledger."""
         claim, held = self._held[key]
-        self.recording.claimed.add(claim)
+        dialect, tenant, scope, txn_id = claim
         try:
-            yield
+            with self.sim.ledger.claim(dialect, tenant, txn_id, scope):  # what ``in_flight`` reports here
+                yield
         finally:
-            self.recording.claimed.discard(claim)
             del self._held[key]
             if key in self._freed:
                 self._freed.discard(key)
@@ -407,7 +353,7 @@ class SharedSimulator(Simulator):
 
     async def decide(self, op: Operation) -> Decision | None:
         with _store_errors():  # the log was read by run(), in the same round trip as the claim
-            candidates = [rule for rule in self.engine.rules if rule.match.holds(op)]
+            candidates = [rule for rule in self.sim.engine.rules if rule.match.holds(op)]
             if not candidates:
                 return None
             keys, args = [], []
@@ -456,6 +402,9 @@ class SharedSimulator(Simulator):
                     answer.set_result(data)
 
     async def _commit_group(self, group: list[Waiting]) -> list[Answer]:
+        """One group under the write lock. While more requests wait, the lock is kept for the next group
+        (extended by the commit, at most STREAK groups in a row, so other replicas get their turn): the
+        next group then needs no round trip to take it, as nothing can have been appended meanwhile."""
         async with self._local:
             with _store_errors():
                 await self._lock_and_catch_up()
@@ -466,8 +415,11 @@ class SharedSimulator(Simulator):
                 raise
             ops = [id(op) for op, _, _ in group if id(op) in self._held]
             claims = [self._held[key][1] for key in ops]  # released by the same script
+            keep = bool(self._waiting) and self._streak < STREAK
             if entries:
-                await self._append(entries, claims)
+                await self._append(entries, claims, keep=keep)
+            elif keep:
+                await self._release_claims(claims)
             else:
                 await self._unlock(claims)
             self._freed.update(ops)
@@ -478,7 +430,7 @@ class SharedSimulator(Simulator):
         entries: list[list[str]] = []
         for op, perform, answer in group:
             when = self.shared_clock.base()
-            self.recording.changed = False
+            before = self.sim.ledger.changes
             data: dict[str, Any] = {}
             error: BaseException | None = None
             with self.shared_clock.at(when):
@@ -486,7 +438,7 @@ class SharedSimulator(Simulator):
                     data = perform(op)
                 except Exception as exc:  # a domain error, or a bug the dialect reports as internal
                     error = exc
-            if self.recording.changed:
+            if self.sim.ledger.changes != before:
                 entries.append(["op", repr(when), encode_op(op)])
             answers.append((answer, data, error))
         return answers, entries
@@ -498,7 +450,14 @@ class SharedSimulator(Simulator):
         async with self._local:
             if self.dirty:
                 await self._rebuild()
-            for entry_id, fields in await self._entries():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(self.keys.identity)
+            pipe.xrange(self.keys.log, self._after(), "+")
+            identity, entries = await pipe.execute()
+            if identity != self.identity:
+                await self._lost()
+                return
+            for entry_id, fields in entries:
                 await self._apply(entry_id, fields)
 
     async def _entries(self, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
@@ -520,18 +479,48 @@ class SharedSimulator(Simulator):
                 if _stream_id(entry_id) > _stream_id(self.cursor):
                     await self._apply(entry_id, fields)
 
+    async def _start_log(self) -> bool:
+        """Start the log with this replica's scenario if it is empty (a new store, or one that lost its
+        data), and learn the store's identity; True if this call started it."""
+        genesis = jsonio.dumps({"files": scenario_files(self.sim.scenario)})
+        args = [repr(self.shared_clock.base()), genesis, secrets.token_hex(8)]
+        identity, started = await self._genesis(keys=[self.keys.log, self.keys.identity], args=args)
+        self.identity = str(identity)
+        return bool(started)
+
+    async def _lost(self) -> None:
+        """The store's identity changed: Redis lost its data (restarted without persistence, FLUSHALL).
+        This replica's copy is dropped and rebuilt from the store, as every other replica's is, so none
+        serves a copy of its own; the loss is counted in the health check and logged (``_rebuild``)."""
+        self.dirty = True
+        await self._rebuild()
+
+    def _note_lost(self) -> None:
+        self.lost += 1
+        self.lost_at = self.shared_clock.base()
+        log.error(
+            "the store %s lost its data (its identity key changed): serving from the store's state again",
+            self.where.shown,
+            extra={"fields": {"action": "store_lost", "store": self.where.shown}},
+        )
+
     async def _rebuild(self) -> None:
         """Replay the whole log into an empty copy (this replica's journal is kept: resets replayed here
-        are history, not news)."""
-        journal, self.journal = self.journal, Journal(1)
+        are history, not news). A log found empty is started again with this replica's scenario."""
+        known = self.identity
+        await self._start_log()
+        if known and self.identity != known:
+            self._note_lost()
+        sim = self.sim
+        journal, sim.journal = sim.journal, Journal(1)
         try:
             await self._replay_all()
         finally:
-            self.journal = journal
+            sim.journal = journal
 
     async def _replay_all(self) -> None:
-        self.engine = Engine(Scenario.empty())
-        self.ledger.reset()
+        self.sim.engine = Engine(Scenario.empty())
+        self.sim.ledger.reset()
         self._generations.clear()
         self.cursor = "0-0"
         while True:
@@ -545,16 +534,26 @@ class SharedSimulator(Simulator):
     async def _lock_and_catch_up(self) -> None:
         if self.dirty:
             await self._rebuild()
+            self._lock_until = 0.0
+        if time.monotonic() < self._lock_until:  # still held since the last group (see _commit_group)
+            self._streak += 1
+            return
+        self._streak = 0
         deadline = time.monotonic() + LOCK_WAIT
         pause = 0.0005
         while True:
-            entries = await self._acquire(keys=[self.keys.lock, self.keys.log], args=[self.token, LOCK_MS, self.cursor])
+            keys = [self.keys.lock, self.keys.log, self.keys.identity]
+            entries = await self._acquire(keys=keys, args=[self.token, LOCK_MS, self.cursor, self.identity])
+            if entries == -1:
+                await self._lost()
+                continue
             if entries is not None:
                 break
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"the store's write lock was busy for {LOCK_WAIT:g}s")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.005)  # another replica holds it: it frees it within a group commit
+        self._lock_until = time.monotonic() + LOCK_MS / 2000  # held: half the expiry, a margin for slow hops
         try:
             for entry_id, flat in entries:
                 await self._apply(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -562,12 +561,17 @@ class SharedSimulator(Simulator):
             await self._unlock()
             raise
 
-    async def _append(self, entries: list[list[str]], claims: Sequence[tuple[str, str]] = ()) -> None:
-        """Commit changes (kind, time, data each) and free the claims given; on any failure the local copy
-        (already changed) is rebuilt before its next use."""
+    async def _append(
+        self, entries: list[list[str]], claims: Sequence[tuple[str, str]] = (), *, keep: bool = False
+    ) -> None:
+        """Commit changes (kind, time, data each) and free the claims given, and the lock unless ``keep``;
+        on any failure the local copy (already changed) is rebuilt before its next use."""
         keys = [self.keys.lock, self.keys.log, *(key for key, _ in claims)]
-        args: list[str | int] = [self.token, self.cursor, len(claims), *(value for _, value in claims)]
+        args: list[str | int] = [self.token, self.cursor, LOCK_MS if keep else 0, len(claims)]
+        args += [value for _, value in claims]
         args += [part for entry in entries for part in entry]
+        started = time.monotonic()
+        self._lock_until = 0.0
         try:
             entry_id = await self._commit(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -579,15 +583,24 @@ class SharedSimulator(Simulator):
             self.dirty = True
             raise StoreUnavailable("the store's write lock expired before the commit; nothing applied")
         self.cursor = entry_id
+        if keep:
+            self._lock_until = started + LOCK_MS / 2000
+
+    async def _release_claims(self, claims: list[tuple[str, str]]) -> None:
+        if claims:
+            with contextlib.suppress(RedisError, OSError):
+                await self._release(keys=[key for key, _ in claims], args=[value for _, value in claims])
 
     async def _unlock(self, claims: list[tuple[str, str]] | None = None) -> None:
         """Free the write lock (and claims); a failure is harmless: the lock expires, claims too."""
+        self._lock_until = 0.0
         held = [(self.keys.lock, self.token), *(claims or [])]
         with contextlib.suppress(RedisError, OSError):
             await self._release(keys=[key for key, _ in held], args=[value for _, value in held])
 
     async def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
         kind, when, data = fields["k"], float(fields["t"]), fields["d"]
+        resets = False
         with self.shared_clock.at(when):
             if kind == "op":
                 op = decode_op(data)
@@ -596,32 +609,61 @@ class SharedSimulator(Simulator):
                     with contextlib.suppress(DomainError):  # a refused request that left a tombstone
                         perform(op)
             elif kind == "genesis":
-                self._start(jsonio.loads(data))
-            elif kind == "admin":
-                await self._replay_admin(jsonio.loads(data))
-        self._restart_counters(
-            entry_id, kind == "genesis" or (kind == "admin" and jsonio.loads(data)["path"] in RESETS)
-        )
+                self.sim.execute(Command("scenario", jsonio.loads(data)))
+                resets = True
+            elif kind == "cmd":
+                entry = jsonio.loads(data)
+                resets = entry["name"] in RESETS
+                try:
+                    self.sim.execute(Command(entry["name"], entry["args"]))
+                except Exception:  # it succeeded where it was made: the same command on the same state cannot fail
+                    log.exception("replaying the command %s failed", entry["name"])
+        self._restart_counters(entry_id, resets)
         self.cursor = entry_id
+
+    def _prune_before(self, entry_id: str, *, everything: bool) -> None:
+        """A reset makes every request and player change before it unreachable; a new scenario, every
+        entry before it. They are deleted in the background (a replica still reading them meanwhile just
+        finds fewer: what they did is undone by the reset anyway). Rule changes before a reset stay."""
+        if self._pruner is not None and not self._pruner.done():
+            self._pruner.cancel()
+        self._pruner = asyncio.get_running_loop().create_task(self._prune(entry_id, everything))
+
+    async def _prune(self, entry_id: str, everything: bool) -> None:
+        try:
+            if everything:
+                await self.redis.xtrim(self.keys.log, minid=entry_id, approximate=False)
+                return
+            start = "-"
+            while True:
+                chunk = cast(
+                    list[tuple[str, dict[str, str]]],
+                    await self.redis.xrange(self.keys.log, start, "(" + entry_id, count=PRUNE_CHUNK),
+                )
+                if not chunk:
+                    return
+                gone = [eid for eid, fields in chunk if _unreachable(fields)]
+                if gone:
+                    await self.redis.xdel(self.keys.log, *gone)
+                start = "(" + chunk[-1][0]
+                await asyncio.sleep(0)  # let requests through between chunks
+        except (RedisError, OSError):  # the next reset prunes what this one left
+            log.warning("pruning the log before %s stopped: the store did not answer", entry_id)
 
     def _restart_counters(self, entry_id: str, every_rule: bool) -> None:
         """Give fresh counters to the rules an entry added (or, for a reset or new scenario, to all). The
         key names the entry and the rule's position then, the same on every replica, and stays the rule's
         while other rules come and go."""
-        for index, rule in enumerate(self.engine.rules):
+        for index, rule in enumerate(self.sim.engine.rules):
             if every_rule or rule not in self._generations:
                 self._generations[rule] = f"{entry_id}:{index}"
-
-    def _start(self, genesis: dict[str, Any]) -> None:
-        parsed = [loader.parse(text, src, self.settings, i) for i, (src, text) in enumerate(genesis["files"])]
-        self.replace_scenario(loader.combine(parsed))
 
     def _counter(self, rule: Rule) -> str:
         return self.keys.rule + self._generations.get(rule, f"unlogged:{id(rule)}")
 
     async def refresh_counters(self) -> None:
         """Copy the shared rule counters onto the local rules (what the control API reports)."""
-        rules = list(self.engine.rules)
+        rules = list(self.sim.engine.rules)
         if not rules:
             return
         pipe = self.redis.pipeline(transaction=False)
@@ -632,74 +674,50 @@ class SharedSimulator(Simulator):
 
     # the control API
 
-    async def control(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        """Every control call, past the guard: reads see the shared state; changes are made under the
-        write lock and logged, so that every replica makes them too."""
-        if request.path == "/_sim/health":
-            return await handler(request)
-        try:
-            if request.method in ("GET", "HEAD", "OPTIONS") or request.path in READ_ONLY_POSTS:
-                with _store_errors():
-                    await self.sync()
-                    await self.refresh_counters()
-                    await self.journal_link.pull()
-                return await handler(request)
-            body = await request.read()
-            async with self._local:
-                with _store_errors():
-                    await self._lock_and_catch_up()
-                return await self._admin_change(request, handler, body)
-        except StoreUnavailable as exc:
-            return web.json_response({"error": str(exc), "store": self.where.shown}, status=503)
+    async def refresh(self) -> None:
+        """Before a control read: the ledger, the rule counters and the journal as every replica left them."""
+        with _store_errors():
+            await self.sync()
+            await self.refresh_counters()
+            await self.journal_link.pull()
 
-    async def _admin_change(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]], body: bytes
-    ) -> web.StreamResponse:
-        committed = False
-        try:
-            when = self.shared_clock.base()
-            with self.shared_clock.at(when):
-                response = await handler(request)
-            if response.status < 400:
-                entry = {
-                    "method": request.method,
-                    "path": request.path,
-                    "query": request.query_string,
-                    "type": request.headers.get("Content-Type", ""),
-                    "body": base64.b64encode(body).decode(),
-                }
-                await self._append([["admin", repr(when), jsonio.dumps(entry)]])
+    async def command(self, command: Command) -> Any:
+        """A domain command: made under the write lock after catching up, then logged, so that every
+        replica makes it too (replayed by :meth:`_apply`, the same ``Simulator.execute``)."""
+        async with self._local:
+            with _store_errors():
+                await self._lock_and_catch_up()
+            committed = False
+            try:
+                when = self.shared_clock.base()
+                with self.shared_clock.at(when):
+                    try:
+                        result = self.sim.execute(command)
+                    except SimulatorError:
+                        raise  # a refusal: nothing was changed
+                    except Exception:
+                        self.dirty = True  # a bug half-way: rebuild the local copy from the log
+                        raise
+                entry = jsonio.dumps({"name": command.name, "args": command.args})
+                await self._append([["cmd", repr(when), entry]])
                 committed = True
-                if request.path in (*RESETS, "/_sim/journal"):  # each clears the journal: every replica's
+                if command.name in CLEARS_JOURNAL:  # every replica's journal
                     with contextlib.suppress(RedisError, OSError):
                         await self.journal_link.clear()
-                self._restart_counters(self.cursor, request.path in RESETS)
-            return response
-        finally:
-            if not committed:
-                await self._unlock()
+                self._restart_counters(self.cursor, command.name in RESETS)
+                if command.name in RESETS:
+                    self._prune_before(self.cursor, everything=command.name == "scenario")
+                return result
+            finally:
+                if not committed:
+                    await self._unlock()
 
-    async def _replay_admin(self, entry: dict[str, Any]) -> None:
-        assert self._admin is not None, "attach() runs before the log is read"
-        body = base64.b64decode(entry["body"])
-        path = entry["path"] + (f"?{entry['query']}" if entry["query"] else "")
-        headers = {"Content-Type": entry["type"]} if entry["type"] else {}
-        probe = make_mocked_request(entry["method"], path, headers, app=self._admin)
-        match = await self._admin.router.resolve(probe)
-        loop = asyncio.get_running_loop()
-        payload = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
-        payload.feed_data(body)
-        payload.feed_eof()
-        request = make_mocked_request(
-            entry["method"], path, headers, app=self._admin, match_info=dict(match), payload=payload
-        )
-        handler = getattr(match.handler, "__wrapped__", match.handler)  # past the guard: it was checked live
-        try:
-            await handler(request)
-        except Exception:  # it succeeded where it was made: the same call on the same state cannot fail
-            log.exception("replaying %s %s failed", entry["method"], entry["path"])
+
+def _unreachable(fields: dict[str, str]) -> bool:
+    """An entry a later reset undoes: a request, a player change, an adjustment, an earlier reset."""
+    if fields.get("k") == "op":
+        return True
+    return fields.get("k") == "cmd" and jsonio.loads(fields["d"])["name"] in ("player", "adjust", "reset")
 
 
 def _stream_id(text: str) -> tuple[int, int]:
@@ -721,9 +739,29 @@ def _store_errors() -> Iterator[None]:
 
 
 def _client(where: StoreURL) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        where.url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=LOCK_WAIT
-    )
+    """A pooled client that retries a command once on a fresh connection when its pooled one turns out
+    dead (a restarted Redis): every script here is a compare-and-set, so a retry never applies twice.
+    On a Redis Cluster, redis-py's cluster client: every key here carries the ``{prefix}`` hash tag, so
+    one script's keys are always in one slot."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": LOCK_WAIT,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [ConnectionError],
+    }
+    if where.nodes:
+        parts = urllib.parse.urlsplit(where.url)
+        nodes = [ClusterNode(host, port) for host, port in where.nodes]
+        cluster = RedisCluster(
+            startup_nodes=nodes,
+            password=parts.password,
+            username=parts.username or None,
+            ssl=parts.scheme == "rediss",
+            **options,
+        )
+        return cast(aioredis.Redis, cluster)  # the same commands, routed by slot
+    return aioredis.Redis.from_url(where.url, **options)
 
 
 async def ping(where: StoreURL) -> None:
@@ -737,14 +775,8 @@ async def ping(where: StoreURL) -> None:
         await client.aclose()
 
 
-async def connect(
-    settings: Settings,
-    scenario: Scenario | None,
-    where: StoreURL,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> SharedSimulator:
-    """Connect, share one XPro token secret, and start the log with this scenario if it is empty."""
+async def connect(settings: Settings, where: StoreURL) -> tuple[RedisStore, Settings]:
+    """Connect and share one XPro token secret (the log is started by ``RedisStore.open``)."""
     await ping(where)
     client = _client(where)
     keys = Keys(where.prefix)
@@ -753,12 +785,7 @@ async def connect(
             await client.set(keys.token_secret, settings.xpro.token_secret, nx=True)
             secret = str(await client.get(keys.token_secret))
             settings = dataclasses.replace(settings, xpro=dataclasses.replace(settings.xpro, token_secret=secret))
-        scenario = scenario or Scenario.empty()
-        genesis = jsonio.dumps({"files": scenario_files(scenario)})
-        started = await client.eval(GENESIS, 1, keys.log, repr(clock()), genesis)
     except (RedisError, OSError) as exc:
         await client.aclose()
         raise StoreError(f"cannot use the store {where.shown}: {exc}") from None
-    if started is None:
-        log.info("joining the shared state at %s (its scenario, players and transactions)", where.shown)
-    return SharedSimulator(settings, scenario, client, where, clock, sleep)
+    return RedisStore(client, where), settings

@@ -25,7 +25,10 @@ from simulator.journal import Entry, Journal
 from simulator.operations import Operation
 
 QUEUE = 10_000  # entries waiting to be published, at most
+QUEUE_BYTES = 16 * 2**20  # and at most this many characters of them: Redis away, a replica stays bounded
 BATCH = 500
+BODY_CAP = 16_384  # characters of a request's decoded body published to the shared stream, at most
+DECODE_CHUNK = 200  # entries decoded between two yields to the event loop
 SCALARS = ("seq", "time", "dialect", "endpoint", "status", "code", "rule", "fault", "detail", "ms", "delay", "size")
 OP_TEXT = ("dialect", "operation", "endpoint", "agent", "player", "transaction", "scope", "round", "game", "currency")
 
@@ -37,7 +40,10 @@ def encode(entry: Entry) -> str:
         data["op"] = {name: getattr(op, name) for name in OP_TEXT}
         data["op"].update(amount=None if op.amount is None else str(op.amount), mutating=op.mutating)
         data["op"].update(authenticated=op.authenticated, params=json.dumps(op.params, default=str))
-        data["op"]["request"] = jsonio.dumps(op.request)
+        request = jsonio.dumps(op.request)
+        if len(request) > BODY_CAP:  # the shared stream keeps a capped body: Redis memory stays bounded
+            request = jsonio.dumps({"truncated": True, "chars": len(request), "prefix": request[:BODY_CAP]})
+        data["op"]["request"] = request
     data["body"] = jsonio.dumps(entry.body)
     data["received"], data["diagnostics"] = entry.received, entry.diagnostics
     return json.dumps(data, default=str)
@@ -62,17 +68,21 @@ class JournalLink:
     def __init__(self, client: aioredis.Redis, key: str, journal: Journal, origin: str) -> None:
         self.redis, self.key, self.journal, self.origin = client, key, journal, origin
         self.cursor = "0-0"
-        self.dropped = 0
+        self.dropped = 0  # entries dropped unpublished (Redis slow or away)
+        self.waiting_chars = 0
+        self.decoded_last = 0  # entries the last pull decoded
         self._waiting: collections.deque[str] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sending = asyncio.Lock()
 
     def publish(self, entry: Entry) -> None:
-        if len(self._waiting) >= QUEUE:
-            self._waiting.popleft()
+        text = encode(entry)
+        self._waiting.append(text)
+        self.waiting_chars += len(text)
+        while len(self._waiting) > QUEUE or (self.waiting_chars > QUEUE_BYTES and len(self._waiting) > 1):
+            self.waiting_chars -= len(self._waiting.popleft())  # the oldest go first, counted
             self.dropped += 1
-        self._waiting.append(encode(entry))
         self._wake.set()
 
     def start(self) -> None:
@@ -107,20 +117,28 @@ class JournalLink:
             for text in batch:
                 pipe.xadd(self.key, {"o": self.origin, "e": text}, maxlen=self.journal.size, approximate=True)
             await pipe.execute()
-            for _ in batch:
-                self._waiting.popleft()
+            for text in batch:  # those publish() dropped meanwhile are gone from the front already
+                if self._waiting and self._waiting[0] is text:
+                    self.waiting_chars -= len(self._waiting.popleft())
 
     async def pull(self) -> None:
-        """Append what the other replicas published since the last pull."""
+        """Append what the other replicas published since the last pull: only the newest ``journal.size``
+        of them (the journal keeps no more), decoded a chunk at a time so requests are served meanwhile."""
         await self._flush()
         start = "-" if self.cursor == "0-0" else "(" + self.cursor
-        found = cast(list[tuple[str, dict[str, str]]], await self.redis.xrange(self.key, start, "+"))
-        for entry_id, item in found:
+        newest = await self.redis.xrevrange(self.key, "+", start, count=self.journal.size)
+        found = cast(list[tuple[str, dict[str, str]]], newest)[::-1]
+        self.decoded_last = 0
+        for n, (entry_id, item) in enumerate(found):
             self.cursor = entry_id
             if item["o"] != self.origin:
                 self.journal.append(decode(item["e"], self.journal.next_seq()))
+                self.decoded_last += 1
+            if n % DECODE_CHUNK == DECODE_CHUNK - 1:
+                await asyncio.sleep(0)
 
     async def clear(self) -> None:
         """Forget every replica's entries (reset, ``DELETE /_sim/journal``)."""
         self._waiting.clear()
+        self.waiting_chars = 0
         await self.redis.xtrim(self.key, maxlen=0)

@@ -1,0 +1,197 @@
+"""The store's interface (:class:`Store`, :class:`Command`) and the store URL; :mod:`simulator.store.memory` and
+:mod:`simulator.store.redis` implement it, :mod:`simulator.store` opens the one a setting names."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simulator.config import Settings
+from simulator.errors import DomainError, InternalError, SimulatorError
+
+if TYPE_CHECKING:  # the types of the hooks; the store never imports the pipeline at run time
+    from simulator.journal import Entry
+    from simulator.operations import Operation
+    from simulator.scenarios.engine import Decision
+    from simulator.scenarios.model import Scenario
+    from simulator.service import Perform, Simulator
+
+DEFAULT_PREFIX = "wallet-sim"
+
+
+class StoreError(SimulatorError):
+    """A store that cannot be used: a malformed URL, or a server that does not answer."""
+
+
+class StoreUnavailable(InternalError):
+    """A shared store did not answer (or its write lock could not be had): the dialects' internal-error
+    code, and 503 in the control API. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A domain command: its name, its arguments as JSON-able data (what a shared store logs and every
+    replica replays) and, where the caller already built it, the local object (a parsed scenario or rule)
+    so the replica that runs it first does not parse it again."""
+
+    name: str
+    args: dict[str, Any]
+    local: Any = field(default=None, compare=False)
+
+
+class Store:
+    """The interface the Simulator calls. Every method has the embedded behaviour (state in this process):
+    a shared store overrides the ones it needs."""
+
+    kind = "memory"
+    shown = "memory"  # where the state is, for the banner and errors (no password)
+
+    def clock(self, base: Callable[[], float]) -> Callable[[], float]:
+        """The clock the simulator uses (a replicated store freezes it while a change runs)."""
+        return base
+
+    def bind(self, sim: Simulator) -> None:
+        """Told which simulator it serves (before ``open``)."""
+        self.sim = sim
+
+    def attach(self, performers: dict[str, Perform]) -> None:
+        """Told which ``perform`` each dialect has (a replicated store replays requests with them)."""
+
+    async def open(self) -> None:
+        """Connect and load (nothing to do in memory)."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def admit(self, op: Operation) -> DomainError | None:
+        """Checks made before the pipeline (a shared nonce, a shared claim); a refusal is returned."""
+        return None
+
+    def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
+        """The in-flight claim of a mutating request's transaction id (a second one meanwhile is pending)."""
+        if op.mutating and op.transaction is not None:
+            return _AsyncClaim(self.sim.ledger.claim(op.dialect, op.agent or "", op.transaction, op.scope))
+        return contextlib.nullcontext()
+
+    async def decide(self, op: Operation) -> Decision | None:
+        return self.sim.engine.decide(op)
+
+    async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
+        return perform(op)
+
+    async def command(self, command: Command) -> Any:
+        """Carry out a domain command (a shared store does it under its write lock and logs it)."""
+        return self.sim.execute(command)
+
+    async def refresh(self) -> None:
+        """Bring what the control API reads up to date (the ledger, rule counters, the journal)."""
+
+    def record(self, entry: Entry) -> None:
+        """A journal entry was recorded here (a shared store publishes it to the others)."""
+
+    async def health(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ok": True}
+
+
+class _AsyncClaim:
+    """The ledger's in-flight claim (a plain context manager) used with ``async with``."""
+
+    __slots__ = ("claim",)
+
+    def __init__(self, claim: contextlib.AbstractContextManager[object]) -> None:
+        self.claim = claim
+
+    async def __aenter__(self) -> None:
+        self.claim.__enter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.claim.__exit__(kind, exc, tb)  # type: ignore[arg-type]
+
+
+def scenario_files(scenario: Scenario) -> list[list[str]]:
+    """(source, text) of each file of a scenario, to rebuild it on every replica (loader.combine's layout)."""
+    if len(scenario.sources) <= 1:
+        return [[src, scenario.text] for src in scenario.sources]
+    files: list[list[str]] = []
+    rest = scenario.text
+    for index, src in enumerate(scenario.sources):
+        marker = f"# --- {src}\n"
+        assert rest.startswith(marker), "a combined scenario's text starts each file with its marker"
+        rest = rest[len(marker) :]
+        following = f"\n# --- {scenario.sources[index + 1]}\n" if index + 1 < len(scenario.sources) else None
+        end = rest.index(following) if following is not None else len(rest)
+        files.append([src, rest[:end]])
+        rest = rest[end + 1 :]
+    return files
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    url: str  # what redis-py connects to (without our ``prefix`` parameter); for a cluster, its first node
+    prefix: str  # every key starts with ``{prefix}:``
+    nodes: tuple[tuple[str, int], ...] = ()  # a Redis Cluster's startup nodes (empty: one server)
+
+    @property
+    def shown(self) -> str:
+        """The URL without a password, for the banner and the health check."""
+        parts = urllib.parse.urlsplit(self.url)
+        if self.nodes:
+            hosts = ",".join(f"{host}:{port}" for host, port in self.nodes)
+            return f"{parts.scheme}+cluster://{hosts} prefix={self.prefix}"
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")) + f" prefix={self.prefix}"
+
+
+def _cluster_nodes(netloc: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """``[user:password@]host:port[,host:port...]`` -> (the credentials part, the nodes)."""
+    credentials, _, hosts = netloc.rpartition("@")
+    nodes = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise StoreError(f"a Redis Cluster node {item!r} must be host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return credentials, tuple(nodes)
+
+
+def parse(text: str) -> StoreURL | None:
+    """``memory`` -> None; ``redis://[:password@]host[:port][/db][?prefix=NAME]`` (or ``rediss://``);
+    ``redis+cluster://[:password@]host:port[,host:port...][?prefix=NAME]`` for a Redis Cluster."""
+    if text == "memory":
+        return None
+    if text.startswith(("redis+cluster://", "rediss+cluster://")):
+        scheme, _, rest = text.partition("+cluster://")
+        netloc, _, query_text = rest.partition("?")
+        netloc = netloc.rstrip("/")
+        credentials, nodes = _cluster_nodes(netloc)
+        first = f"{credentials}@" if credentials else ""
+        base = parse(f"{scheme}://{first}{nodes[0][0]}:{nodes[0][1]}" + (f"?{query_text}" if query_text else ""))
+        assert base is not None
+        return StoreURL(base.url, base.prefix, nodes)
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise StoreError(
+            f"store {text!r} is neither 'memory' nor redis://host:port/db nor redis+cluster://host:port,host:port"
+        )
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
+    if not prefix or any(c in prefix for c in "{}: \t\r\n"):
+        raise StoreError(f"store prefix {prefix!r} must be non-empty, without braces, colons or spaces")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise StoreError(f"store database {db!r} must be a number (redis://host:port/0)")
+    rest = urllib.parse.urlencode(query, doseq=True)
+    return StoreURL(urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, rest, "")), prefix)
+
+
+def chosen(settings: Settings, flag: str | None) -> Settings:
+    """Settings with the store the flag (or WALLET_SIM_STORE, see simulator.environ), else the config
+    file, chose."""
+    value = flag or settings.store
+    parse(value)  # refuse a malformed one before anything starts
+    return dataclasses.replace(settings, store=value)
