@@ -59,7 +59,7 @@ def parse(text: str) -> StoreURL | None:
 
 
 def chosen(settings: Settings, flag: str | None) -> Settings:
-    """Settings with the store the flag (or WALLET_SIM_STORE, see simulator.environ), else the config
+    """Settings with the store the flag (or WALLET_SIM_STORE, see simulator.config.environ), else the config
     file, chose."""
     value = flag or settings.store
     parse(value)  # refuse a malformed one before anything starts

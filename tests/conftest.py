@@ -21,11 +21,11 @@ import pytest
 from aiohttp import web
 
 from simulator import config, jsonio
-from simulator.app import create_app
 from simulator.cli import bind
-from simulator.client import AmbslotClient, FizzyClient, XproClient
+from simulator.dialects.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
+from simulator.server.app import create_app
 from simulator.service import Simulator
 from simulator.store import open_simulator
 

@@ -13,7 +13,7 @@ import simplejson
 from hypothesis import strategies as st
 
 from simulator import jsonio
-from simulator.client import Prepared
+from simulator.dialects.client import Prepared
 from simulator.pytest_plugin import ServerThread
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from simulator import config
-from simulator.app import create_app
+from simulator.server.app import create_app
 from simulator.service import Simulator
 from tests.conftest import STORES, Harness, Start
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from simulator.client import AmbslotClient
+from simulator.dialects.client import AmbslotClient
 from tests.conftest import STORES, Harness, Start
 from tests.test_scenarios_http import Gate, until
 

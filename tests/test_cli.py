@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from simulator.client import XproClient
+from simulator.dialects.client import XproClient
 from simulator.dialects.crypto import fizzy_signature, xpro_signature
 
 ROOT = Path(__file__).parent.parent

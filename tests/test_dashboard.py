@@ -34,7 +34,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 from simulator import config, control
-from simulator.client import XproClient
+from simulator.dialects.client import XproClient
 from simulator.pytest_plugin import ServerThread
 from simulator.scenarios import loader
 

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from simulator import environ
+from simulator.config import environ
 
 ROOT = Path(__file__).parent.parent
 TIMEOUT = 60

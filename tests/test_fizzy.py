@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from simulator.client import FizzyClient
+from simulator.dialects.client import FizzyClient
 from simulator.dialects.crypto import fizzy_signature
 from tests.conftest import STORES, Clock, Harness, Start
 from tests.test_scenarios_http import Gate, until

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from simulator import jsonio
-from simulator.app import DIALECTS_KEY
-from simulator.client import Prepared
+from simulator.dialects.client import Prepared
 from simulator.dialects.crypto import fizzy_signature
 from simulator.dialects.xpro import NonceCache
 from simulator.errors import SourceError
 from simulator.scenarios import loader
+from simulator.server.app import DIALECTS_KEY
 from tests import rawhttp
 from tests.conftest import Harness, Start
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import codes, config
-from simulator.client import AmbslotClient, FizzyClient, XproClient
+from simulator import config
+from simulator.dialects import codes
+from simulator.dialects.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from tests.hostile import Wire, damaged, run_server, values
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.codes import AMBSLOT, FIZZY, XPRO
 from simulator.config import xpro_key
 from simulator.dialects.ambslot import Ambslot
+from simulator.dialects.codes import AMBSLOT, FIZZY, XPRO
 from simulator.dialects.crypto import (
     fizzy_signature,
     fizzy_string_to_sign,

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from simulator import codes
+from simulator.dialects import codes
 from tests.conftest import STORES, Harness, Start
 
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator import config, netserve
+from simulator import config
 from simulator.pytest_plugin import ServerThread
+from simulator.server import netserve
 
 WAIT = 20.0  # an upper bound for what should happen at once; never a measured duration
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from simulator import config
-from simulator.client import AmbslotClient
+from simulator.dialects.client import AmbslotClient
 from simulator.store import parse as parse_store
 from tests import test_soak as soak
 from tests.conftest import Harness, RedisServer, Start

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from simulator import config
-from simulator.client import AmbslotClient, FizzyClient, XproClient
+from simulator.dialects.client import AmbslotClient, FizzyClient, XproClient
 from simulator.pytest_plugin import ServerThread
 from simulator.scenarios import loader
 from tests.hostile import Wire, run_server

@@ -10,7 +10,7 @@ from decimal import Decimal
 import jwt
 import pytest
 
-from simulator.client import Prepared, XproClient
+from simulator.dialects.client import Prepared, XproClient
 from simulator.dialects.crypto import xpro_encrypt, xpro_signature
 from tests.conftest import STORES, Clock, Harness, Start
 

@@ -25,7 +25,7 @@ from simulator import jsonio
 from simulator.certify.core import FAIL, PASS, WARN, Answer, Case, Exchange, Fail, Model, Result, Unreachable, Verdict
 from simulator.certify.target import Target
 from simulator.certify.wire import Request, Wallet, redact_headers
-from simulator.client import Prepared
+from simulator.dialects.client import Prepared
 
 MIN_STAKES = 40  # the suite moves about this many stakes; a poorer player cannot be certified
 

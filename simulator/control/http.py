@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from simulator import jsonio, netserve
+from simulator import jsonio
 from simulator.config import DIALECTS
 from simulator.ledger import Player
 from simulator.money import parse_amount
+from simulator.server import netserve
 from simulator.service import Simulator
 
 PREFIX = "/_sim"

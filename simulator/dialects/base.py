@@ -20,11 +20,12 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from simulator import codes, jsonio, netserve
-from simulator.dialects import evidence
+from simulator import jsonio
+from simulator.dialects import codes, evidence
 from simulator.errors import BadRequest, DomainError, Injected, InternalError
 from simulator.journal import Entry
 from simulator.operations import Operation, Outcome
+from simulator.server import netserve
 from simulator.service import Simulator
 
 log = logging.getLogger("simulator")

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from simulator import codes, yamlsrc
-from simulator.config import Settings
+from simulator.config import Settings, yamlsrc
+from simulator.dialects import codes
 from simulator.errors import SourceError
 from simulator.money import parse_amount
 from simulator.scenarios.model import EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration

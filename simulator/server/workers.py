@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from simulator import logs, store
+from simulator import store
 from simulator.config import Settings
 from simulator.scenarios.model import Scenario
+from simulator.server import logs
 
 START_TIMEOUT = 30.0  # seconds every worker gets to connect to the store and listen
 

@@ -18,10 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator import __version__, cli_call, environ, heap, jsonio, logs, netserve, store, waitready, workers
-from simulator.app import create_app
+from simulator import __version__, heap, jsonio, store
 from simulator.certify.cli import add_parser as add_certify
-from simulator.client import (
+from simulator.cli import call as cli_call
+from simulator.config import Settings, environ, xpro_key
+from simulator.config import load as load_config
+from simulator.dialects.client import (
     DEMO_AMBSLOT,
     DEMO_FIZZY,
     DEMO_XPRO,
@@ -30,12 +32,12 @@ from simulator.client import (
     Reply,
     XproClient,
 )
-from simulator.config import Settings, xpro_key
-from simulator.config import load as load_config
 from simulator.dialects.crypto import xpro_decrypt, xpro_encrypt, xpro_signature, xpro_string_to_sign
 from simulator.errors import DecryptionFailed, SourceError
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
+from simulator.server import logs, netserve, waitready, workers
+from simulator.server.app import create_app
 from simulator.service import Simulator
 
 log = logging.getLogger("simulator")
@@ -268,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return command.run(args.url, args.format, args.admin_token, args.all)
 
 
-# helpers for integrators debugging their own crypto (the exchange itself: simulator.cli_call)
+# helpers for integrators debugging their own crypto (the exchange itself: simulator.cli.call)
 
 
 def cmd_xpro(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from simulator import jsonio
-from simulator.client import Prepared, Reply
+from simulator.dialects.client import Prepared, Reply
 
 OK, REFUSED, NO_ANSWER = 0, 1, 2
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from simulator import yamlsrc
+from simulator.config import yamlsrc
 from simulator.errors import SourceError
 from simulator.money import parse_amount
 
