@@ -273,7 +273,7 @@ class ServerThread:
         return cls(settings, loader.load_files(scenario_paths, settings))
 
     def _run(self) -> None:
-        from simulator.cli import serve
+        from simulator.server.serve import serve
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()

@@ -21,11 +21,11 @@ import pytest
 from aiohttp import web
 
 from simulator import config, jsonio
-from simulator.cli import bind
 from simulator.dialects.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
 from simulator.server.app import create_app
+from simulator.server.serve import bind
 from simulator.service import Simulator
 from simulator.store import open_simulator
 

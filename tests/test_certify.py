@@ -19,8 +19,9 @@ from simulator.certify import ambslot, fizzy
 from simulator.certify.core import Model
 from simulator.certify.flows import percentile
 from simulator.certify.target import resolve
-from simulator.cli import bind, main
+from simulator.cli import main
 from simulator.errors import SourceError
+from simulator.server.serve import bind
 from tests import defect_wallet
 from tests.conftest import Start
 

@@ -349,7 +349,7 @@ async def test_cli_report_shows_a_table_and_exits_by_the_verdict(
 
 
 def test_cli_report_says_when_the_simulator_is_not_there(capsys: pytest.CaptureFixture[str]) -> None:
-    from simulator.cli import bind
+    from simulator.server.serve import bind
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]

@@ -5,10 +5,24 @@ from __future__ import annotations
 import random
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from simulator.service import Simulator
+    from simulator.config import Settings
+    from simulator.ledger import Ledger
+    from simulator.scenarios.model import Scenario
+
+
+class Simulator(Protocol):
+    """What seeding needs of the simulator (given, not imported: the service imports this module)."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def settings(self) -> Settings: ...
+
 
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check", "bet_limit")
 

@@ -20,14 +20,12 @@ from typing import Any
 from simulator import store
 from simulator.config import Settings
 from simulator.scenarios.model import Scenario
-from simulator.server import logs
+from simulator.server import logs, serve
 
 START_TIMEOUT = 30.0  # seconds every worker gets to connect to the store and listen
 
 
 def _worker(settings: Settings, scenario: Scenario, index: int, ready: Any) -> None:
-    from simulator import cli  # the CLI imports this module
-
     logs.configure(settings.server.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells us to stop (SIGTERM), once
 
@@ -38,7 +36,7 @@ def _worker(settings: Settings, scenario: Scenario, index: int, ready: Any) -> N
 
     try:
         asyncio.run(
-            cli.serve(
+            serve.serve(
                 settings,
                 scenario,
                 admin_token=settings.server.admin_token,
@@ -53,15 +51,13 @@ def _worker(settings: Settings, scenario: Scenario, index: int, ready: Any) -> N
 
 
 def run(settings: Settings, scenario: Scenario, count: int) -> int:
-    from simulator import cli
-
     try:
         store.check_reachable(settings)
     except store.StoreError as exc:
-        return cli.refuse(settings.server.log_format, f"refusing to start: {exc}", [], 1)
+        return serve.refuse(settings.server.log_format, f"refusing to start: {exc}", [], 1)
     server = settings.server
     try:  # bound, never listening: keeps the port (and resolves port 0) while the workers bind it too
-        reserve = cli.bind(server.host, server.port, reuse_port=True, listen=False)
+        reserve = serve.bind(server.host, server.port, reuse_port=True, listen=False)
     except OSError as exc:
         print(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -92,8 +88,8 @@ def run(settings: Settings, scenario: Scenario, count: int) -> int:
             if base is None:
                 stop(signal.SIGTERM, None)
             else:
-                shown = cli.banner(settings, served or scenario, base, server.admin_token, workers=count)
-                cli.announce(shown, server.log_format, base)
+                shown = serve.banner(settings, served or scenario, base, server.admin_token, workers=count)
+                serve.announce(shown, server.log_format, base)
             for process in processes:
                 process.join()
         finally:
