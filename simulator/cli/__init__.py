@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from simulator import __version__, jsonio, store
 from simulator.certify.cli import add_parser as add_certify
@@ -53,13 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return refuse(args.log_format, "refusing to start: bad environment variable", problems)
     try:
         settings = load_config(args.config)
-        overrides: dict[str, Any] = {}
-        for name in ("host", "port", "log_format", "journal_size", "admin_token"):
-            value = getattr(args, name)
-            if value is not None:
-                overrides[name] = value
-        if args.insecure_admin:
-            overrides["insecure_admin"] = True
+        overrides = environ.overrides(args, "server")
         if args.quiet:
             overrides["log_requests"] = False
         if overrides:
@@ -128,6 +121,16 @@ def cmd_wait_ready(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     print(loader.schema_path() if args.path else jsonio.pretty(loader.schema()))
+    return 0
+
+
+def cmd_config_doc(args: argparse.Namespace) -> int:
+    text = environ.markdown()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        print(text, end="")
     return 0
 
 
@@ -233,22 +236,12 @@ def parser() -> argparse.ArgumentParser:
         epilog=environ.epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     s.add_argument("--config", help="YAML config file (agents, brands, policies, server settings)")
     s.add_argument(
         "--scenario", action="append", help="scenario file or builtin:NAME; repeat to apply several in order"
     )
-    s.add_argument("--admin-token", help="require Authorization: Bearer TOKEN on /_sim (not health)")
-    s.add_argument("--insecure-admin", action="store_true", help="leave /_sim open on a non-loopback address")
-    s.add_argument("--log-format", choices=["text", "json"])
-    s.add_argument("--journal-size", type=int, help="requests kept by the journal")
+    environ.add_flags(s)  # the flags that set a setting: declared with it (simulator/config/settings.py)
     s.add_argument("--quiet", action="store_true", help="no line per request")
-    s.add_argument(
-        "--store",
-        help="memory (default) or redis://host:port/db[?prefix=NAME]: state shared by replicas, kept over restarts "
-        "(also WALLET_SIM_STORE, or store: in the config file)",
-    )
     s.add_argument(
         "--workers", type=int, help="N processes sharing the port (needs a Redis --store); default 1", metavar="N"
     )
@@ -268,6 +261,10 @@ def parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="print the scenario JSON Schema (or its path with --path)")
     sc.add_argument("--path", action="store_true")
     sc.set_defaults(func=cmd_schema)
+
+    cd = sub.add_parser("config-doc", help="print the configuration reference (docs/configuration.md)")
+    cd.add_argument("--output", help="write it to this file instead")
+    cd.set_defaults(func=cmd_config_doc)
 
     r = sub.add_parser("report", help="show a running simulator's scorecard of the client's behaviour")
     r.add_argument("--url", default="http://127.0.0.1:8080", help="the simulator's base URL")
