@@ -363,7 +363,7 @@ class Settings:
 
     def tenant_table(self, dialect: str) -> dict[str, Any]:
         """A dialect's tenants by id (its ``agents`` or ``brands``)."""
-        section = getattr(self, dialect)
+        section: object = getattr(self, dialect)
         table: dict[str, Any] = getattr(section, _tenant_field(type(section)))
         return table
 
