@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import functools
 import ipaddress
 import secrets
 from collections.abc import Mapping
@@ -335,9 +334,16 @@ class ScorecardSettings:
     )
 
 
-@functools.cache
-def _tenant_field(section: type) -> str:
-    return next(f.name for f in dataclasses.fields(section) if getattr(f.metadata.get("setting"), "tenant", None))
+_TENANT_FIELDS: dict[str, str] = {}
+
+
+def _tenant_field(section: object) -> str:
+    """The name of a section's tenants field (``agents``, ``brands``), looked up once per section."""
+    name = type(section).__name__
+    if name not in _TENANT_FIELDS:
+        fields = dataclasses.fields(section)  # type: ignore[arg-type]
+        _TENANT_FIELDS[name] = next(f.name for f in fields if getattr(f.metadata.get("setting"), "tenant", None))
+    return _TENANT_FIELDS[name]
 
 
 @dataclass(frozen=True)
@@ -364,7 +370,7 @@ class Settings:
     def tenant_table(self, dialect: str) -> dict[str, Any]:
         """A dialect's tenants by id (its ``agents`` or ``brands``)."""
         section: object = getattr(self, dialect)
-        table: dict[str, Any] = getattr(section, _tenant_field(type(section)))
+        table: dict[str, Any] = getattr(section, _tenant_field(section))
         return table
 
     def currency(self, dialect: str, tenant: str) -> str | None:
