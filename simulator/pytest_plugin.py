@@ -102,7 +102,9 @@ class WalletSimulator:
         return result
 
     def player(self, dialect: str, player: str, tenant: str | None = None) -> dict[str, Any]:
-        key = "public_key" if dialect == "fizzy" else "agent"
+        from simulator.dialects import registry
+
+        key = registry.get(dialect).tenant_key
         query = self._query(**{key: tenant})
         result: dict[str, Any] = self._ok("GET", f"/players/{dialect}/{urllib.parse.quote(player, safe='')}{query}")
         return result

@@ -35,6 +35,7 @@ MODULES: dict[str, str] = {
     "simulator.dialects.client": "dialect",
     "simulator.dialects.registry": "dialect",
     "simulator.dialects.description": "dialect",
+    "simulator.dialects.providers": "dialect",
     "simulator.scenarios": "scenarios",
     "simulator.service": "service",
     "simulator.store": "store",

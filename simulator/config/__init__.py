@@ -17,7 +17,6 @@ from typing import Any
 
 from simulator.config import declare, yamlsrc
 from simulator.config.settings import (
-    DIALECTS,
     LOOPBACK_PROXIES,
     AmbAgent,
     AmbslotSettings,
@@ -38,7 +37,6 @@ __all__ = [
     "CONFIG_SCHEMA",
     "DEFAULTS",
     "DEMO",
-    "DIALECTS",
     "LOOPBACK_PROXIES",
     "AmbAgent",
     "AmbslotSettings",

@@ -33,7 +33,6 @@ from typing import Any
 from simulator.config.declare import Tenants, setting, tenants
 from simulator.money import parse_amount
 
-DIALECTS = ("xpro", "fizzy", "ambslot")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: what the deprecated ``trust_forwarded: true`` stands for: a proxy on this host
 LOOPBACK_PROXIES = ("127.0.0.0/8", "::1/128")

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from simulator import jsonio
-from simulator.config import DIALECTS
+from simulator.dialects import registry
 from simulator.ledger import Player
 from simulator.money import parse_amount
 from simulator.server import netserve
@@ -105,8 +105,8 @@ def money(body: dict[str, Any], key: str) -> Decimal | None:
 
 def dialect_of(request: web.Request) -> str:
     dialect = request.match_info["dialect"]
-    if dialect not in DIALECTS:
-        raise AdminError(404, f"unknown dialect {dialect!r} (one of {', '.join(DIALECTS)})")
+    if dialect not in registry.NAMES:
+        raise AdminError(404, f"unknown dialect {dialect!r} (one of {', '.join(registry.NAMES)})")
     return dialect
 
 

@@ -16,16 +16,11 @@ from typing import Any
 import yaml
 
 from simulator.config import Settings, yamlsrc
-from simulator.dialects import codes
+from simulator.dialects import registry
 from simulator.errors import SourceError
 from simulator.money import parse_amount
 from simulator.scenarios.model import EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
 
-DIALECT_OPERATIONS = {
-    "xpro": {"auth", "create", "balance", "deposit", "withdraw", "cashout", "check"},
-    "fizzy": {"balance", "withdraw", "deposit", "rollback"},
-    "ambslot": {"balance", "bet", "payout", "settle", "cancel"},
-}
 MAX_DELAY = 600.0
 BUILTIN = "builtin:"  # prefix naming a scenario shipped in the package (simulator/scenarios/builtin/)
 
@@ -34,6 +29,7 @@ BUILTIN = "builtin:"  # prefix naming a scenario shipped in the package (simulat
 def schema() -> dict[str, Any]:
     text = resources.files("simulator.scenarios").joinpath("schema.json").read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
+    loaded["$defs"]["dialect"]["enum"] = registry.NAMES  # the registered dialects (the file lists the built-in)
     return loaded
 
 
@@ -92,8 +88,8 @@ class _Checker:
         before = len(self.problems)
         m = raw.get("match", {})
         dialect = m.get("dialect")
-        if dialect and m.get("operation") and m["operation"] not in DIALECT_OPERATIONS[dialect]:
-            ops = sorted(DIALECT_OPERATIONS[dialect])
+        if dialect and m.get("operation") and m["operation"] not in registry.get(dialect).operations:
+            ops = sorted(registry.get(dialect).operations)
             hint = yamlsrc.did_you_mean(m["operation"], ops)
             self.problem(
                 [*base, "match", "operation"], f"{dialect} has no operation {m['operation']!r}{hint} ({', '.join(ops)})"
@@ -121,9 +117,9 @@ class _Checker:
                     "a raw code needs match.dialect (codes differ per dialect); or use respond.error",
                 )
             else:
-                code = codes.raw_code(dialect, respond["code"])
+                code = registry.get(dialect).raw_code(respond["code"])
                 if code is None:
-                    valid = [c for c in codes.CODES[dialect] if c not in (0, "0")]
+                    valid = [c for c in registry.get(dialect).codes if c not in (0, "0")]
                     hint = yamlsrc.did_you_mean(respond["code"], valid)
                     known = ", ".join(str(c) for c in valid)
                     self.problem(
@@ -167,7 +163,7 @@ class _Checker:
             base: list[str | int] = ["players", index]
             if "generate" in entry:
                 gen = dict(entry["generate"])
-                tenant_key = "public_key" if gen["dialect"] == "fizzy" else "agent"
+                tenant_key = registry.get(gen["dialect"]).tenant_key
                 self.tenant([*base, "generate", tenant_key], gen["dialect"], gen.get(tenant_key))
                 balance = gen.get("balance")
                 if isinstance(balance, dict):
@@ -182,8 +178,7 @@ class _Checker:
                 continue
             player = dict(entry)
             dialect = player["dialect"]
-            tenant_key = "public_key" if dialect == "fizzy" else "agent"
-            name_key = "playerId" if dialect == "fizzy" else "username"
+            tenant_key, name_key = registry.get(dialect).tenant_key, registry.get(dialect).player_key
             self.tenant([*base, tenant_key], dialect, player.get(tenant_key))
             for key in ("balance", "bet_limit"):
                 if key in player:

@@ -7,6 +7,8 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from simulator.dialects import registry
+
 if TYPE_CHECKING:
     from simulator.config import Settings
     from simulator.ledger import Ledger
@@ -52,8 +54,8 @@ def seed_players(sim: Simulator) -> None:
             generate(sim, entry["generate"], entry["seed"], entry["index"])
             continue
         dialect = entry["dialect"]
-        tenant_key = "public_key" if dialect == "fizzy" else "agent"
-        pid = entry["playerId"] if dialect == "fizzy" else entry["username"]
+        tenant_key = registry.get(dialect).tenant_key
+        pid = entry[registry.get(dialect).player_key]
         tenant, currency, balance = sim.settings.new_player(dialect, entry.get(tenant_key))
         flags = {k: entry[k] for k in FLAGS if k in entry}
         flags["sessions"] = entry.get("sessions", [])
@@ -70,9 +72,7 @@ def generate(sim: Simulator, spec: dict[str, Any], seed: int, index: int) -> Non
     from faker import Faker  # imported here: it costs ~70 ms of start-up and only generation needs it
 
     dialect = spec["dialect"]
-    tenant, currency, balance = sim.settings.new_player(
-        dialect, spec.get("public_key" if dialect == "fizzy" else "agent")
-    )
+    tenant, currency, balance = sim.settings.new_player(dialect, spec.get(registry.get(dialect).tenant_key))
     currency = spec.get("currency") or currency
     fake = Faker()
     fake.seed_instance(f"{seed}/players/{index}")
