@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from simulator import jsonio
 from simulator.dialects.client import Prepared
-from simulator.pytest_plugin import ServerThread
+from simulator.testing import ServerThread
 
 
 class Wire:

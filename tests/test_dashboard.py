@@ -35,8 +35,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from simulator import config, control
 from simulator.dialects.client import XproClient
-from simulator.pytest_plugin import ServerThread
 from simulator.scenarios import loader
+from simulator.testing import ServerThread
 
 ROOT = Path(__file__).parent.parent
 HAPPY = ROOT / "simulator" / "scenarios" / "builtin" / "happy_path.yaml"

@@ -51,7 +51,7 @@ MODULES: dict[str, str] = {
     "simulator.certify": "certify",
     "simulator.cli": "cli",
     "simulator.__main__": "entry",
-    "simulator.testing": "entry",
+    "simulator.testing": "testing",
     "simulator.pytest_plugin": "entry",
 }
 
@@ -74,7 +74,19 @@ LAYERS: dict[str, set[str]] = {
     "certify": {"basics", "config", "dialect"},
     "server": {"basics", "config", "journal", "ledger", "dialect", "scenarios", "service", "store", "net"}
     | {"codecs", "control"},
-    "cli": {"basics", "config", "dialect", "scenarios", "service", "store", "server", "scorecard", "certify"},
+    "testing": {"basics", "config", "dialect", "scenarios", "service", "store", "server"},
+    "cli": {
+        "basics",
+        "config",
+        "dialect",
+        "scenarios",
+        "service",
+        "store",
+        "server",
+        "scorecard",
+        "certify",
+        "testing",
+    },
     "entry": set(),  # anything: the entry points sit on top
 }
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from simulator import config
-from simulator.pytest_plugin import ServerThread
 from simulator.server import netserve
+from simulator.testing import ServerThread
 
 WAIT = 20.0  # an upper bound for what should happen at once; never a measured duration
 

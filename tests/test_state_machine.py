@@ -17,8 +17,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from simulator import config
 from simulator.dialects.client import AmbslotClient, FizzyClient, XproClient
-from simulator.pytest_plugin import ServerThread
 from simulator.scenarios import loader
+from simulator.testing import ServerThread
 from tests.hostile import Wire, run_server
 
 SCENARIO = """\

@@ -13,9 +13,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from simulator import __version__, jsonio, store
+from simulator import __version__, jsonio, store, testing
 from simulator.certify.cli import add_parser as add_certify
 from simulator.cli import call as cli_call
+from simulator.cli import waitready
 from simulator.config import environ, xpro_key
 from simulator.config import load as load_config
 from simulator.dialects.client import (
@@ -30,7 +31,7 @@ from simulator.dialects.client import (
 from simulator.dialects.crypto import xpro_decrypt, xpro_encrypt, xpro_signature, xpro_string_to_sign
 from simulator.errors import DecryptionFailed, SourceError
 from simulator.scenarios import loader
-from simulator.server import logs, waitready, workers
+from simulator.server import logs, workers
 from simulator.server.serve import plural, refuse, serve
 
 log = logging.getLogger("simulator")
@@ -137,7 +138,7 @@ def cmd_config_doc(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from simulator.scorecard import command  # rich is only imported when a report is shown
 
-    return command.run(args.url, args.format, args.admin_token, args.all)
+    return command.run(testing.fetch_report, args.url, args.format, args.admin_token, args.all)
 
 
 # helpers for integrators debugging their own crypto (the exchange itself: simulator.cli.call)

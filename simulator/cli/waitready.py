@@ -6,11 +6,10 @@ Exit 0 with one line naming the simulator, or 1 with one line saying what the la
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+
+from simulator.testing import Control
 
 HEALTH = "/_sim/health"
 
@@ -21,20 +20,8 @@ def health_url(url: str) -> str:
 
 
 def probe(url: str, timeout: float) -> tuple[bool, str]:
-    """One attempt: ``(ready, what it got)``."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return False, f"HTTP {exc.code}"
-    except urllib.error.URLError as exc:
-        return False, str(getattr(exc.reason, "strerror", None) or exc.reason)
-    except (OSError, ValueError) as exc:  # timeouts, resets, a body that is not JSON
-        return False, f"{type(exc).__name__}: {exc}"
-    if isinstance(body, dict) and body.get("status") == "ok":
-        return True, f"version {body.get('version')}, scenario {body.get('scenario')}"
-    return False, f"answered {body!r}"
+    """One attempt at the health URL: ``(ready, what it got)``."""
+    return Control(url.removesuffix(HEALTH), timeout=timeout).probe()
 
 
 def wait(
