@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from simulator import __version__, jsonio, store, testing
 from simulator.certify.cli import add_parser as add_certify
@@ -230,7 +231,18 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m simulator", description="Wallet-API simulator for iGaming integrators.")
     p.add_argument("--version", action="version", version=__version__)
     sub = p.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _tool_parsers(sub)
+    _xpro_parser(sub)
+    _fizzy_ambslot_parsers(sub)
+    add_certify(sub)
+    return p
 
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _serve_parser(sub: Subparsers) -> None:
     s = sub.add_parser(
         "serve",
         help="serve all three dialects and the /_sim control API",
@@ -248,6 +260,9 @@ def parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_serve)
 
+
+def _tool_parsers(sub: Subparsers) -> None:
+    """validate, wait-ready, schema, config-doc, report."""
     v = sub.add_parser("validate", help="check scenario files; every mistake with file, line and key")
     v.add_argument("files", nargs="+")
     v.add_argument("--config", help="config file, to check tenants named by the scenario")
@@ -274,6 +289,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--admin-token", help="Bearer token of a /_sim guarded by --admin-token")
     r.set_defaults(func=cmd_report)
 
+
+def _xpro_parser(sub: Subparsers) -> None:
     x = sub.add_parser("xpro", help="XPro helpers: sign, encrypt, decrypt, call")
     x.add_argument("action", choices=["sign", "encrypt", "decrypt", "call"])
     x.add_argument("--url", default="http://127.0.0.1:8080")
@@ -290,6 +307,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("-v", "--verbose", action="store_true", help="call: show the request too")
     x.set_defaults(func=cmd_xpro)
 
+
+def _fizzy_ambslot_parsers(sub: Subparsers) -> None:
     f = sub.add_parser("fizzy", help="Fizzy Bubbly helpers: sign, call")
     f.add_argument("action", choices=["sign", "call"])
     f.add_argument("path", nargs="?", default="/wallet/balance")
@@ -309,9 +328,6 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--agent", default=DEMO_AMBSLOT["id"])
     a.add_argument("-v", "--verbose", action="store_true")
     a.set_defaults(func=cmd_ambslot)
-
-    add_certify(sub)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -88,51 +88,9 @@ class _Checker:
         before = len(self.problems)
         m = raw.get("match", {})
         dialect = m.get("dialect")
-        if dialect and m.get("operation") and m["operation"] not in registry.get(dialect).operations:
-            ops = sorted(registry.get(dialect).operations)
-            hint = yamlsrc.did_you_mean(m["operation"], ops)
-            self.problem(
-                [*base, "match", "operation"], f"{dialect} has no operation {m['operation']!r}{hint} ({', '.join(ops)})"
-            )
-        if "nth" in m and "after" in m:
-            self.problem([*base, "match", "after"], "use nth or after, not both")
-        pattern = None
-        if "transaction" in m:
-            try:
-                pattern = re.compile(m["transaction"])
-            except re.error as exc:
-                self.problem([*base, "match", "transaction"], f"not a regular expression: {exc}")
-        bounds = tuple(
-            (name, self.amount([*base, "match", "amount", name], value, negative=True))
-            for name, value in m.get("amount", {}).items()
-        )
-        if dialect:
-            self.tenant([*base, "match", "agent"], dialect, m.get("agent"))
-
-        respond = raw.get("respond")
-        if respond is not None and "code" in respond:
-            if not dialect:
-                self.problem(
-                    [*base, "respond", "code"],
-                    "a raw code needs match.dialect (codes differ per dialect); or use respond.error",
-                )
-            else:
-                code = registry.get(dialect).raw_code(respond["code"])
-                if code is None:
-                    valid = [c for c in registry.get(dialect).codes if c not in (0, "0")]
-                    hint = yamlsrc.did_you_mean(respond["code"], valid)
-                    known = ", ".join(str(c) for c in valid)
-                    self.problem(
-                        [*base, "respond", "code"],
-                        f"{respond['code']!r} is not one of {dialect}'s codes{hint} ({known})",
-                    )
-                else:
-                    respond = {**respond, "code": code}
-        actions = [k for k in ("respond", "fault", "duplicate") if raw.get(k) not in (None, False)]
-        if len(actions) > 1:
-            self.problem([*base, actions[1]], f"choose one of respond, fault and duplicate (this rule has {actions})")
-        if not actions and "delay" not in raw:
-            self.problem(base, "a rule needs an action: respond, fault, duplicate or delay")
+        pattern, bounds = self.rule_match(base, m, dialect)
+        respond = self.rule_respond(base, raw.get("respond"), dialect)
+        self.rule_actions(base, raw)
         delay = self.delay([*base, "delay"], raw["delay"]) if "delay" in raw else None
         if len(self.problems) > before:
             return None
@@ -155,6 +113,62 @@ class _Checker:
             rng_seed=rng_seed,
             definition=raw,
         )
+
+    def rule_match(
+        self, base: list[str | int], m: dict[str, Any], dialect: str | None
+    ) -> tuple[re.Pattern[str] | None, tuple[tuple[str, Any], ...]]:
+        """A rule's ``match``: the operation, nth/after, the transaction pattern, amount bounds, the tenant."""
+        if dialect and m.get("operation") and m["operation"] not in registry.get(dialect).operations:
+            ops = sorted(registry.get(dialect).operations)
+            hint = yamlsrc.did_you_mean(m["operation"], ops)
+            self.problem(
+                [*base, "match", "operation"], f"{dialect} has no operation {m['operation']!r}{hint} ({', '.join(ops)})"
+            )
+        if "nth" in m and "after" in m:
+            self.problem([*base, "match", "after"], "use nth or after, not both")
+        pattern = None
+        if "transaction" in m:
+            try:
+                pattern = re.compile(m["transaction"])
+            except re.error as exc:
+                self.problem([*base, "match", "transaction"], f"not a regular expression: {exc}")
+        bounds = tuple(
+            (name, self.amount([*base, "match", "amount", name], value, negative=True))
+            for name, value in m.get("amount", {}).items()
+        )
+        if dialect:
+            self.tenant([*base, "match", "agent"], dialect, m.get("agent"))
+        return pattern, bounds
+
+    def rule_respond(self, base: list[str | int], respond: Any, dialect: str | None) -> Any:
+        """A rule's ``respond``, its raw ``code`` checked against the dialect's and made its key."""
+        if respond is not None and "code" in respond:
+            if not dialect:
+                self.problem(
+                    [*base, "respond", "code"],
+                    "a raw code needs match.dialect (codes differ per dialect); or use respond.error",
+                )
+            else:
+                code = registry.get(dialect).raw_code(respond["code"])
+                if code is None:
+                    valid = [c for c in registry.get(dialect).codes if c not in (0, "0")]
+                    hint = yamlsrc.did_you_mean(respond["code"], valid)
+                    known = ", ".join(str(c) for c in valid)
+                    self.problem(
+                        [*base, "respond", "code"],
+                        f"{respond['code']!r} is not one of {dialect}'s codes{hint} ({known})",
+                    )
+                else:
+                    respond = {**respond, "code": code}
+        return respond
+
+    def rule_actions(self, base: list[str | int], raw: dict[str, Any]) -> None:
+        """At most one of respond, fault and duplicate; at least one of them or a delay."""
+        actions = [k for k in ("respond", "fault", "duplicate") if raw.get(k) not in (None, False)]
+        if len(actions) > 1:
+            self.problem([*base, actions[1]], f"choose one of respond, fault and duplicate (this rule has {actions})")
+        if not actions and "delay" not in raw:
+            self.problem(base, "a rule needs an action: respond, fault, duplicate or delay")
 
     def players(self, entries: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
