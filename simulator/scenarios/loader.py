@@ -11,6 +11,7 @@ import json
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,7 +23,7 @@ from simulator.money import parse_amount
 from simulator.scenarios.model import EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
 
 MAX_DELAY = 600.0
-BUILTIN = "builtin:"  # prefix naming a scenario shipped in the package (simulator/scenarios/builtin/)
+BUILTIN = "builtin:"  # prefix naming a scenario of the library (scenarios/, shipped in the package)
 
 
 @cache
@@ -289,7 +290,13 @@ def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Sc
 
 
 def _builtin_folder() -> Any:
-    return resources.files("simulator.scenarios").joinpath("builtin")
+    """The scenario library: the top-level ``scenarios/`` folder, shipped in the wheel as
+    ``simulator/scenarios/builtin/`` (one copy; pyproject.toml maps it). A source tree or an editable install
+    reads the folder itself."""
+    shipped = resources.files("simulator.scenarios").joinpath("builtin")
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def builtin_names() -> list[str]:
