@@ -252,7 +252,7 @@ def test_json_refusal_is_json_too(tmp_path: Path) -> None:
 
 
 def test_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = ROOT / "simulator" / "scenarios" / "builtin" / "flaky_network.yaml"
+    good = ROOT / "scenarios" / "flaky_network.yaml"
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nrules:\n  - delay: soon\n")
     assert main(["validate", str(good)]) == 0

@@ -39,7 +39,7 @@ from simulator.scenarios import loader
 from simulator.testing import ServerThread
 
 ROOT = Path(__file__).parent.parent
-HAPPY = ROOT / "simulator" / "scenarios" / "builtin" / "happy_path.yaml"
+HAPPY = ROOT / "scenarios" / "happy_path.yaml"
 SHOTS = ROOT / "test-output" / "dashboard"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT = 10.0  # generous bound for page actions on a busy CI machine

@@ -121,7 +121,7 @@ def test_session_scenario_and_config(wallet_simulator):
 """
     )
     pytester.makefile(".yaml", cfg="xpro:\n  agents:\n    - {id: shop, secret: s, api_key: " + "k" * 32 + "}\n")
-    pytester.makefile(".yaml", happy=(ROOT / "simulator" / "scenarios" / "builtin" / "happy_path.yaml").read_text())
+    pytester.makefile(".yaml", happy=(ROOT / "scenarios" / "happy_path.yaml").read_text())
     result = pytester.runpytest_subprocess(
         "-q", "--wallet-sim-config", "cfg.yaml", "--wallet-sim-scenario", "happy.yaml"
     )

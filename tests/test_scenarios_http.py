@@ -24,7 +24,7 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 pytestmark = pytest.mark.asyncio
-SCENARIOS = Path(__file__).parent.parent / "simulator" / "scenarios" / "builtin"
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
 
 
 class Gate:

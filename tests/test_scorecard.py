@@ -18,7 +18,7 @@ from simulator import cli
 from tests.conftest import Clock, Harness, Start
 from tests.test_scenarios_http import Gate, until
 
-SCENARIOS = Path(__file__).parent.parent / "simulator" / "scenarios" / "builtin"
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
 
 
 async def report(h: Harness) -> dict[str, Any]:
