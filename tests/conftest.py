@@ -206,3 +206,37 @@ async def xp(h: Harness) -> Harness:
     reply = await h.xpro.create_member("player001")
     assert reply.json["code"] == 0
     return h
+
+
+# Markers, applied here in one place: ``pytest -m "not slow and not redis and not browser"`` is the inner
+# loop. ``slow``: the modules (or single tests) below, which start processes, run soaks or build wheels.
+SLOW_MODULES = {
+    "test_cli",
+    "test_cli_calls",
+    "test_deploy",
+    "test_plugin",
+    "test_soak",
+    "test_state_machine",
+    "test_hostile",
+    "test_certify",
+}
+SLOW_TESTS = {
+    "test_each_module_imports_alone",  # one interpreter per module
+    "test_the_wheel_ships_the_library_and_builtin_reads_it",
+    "test_a_stalled_body_is_answered_and_closed",
+    "test_plugin_report_and_assert_clean",
+}
+BROWSER_FIXTURES = {"browser", "page"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        module = getattr(getattr(item, "module", None), "__name__", "").rpartition(".")[2]
+        if "redis_server" in fixtures or (callspec is not None and callspec.params.get("store") == "redis"):
+            item.add_marker(pytest.mark.redis)
+        if fixtures & BROWSER_FIXTURES and module == "test_dashboard":
+            item.add_marker(pytest.mark.browser)
+        if module in SLOW_MODULES or getattr(item, "originalname", "") in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
