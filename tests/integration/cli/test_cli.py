@@ -19,7 +19,7 @@ from simulator.cli import main
 from simulator.dialects.client import XproClient
 from simulator.dialects.crypto import fizzy_signature, xpro_signature
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 30
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from simulator.config import environ
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT = 60
 
 

@@ -38,7 +38,7 @@ from simulator.dialects.client import XproClient
 from simulator.scenarios import loader
 from simulator.testing import ServerThread
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 HAPPY = ROOT / "scenarios" / "happy_path.yaml"
 SHOTS = ROOT / "test-output" / "dashboard"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -32,7 +32,7 @@ from simulator.dialects.xpro import Xpro
 from tests.conftest import Start
 from tests.docexamples import Runner, parse
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 DOC = (ROOT / "docs" / "protocols.md").read_text(encoding="utf-8")
 PARSED = parse(DOC)
 SUCCESS = {"xpro": '"code": 0,', "fizzy": '"balance": ', "ambslot": '"status": {"code": 0,'}

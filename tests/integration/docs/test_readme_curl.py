@@ -17,7 +17,7 @@ import aiohttp
 from simulator.scenarios import loader
 from tests.conftest import Start
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DOCUMENTED = "http://127.0.0.1:8080"
 

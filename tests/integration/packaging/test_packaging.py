@@ -12,7 +12,7 @@ import pytest
 
 from simulator.scenarios import loader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.yaml"))
 
 

@@ -16,9 +16,9 @@ import pytest
 
 from simulator import cli
 from tests.conftest import Clock, Harness, Start
-from tests.test_scenarios_http import Gate, until
+from tests.integration.wallets.test_scenarios_http import Gate, until
 
-SCENARIOS = Path(__file__).parent.parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
 
 async def report(h: Harness) -> dict[str, Any]:

@@ -19,9 +19,9 @@ import yaml
 from simulator import config
 from simulator.dialects.client import AmbslotClient
 from simulator.store import parse as parse_store
-from tests import test_soak as soak
 from tests.conftest import Harness, RedisServer, Start
-from tests.test_cli import Served, run, serve  # noqa: F401 (the fixture that starts serve processes)
+from tests.integration.cli.test_cli import Served, run, serve  # noqa: F401 (the fixture that starts serve processes)
+from tests.integration.wallets import test_soak as soak
 
 RACE_SCENARIO = """\
 name: race
@@ -277,7 +277,7 @@ def test_a_malformed_store_is_refused() -> None:
 def test_the_two_replica_deployment_files_fit_together() -> None:
     """No Docker engine here: the compose file, nginx's upstreams and the shared config checked for what
     they promise (two replicas on one Redis, behind the proxy, with a config the simulator accepts)."""
-    deploy = Path(__file__).parent.parent / "deploy"
+    deploy = Path(__file__).resolve().parents[3] / "deploy"
     compose = yaml.safe_load((deploy / "compose.yaml").read_text())
     services = compose["services"]
     replicas = [name for name, s in services.items() if s.get("environment", {}).get("WALLET_SIM_STORE")]

@@ -11,7 +11,7 @@ import pytest
 
 from simulator.dialects.client import AmbslotClient
 from tests.conftest import STORES, Harness, Start
-from tests.test_scenarios_http import Gate, until
+from tests.integration.wallets.test_scenarios_http import Gate, until
 
 
 @pytest.fixture(params=STORES)

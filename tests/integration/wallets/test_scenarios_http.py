@@ -24,7 +24,7 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 pytestmark = pytest.mark.asyncio
-SCENARIOS = Path(__file__).parent.parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
 
 class Gate:

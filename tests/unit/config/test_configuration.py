@@ -14,7 +14,7 @@ from simulator.config import declare, environ
 from simulator.config.settings import Settings
 from simulator.errors import SourceError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "configuration.md"
 
 

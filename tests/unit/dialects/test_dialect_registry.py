@@ -15,7 +15,7 @@ from simulator.dialects.description import Description
 from simulator.errors import SourceError
 from simulator.scenarios import loader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 DIALECT_MODULES = {"simulator/dialects/xpro.py", "simulator/dialects/fizzy.py", "simulator/dialects/ambslot.py"}
 
 TOY = Description(

@@ -17,7 +17,7 @@ from simulator.scenarios import loader
 from simulator.scenarios.engine import Engine
 from simulator.service import Simulator
 
-EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml"))
+EXAMPLES = sorted(Path(__file__).resolve().parents[3].joinpath("scenarios").glob("*.yaml"))
 
 
 def problems(text: str) -> list[str]:
