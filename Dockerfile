@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY simulator ./simulator
-RUN pip install . && rm -rf /app/simulator /app/build
+COPY scenarios ./scenarios
+RUN pip install . && rm -rf /app/simulator /app/scenarios /app/build
 
 # An unprivileged user owns nothing but its home; the package lives in site-packages.
 RUN useradd --system --create-home --uid 10001 wallet

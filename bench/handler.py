@@ -18,10 +18,10 @@ from typing import Any
 
 from aiohttp import streams, test_utils, web
 
-from simulator.client import AmbslotClient, FizzyClient, Prepared, XproClient
 from simulator.config import load as load_config
 from simulator.dialects.ambslot import Ambslot
 from simulator.dialects.base import Dialect
+from simulator.dialects.client import AmbslotClient, FizzyClient, Prepared, XproClient
 from simulator.dialects.fizzy import Fizzy
 from simulator.dialects.xpro import Xpro
 from simulator.scenarios import loader

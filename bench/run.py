@@ -29,7 +29,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from simulator.client import AmbslotClient, FizzyClient, Prepared, XproClient
+from simulator.dialects.client import AmbslotClient, FizzyClient, Prepared, XproClient
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

@@ -21,9 +21,9 @@ import sys
 import uuid
 from decimal import Decimal
 
-from simulator.cli import serve
 from simulator.config import load as load_config
 from simulator.scenarios import loader
+from simulator.server.serve import serve
 from simulator.service import Simulator
 
 

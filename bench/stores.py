@@ -27,7 +27,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import run as bench
-from simulator.client import AmbslotClient
+from simulator.dialects.client import AmbslotClient
 
 DIALECTS: list[tuple[str, Callable[[str, int, int], list[bytes]], bytes]] = [
     ("XPro /v2/members/transaction", bench.prepare_xpro, b'"code":0'),

@@ -33,11 +33,12 @@ from simulator.scenarios.engine import Engine
 from simulator.scenarios.model import Rule, Scenario
 from simulator.scenarios.seeding import seed_players
 from simulator.store import Command, Store, connect, scenario_files
+from simulator.store import base as store_base
 from simulator.store.memory import LocalStore
 
 log = logging.getLogger("simulator.access")
 
-Perform = Callable[[Operation], dict[str, Any]]
+Perform = store_base.Perform  # a dialect's money rules for one request (the store names it too)
 
 #: the player flags a control call may set
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")

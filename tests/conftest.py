@@ -22,11 +22,11 @@ import pytest
 from aiohttp import web
 
 from simulator import config, jsonio
-from simulator.app import create_app
-from simulator.cli import bind
-from simulator.client import AmbslotClient, FizzyClient, XproClient
+from simulator.dialects.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
+from simulator.server.app import create_app
+from simulator.server.serve import bind
 from simulator.service import Simulator, open_simulator
 
 pytest_plugins = ["pytester"]
@@ -212,16 +212,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store", STORES, indirect=True)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that talks to a real Redis carries the ``redis`` marker (``-m "not redis"`` skips them)."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        on_redis = callspec is not None and callspec.params.get("store") in ("redis", "cluster")
-        fixtures = getattr(item, "fixturenames", ())
-        if on_redis or "redis_server" in fixtures or "redis_cluster" in fixtures or "own_redis" in fixtures:
-            item.add_marker(pytest.mark.redis)
-
-
 @pytest.fixture
 async def start(store: str, request: pytest.FixtureRequest) -> AsyncIterator[Start]:
     started: list[Harness] = []
@@ -312,3 +302,40 @@ async def serve_app() -> AsyncIterator[ServeApp]:
     yield _serve
     for runner in runners:
         await runner.cleanup()
+
+
+# Markers, applied here in one place: ``pytest -m "not slow and not redis and not browser"`` is the inner
+# loop. ``slow``: the modules (or single tests) below, which start processes, run soaks or build wheels.
+SLOW_MODULES = {
+    "test_cli",
+    "test_cli_calls",
+    "test_deploy",
+    "test_plugin",
+    "test_soak",
+    "test_state_machine",
+    "test_hostile",
+    "test_certify",
+}
+SLOW_TESTS = {
+    "test_each_module_imports_alone",  # one interpreter per module
+    "test_the_wheel_ships_the_library_and_builtin_reads_it",
+    "test_a_stalled_body_is_answered_and_closed",
+    "test_plugin_report_and_assert_clean",
+}
+BROWSER_FIXTURES = {"browser", "page"}
+REDIS_FIXTURES = {"redis_server", "redis_cluster", "own_redis"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The markers: a test on a real Redis is ``redis``, on Chromium ``browser``, the long ones ``slow``."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        module = getattr(getattr(item, "module", None), "__name__", "").rpartition(".")[2]
+        on_redis = callspec is not None and callspec.params.get("store") in ("redis", "cluster")
+        if on_redis or fixtures & REDIS_FIXTURES:
+            item.add_marker(pytest.mark.redis)
+        if fixtures & BROWSER_FIXTURES and module.startswith("test_dashboard"):
+            item.add_marker(pytest.mark.browser)
+        if module in SLOW_MODULES or getattr(item, "originalname", "") in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator import jsonio
-from simulator.client import AmbslotClient, FizzyClient, Prepared, Reply, XproClient
+from simulator.dialects.client import AmbslotClient, FizzyClient, Prepared, Reply, XproClient
 
 BLOCK = re.compile(r"<!-- (request|answer|worked): ?([^>]*?) -->\s*\n```[a-z]*\n(.*?)\n```", re.S)
 

@@ -13,8 +13,8 @@ import simplejson
 from hypothesis import strategies as st
 
 from simulator import jsonio
-from simulator.client import Prepared
-from simulator.pytest_plugin import ServerThread
+from simulator.dialects.client import Prepared
+from simulator.testing import ServerThread
 
 
 class Wire:

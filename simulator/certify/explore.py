@@ -43,7 +43,7 @@ from simulator.certify.core import FAIL, PASS, SKIP, Answer, Exchange, Result
 from simulator.certify.runner import NoAnswer, Run
 from simulator.certify.wire import Request
 from simulator.config import CERTIFY_DEFAULTS
-from simulator.scorecard.faults import AMBIGUOUS_CODES
+from simulator.dialects import registry
 
 AMOUNTS = tuple(Decimal(a) for a in ("0.29", "0.57", "1.13", "4.35", "0.07"))
 FORMAT = "certify-explore-history/1"
@@ -397,7 +397,7 @@ class History:
 
     def _outcome(self, answer: Answer) -> Outcome:
         text = answer.describe()
-        ambiguous = AMBIGUOUS_CODES.get(self.run.wallet.dialect, frozenset())
+        ambiguous = registry.get(self.run.wallet.dialect).ambiguous
         code = answer.code if isinstance(answer.code, str | int) else None  # a hostile wallet may send a list
         if answer.http >= 500 or code == self.run.wallet.PENDING or code in ambiguous:
             return Outcome("unknown", text=f"{text} (outcome unknown)")

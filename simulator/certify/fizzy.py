@@ -13,7 +13,7 @@ from simulator.certify import flows
 from simulator.certify.core import Fail, Inconclusive, Skip, Suite, shown
 from simulator.certify.runner import Ctx
 from simulator.certify.wire import FizzyWallet
-from simulator.client import FizzyClient, Prepared, encode
+from simulator.dialects.client import FizzyClient, Prepared, encode
 
 suite = Suite("fizzy")
 case = suite.case

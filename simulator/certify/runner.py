@@ -43,7 +43,7 @@ from simulator.certify.core import (
 )
 from simulator.certify.target import Target
 from simulator.certify.wire import AmbslotWallet, Request, Wallet, redact_headers
-from simulator.client import Prepared
+from simulator.dialects.client import Prepared
 
 MIN_STAKES = 40  # the suite moves about this many stakes; a poorer player cannot be certified
 LATENCY_CASE = "latency.budget"

@@ -14,8 +14,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from simulator import yamlsrc
-from simulator.config import CERTIFY_DEFAULTS
+from simulator.config import CERTIFY_DEFAULTS, yamlsrc
 from simulator.errors import SourceError
 from simulator.money import decimals, parse_amount
 

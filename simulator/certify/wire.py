@@ -1,5 +1,5 @@
 """The provider's side of each seamless wallet, as the certify runner needs it: build a request with the
-reference client's field builders and signer (``simulator/client.py``, one definition of each wire format),
+reference client's field builders and signer (``simulator/dialects/client.py``, one definition of each wire format),
 and read an answer into an :class:`~simulator.certify.core.Answer`.
 
 Both dialects are spoken through the same verbs, so most cases are written once (``flows.py``):
@@ -16,7 +16,7 @@ import aiohttp
 
 from simulator.certify.core import Answer, Exchange, shown
 from simulator.certify.target import Target
-from simulator.client import AmbslotClient, FizzyClient, Prepared
+from simulator.dialects.client import AmbslotClient, FizzyClient, Prepared
 
 SENSITIVE_HEADERS = frozenset({"signature", "authorization", "x-signature", "cookie", "proxy-authorization"})
 

@@ -26,7 +26,7 @@ from aiohttp import web
 from simulator.config import Settings
 from simulator.control.http import PREFIX, AdminError
 from simulator.dialects import evidence
-from simulator.forwarded import origin
+from simulator.server.forwarded import origin
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTENT_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})

@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any
 
 from simulator import __version__, jsonio
+from simulator.dialects import registry
 from simulator.journal import Entry
 
 HTTP = "HTTP/1.1"
@@ -39,7 +40,8 @@ def _request(entry: Entry, url: str) -> dict[str, Any]:
         request = entry.op.request if entry.op is not None else None
         text = "" if request is None else jsonio.dumps(request)
         headers, size = {}, -1  # not kept for answered requests
-        note = "decrypted plaintext (the wire body was encrypted)" if entry.dialect == "xpro" else "decoded body"
+        encrypted = registry.get(entry.dialect).encrypted
+        note = "decrypted plaintext (the wire body was encrypted)" if encrypted else "decoded body"
     return {
         "method": "POST",
         "url": url,

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from simulator import jsonio, netserve
-from simulator.config import DIALECTS
+from simulator import jsonio
+from simulator.dialects import registry
 from simulator.ledger import Player
 from simulator.money import parse_amount
+from simulator.server import netserve
 from simulator.service import Simulator
 
 PREFIX = "/_sim"
@@ -104,8 +105,8 @@ def money(body: dict[str, Any], key: str) -> Decimal | None:
 
 def dialect_of(request: web.Request) -> str:
     dialect = request.match_info["dialect"]
-    if dialect not in DIALECTS:
-        raise AdminError(404, f"unknown dialect {dialect!r} (one of {', '.join(DIALECTS)})")
+    if dialect not in registry.NAMES:
+        raise AdminError(404, f"unknown dialect {dialect!r} (one of {', '.join(registry.NAMES)})")
     return dialect
 
 

@@ -15,10 +15,11 @@ from aiohttp import web
 
 from simulator import __version__
 from simulator.control.http import PREFIX, reply
+from simulator.dialects import registry
 
 JSON = "application/json"
 ANY: dict[str, Any] = {}
-DIALECT = {"type": "string", "enum": ["xpro", "fizzy", "ambslot"]}
+DIALECT = {"type": "string", "enum": registry.NAMES}  # the live list: a registered dialect is in
 AMOUNT = {"type": "number", "description": "exact decimal (JSON number, never rounded through a float)"}
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 

@@ -15,7 +15,6 @@ from typing import Any
 from aiohttp import web
 
 from simulator import __version__, jsonio
-from simulator.config import DIALECTS
 from simulator.control import har
 from simulator.control.http import (
     PREFIX,
@@ -31,6 +30,7 @@ from simulator.control.http import (
     sim_of,
     tenant_of,
 )
+from simulator.dialects import registry
 from simulator.dialects.xpro import iso_ms
 from simulator.errors import SourceError
 from simulator.journal import Entry
@@ -106,7 +106,7 @@ async def health(request: web.Request) -> web.Response:
         {
             "status": "ok" if store["ok"] else "store unavailable",
             "version": __version__,
-            "dialects": list(DIALECTS),
+            "dialects": list(registry.NAMES),
             "scenario": sim.scenario.name,
             "store": store,
         },
@@ -143,7 +143,7 @@ async def put_player(request: web.Request) -> web.Response:
     sim = sim_of(request)
     dialect = dialect_of(request)
     body = await json_body(request)
-    tenant_key = "public_key" if dialect == "fizzy" else "agent"
+    tenant_key = registry.get(dialect).tenant_key
     allowed = {"balance", "currency", "bet_limit", "sessions", tenant_key, *FLAGS}
     unknown = sorted(set(body) - allowed)
     if unknown:
@@ -225,7 +225,7 @@ async def journal(request: web.Request) -> web.Response:
     )
     if q.get("format") == "har":
         settings = sim_of(request).settings
-        prefixes = {d: getattr(settings, d).prefix for d in DIALECTS}
+        prefixes = {d: getattr(settings, d).prefix for d in registry.NAMES}
         return reply(har.archive(entries, f"{request.scheme}://{request.host}", prefixes))
     if q.get("format", "json") != "json":
         raise AdminError(400, "format must be json (the default) or har")

@@ -16,11 +16,11 @@ from simulator import jsonio
 from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered
 from simulator.dialects.xpro import iso_ms
-from simulator.forwarded import client_address
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import CANCELLED
 from simulator.money import out
 from simulator.operations import Operation
+from simulator.server.forwarded import client_address
 from simulator.service import Simulator
 
 DEBITS = ("bet", "settle")

@@ -20,11 +20,12 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from simulator import codes, jsonio, netserve
-from simulator.dialects import evidence
+from simulator import jsonio
+from simulator.dialects import evidence, registry
 from simulator.errors import BadRequest, DomainError, Injected, InternalError
 from simulator.journal import Entry
 from simulator.operations import Operation, Outcome
+from simulator.server import netserve
 from simulator.service import Simulator
 
 log = logging.getLogger("simulator")
@@ -48,8 +49,9 @@ class Dialect(ABC):
 
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
-        self.codes = codes.CODES[self.name]
-        self.neutral = codes.NEUTRAL[self.name]
+        self.description = registry.get(self.name)
+        self.codes = self.description.codes
+        self.neutral = self.description.neutral
 
     @property
     @abstractmethod

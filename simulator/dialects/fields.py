@@ -13,10 +13,10 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+from simulator.config.yamlsrc import did_you_mean
 from simulator.errors import BadRequest
 from simulator.money import MAX_AMOUNT, decimals, is_amount, parse_amount
 from simulator.operations import Operation
-from simulator.yamlsrc import did_you_mean
 
 MAX_ID = 255
 #: ``op.params`` key: what the request left out or bent, as ``(field, problem)`` pairs (see the docstring)

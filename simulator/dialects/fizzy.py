@@ -18,11 +18,11 @@ from simulator.dialects import evidence
 from simulator.dialects import fields as F
 from simulator.dialects.base import Dialect, Rendered, log_id
 from simulator.dialects.crypto import fizzy_signature, fizzy_string_to_sign, same_hex
-from simulator.forwarded import origin
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import ROLLED_BACK
 from simulator.money import out
 from simulator.operations import Operation
+from simulator.server.forwarded import origin
 from simulator.service import Simulator
 
 MONEY_ENDPOINTS = ("withdraw", "deposit")

@@ -13,32 +13,29 @@ import json
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from simulator import codes, yamlsrc
-from simulator.config import DEFAULTS, Settings
+from simulator.config import Settings, yamlsrc
+from simulator.dialects import registry
 from simulator.errors import SourceError
 from simulator.money import decimals, parse_amount
 from simulator.operations import STATUS_CHECKS
 from simulator.scenarios.model import COMPARISONS, EQUALITY_KEYS, Delay, Match, Rule, Scenario, duration
 from simulator.scenarios.patterns import Pattern, PatternError, compile_pattern
 
-DIALECT_OPERATIONS = {
-    "xpro": {"auth", "create", "balance", "deposit", "withdraw", "cashout", "check"},
-    "fizzy": {"balance", "withdraw", "deposit", "rollback"},
-    "ambslot": {"balance", "bet", "payout", "settle", "cancel"},
-}
 MAX_DELAY = 600.0
 NO_AMOUNT = frozenset({"auth", "create", "balance", "check"})  # operations that carry no amount
-BUILTIN = "builtin:"  # prefix naming a scenario shipped in the package (simulator/scenarios/builtin/)
+BUILTIN = "builtin:"  # prefix naming a scenario of the library (scenarios/, shipped in the package)
 
 
 @cache
 def schema() -> dict[str, Any]:
     text = resources.files("simulator.scenarios").joinpath("schema.json").read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
+    loaded["$defs"]["dialect"]["enum"] = registry.NAMES  # the registered dialects (the file lists the built-in)
     return loaded
 
 
@@ -89,11 +86,7 @@ class _Checker:
 
     def places(self, dialect: str) -> int:
         """Decimal places a dialect's amounts take: XPro 2, Fizzy and AMBSlot their ``max_decimals``."""
-        if dialect == "xpro":
-            return 2
-        if self.settings is None:
-            return int(DEFAULTS[dialect]["max_decimals"])
-        return self.settings.fizzy.max_decimals if dialect == "fizzy" else self.settings.ambslot.max_decimals
+        return registry.get(dialect).max_decimals(self.settings if self.settings is not None else Settings())
 
     def delay(self, path: list[str | int], spec: Any) -> Delay | None:
         if isinstance(spec, str):
@@ -158,8 +151,8 @@ class _Checker:
         at: list[str | int] = [*base, "match"]
         dialect = m.get("dialect") if self.ok([*at, "dialect"]) else None
         operation = m.get("operation") if self.ok([*at, "operation"]) else None
-        if dialect and operation and operation not in DIALECT_OPERATIONS[dialect]:
-            ops = sorted(DIALECT_OPERATIONS[dialect])
+        if dialect and operation and operation not in registry.get(dialect).operations:
+            ops = sorted(registry.get(dialect).operations)
             hint = yamlsrc.did_you_mean(operation, ops)
             self.problem([*at, "operation"], f"{dialect} has no operation {operation!r}{hint} ({', '.join(ops)})")
         if "nth" in m and "after" in m:
@@ -194,9 +187,9 @@ class _Checker:
                 "a raw code needs match.dialect (codes differ per dialect); or use respond.error",
             )
             return respond
-        code = codes.raw_code(dialect, respond["code"])
+        code = registry.get(dialect).raw_code(respond["code"])
         if code is None:
-            valid = [c for c in codes.CODES[dialect] if c not in (0, "0")]
+            valid = [c for c in registry.get(dialect).codes if c not in (0, "0")]
             hint = yamlsrc.did_you_mean(respond["code"], valid)
             known = ", ".join(str(c) for c in valid)
             self.problem(
@@ -249,10 +242,9 @@ class _Checker:
                 continue
             player = dict(entry)
             dialect = player.get("dialect") if self.ok([*base, "dialect"]) else None
-            if dialect not in DIALECT_OPERATIONS:
+            if dialect not in registry.NAMES:
                 continue
-            tenant_key = "public_key" if dialect == "fizzy" else "agent"
-            name_key = "playerId" if dialect == "fizzy" else "username"
+            tenant_key, name_key = registry.get(dialect).tenant_key, registry.get(dialect).player_key
             if self.ok([*base, tenant_key]):
                 self.tenant([*base, tenant_key], dialect, player.get(tenant_key))
             for key in ("balance", "bet_limit"):
@@ -282,9 +274,9 @@ class _Checker:
             return
         gen = dict(entry["generate"])
         dialect = gen.get("dialect") if self.ok([*at, "dialect"]) else None
-        if dialect not in DIALECT_OPERATIONS:
+        if dialect not in registry.NAMES:
             return
-        tenant_key = "public_key" if dialect == "fizzy" else "agent"
+        tenant_key = registry.get(dialect).tenant_key
         if self.ok([*at, tenant_key]):
             self.tenant([*at, tenant_key], dialect, gen.get(tenant_key))
         balance = gen.get("balance")
@@ -396,7 +388,13 @@ def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Sc
 
 
 def _builtin_folder() -> Any:
-    return resources.files("simulator.scenarios").joinpath("builtin")
+    """The scenario library: the top-level ``scenarios/`` folder, shipped in the wheel as
+    ``simulator/scenarios/builtin/`` (one copy; pyproject.toml maps it). A source tree or an editable install
+    reads the folder itself."""
+    shipped = resources.files("simulator.scenarios").joinpath("builtin")
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def builtin_names() -> list[str]:

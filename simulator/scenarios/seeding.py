@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from simulator.config import Settings
+from simulator.dialects import registry
 from simulator.ledger import Ledger
 from simulator.scenarios.model import Scenario
 
@@ -42,8 +43,8 @@ def seed_players(ledger: Ledger, settings: Settings, scenario: Scenario) -> None
             generate(ledger, settings, entry["generate"], entry["seed"], entry["index"])
             continue
         dialect = entry["dialect"]
-        tenant_key = "public_key" if dialect == "fizzy" else "agent"
-        pid = entry["playerId"] if dialect == "fizzy" else entry["username"]
+        tenant_key = registry.get(dialect).tenant_key
+        pid = entry[registry.get(dialect).player_key]
         tenant, currency, balance = settings.new_player(dialect, entry.get(tenant_key))
         flags = {k: entry[k] for k in FLAGS if k in entry}
         flags["sessions"] = entry.get("sessions", [])
@@ -115,7 +116,7 @@ def generate(ledger: Ledger, settings: Settings, spec: dict[str, Any], seed: int
     """``count`` players with Faker-shaped user names and balances drawn uniformly in whole cents,
     reproducible for a given seed. Names are letters and digits (at most 25), as XPro requires."""
     dialect = spec["dialect"]
-    tenant, currency, balance = settings.new_player(dialect, spec.get("public_key" if dialect == "fizzy" else "agent"))
+    tenant, currency, balance = settings.new_player(dialect, spec.get(registry.get(dialect).tenant_key))
     currency = spec.get("currency") or currency
     taken = {p.id for p in ledger.players.values() if p.dialect == dialect and p.tenant == tenant}
     for pid, amount in generated(spec, seed, index, balance, taken):
@@ -146,7 +147,8 @@ def listing(
         lines = ["dialect,tenant,player,currency,balance"]
         lines += [f"{dialect},{tenant},{pid},{currency},{amount}" for pid, amount in players]
         return "\n".join(lines) + "\n"
-    name_key, tenant_key = ("playerId", "public_key") if dialect == "fizzy" else ("username", "agent")
+    described = registry.get(dialect)
+    name_key, tenant_key = described.player_key, described.tenant_key
     lines = [f"name: generated-{dialect}-{count}", f"seed: {seed}", "players:"]
     lines += [
         f"  - {{dialect: {dialect}, {tenant_key}: '{tenant}', {name_key}: '{pid}', currency: '{currency}', "

@@ -17,6 +17,7 @@ import datetime as dt
 from typing import Any
 
 from simulator.config import Settings
+from simulator.dialects import registry
 from simulator.journal import Entry
 from simulator.scorecard import faults, hygiene
 from simulator.scorecard import model as m
@@ -46,11 +47,7 @@ def build(entries: list[Entry], books: Books, settings: Settings, *, now: float,
             "window": settings.scorecard.window,
             "client_timeout": settings.scorecard.client_timeout,
             "skew_warning": settings.scorecard.skew_warning,
-            "conformance": {
-                "xpro": settings.xpro.conformance,
-                "fizzy": settings.fizzy.conformance,
-                "ambslot": settings.ambslot.conformance,
-            },
+            "conformance": {name: getattr(settings, name).conformance for name in registry.NAMES},
         },
     }
 

@@ -7,30 +7,21 @@ from __future__ import annotations
 
 import sys
 import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from typing import Any
 
 from simulator import jsonio, output
 from simulator.scorecard import terminal
 from simulator.visible import xml_text
 
-TIMEOUT = 60.0
+#: ``(url, format, admin token) -> (HTTP status, body text)`` of ``GET {url}/_sim/report?format=...``
+Fetch = Callable[[str, str, str | None], tuple[int, str]]
 
 
-def fetch(url: str, fmt: str = "json", admin_token: str | None = None) -> tuple[int, str]:
-    """``GET {url}/_sim/report?format=...``: (HTTP status, body text)."""
-    request = urllib.request.Request(f"{url.rstrip('/')}/_sim/report?format={fmt}")
-    if admin_token:
-        request.add_header("Authorization", f"Bearer {admin_token}")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.status, response.read().decode("utf-8")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
-
-
-def run(url: str, fmt: str | None = None, admin_token: str | None = None, show_passed: bool = False) -> int:
+def run(
+    fetch: Fetch, url: str, fmt: str | None = None, admin_token: str | None = None, show_passed: bool = False
+) -> int:
     fmt = output.choose(fmt)
     try:
         status, text = fetch(url, "junit" if fmt == "junit" else "json", admin_token)

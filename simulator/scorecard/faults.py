@@ -30,36 +30,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from simulator.dialects import registry
 from simulator.journal import Entry
 from simulator.operations import RULE_APPLIED
 from simulator.scorecard import model as m
 
-AMBIGUOUS_CODES: dict[str, frozenset[Any]] = {
-    "xpro": frozenset({7, 35}),
-    "fizzy": frozenset({"ERROR_TIMEOUT", "ERROR_UNKNOWN_ERROR"}),
-    "ambslot": frozenset({999, 1600, 1601, 1602}),
-}
 FAULTS = {
     "drop": "no answer (the connection was closed)",
     "reset": "a connection reset",
     "empty": "an empty 200 answer",
     "malformed": "a broken JSON answer",
     "gateway": "a 502 gateway page",
-}
-#: what a correct client does after an ambiguous answer, per dialect and operation
-ADVICE = {
-    "xpro": "ask /v2/members/check/transactions or retry with the same transId",
-    "fizzy withdraw": "retry the same withdraw or roll it back",
-    "fizzy": "retry with the same transactionId until it is answered",
-    "ambslot bet": "retry the same bet or cancel the round",
-    "ambslot settle": "retry the same settle or cancel the round",
-    "ambslot": "retry with the same transactionId until it is answered",
-}
-#: after an answer that hid an applied transfer
-HIDDEN_ADVICE = {
-    "xpro": "ask /v2/members/check/transactions (or read the balance) before sending the money again",
-    "fizzy": "retry with the same transactionId or read the balance before sending the money again",
-    "ambslot": "retry with the same transactionId or read the balance before sending the money again",
 }
 APPLIED = "applied"
 RECOVERY = {
@@ -103,7 +84,7 @@ def ambiguity(entry: Entry, client_timeout: float) -> str | None:
         return FAULTS.get(entry.fault, entry.fault)
     if entry.status >= 500:
         return f"HTTP {entry.status} {entry.code}"
-    if entry.code in AMBIGUOUS_CODES.get(entry.dialect, ()):
+    if entry.code in registry.get(entry.dialect).ambiguous:
         return f"code {entry.code}"
     took = max(entry.ms / 1000, entry.delay)
     if took >= client_timeout:
@@ -184,7 +165,7 @@ class Moves:
         who = (e.dialect, op.agent, op.player)
         keys: list[tuple[Any, ...]] = [(*who, "txn", op.transaction)]
         if op.mutating:
-            keys.append((*who, "same", op.operation, op.amount, None if e.dialect == "xpro" else op.round))
+            keys.append((*who, "same", op.operation, op.amount, op.round if registry.get(e.dialect).rounds else None))
         if "withdraw_id" in op.params:
             keys.append((*who, "ref", op.params["withdraw_id"]))
         if op.operation == "cancel":
@@ -234,13 +215,18 @@ def classify(fault: Entry, move: Entry, client_timeout: float) -> str | None:
     assert f is not None and e is not None
     if e.operation == "balance":  # looked up only after an answer that hid an applied transfer
         return "balance" if succeeded(move) and answered(move, client_timeout) else None
-    same_round = fault.dialect == "xpro" or e.round == f.round
+    described = registry.get(fault.dialect)
+    same_round = not described.rounds or e.round == f.round
     if e.transaction == f.transaction and e.operation == f.operation:
         return "retry"
-    if fault.dialect == "xpro":
-        if e.operation == "check" and e.transaction == f.transaction and answered(move, client_timeout):
+    if described.status_operation is not None:
+        if (
+            e.operation == described.status_operation
+            and e.transaction == f.transaction
+            and answered(move, client_timeout)
+        ):
             return "status"
-    elif fault.dialect == "fizzy":
+    elif "withdraw_id" in e.params:  # a deposit or rollback naming its withdraw (Fizzy Bubbly)
         refers = e.params.get("withdraw_id")
         if f.operation == "withdraw" and refers == f.transaction:
             if e.operation == "rollback":
@@ -265,7 +251,7 @@ def _verdict(
     applied = stands(op.transaction)
     what = _describe(fault)
     head = f"{what} got {cause}"
-    advice = HIDDEN_ADVICE[op.dialect] if hid else ADVICE.get(f"{op.dialect} {op.operation}", ADVICE[op.dialect])
+    advice = registry.get(op.dialect).advice_for(op.operation, hidden=hid)
     extra: dict[str, Any] = {"cause": cause, "applied": applied}
     if hid:
         extra["hidden"] = True
@@ -303,7 +289,7 @@ def _verdict(
         text = f"{head}; it was applied and the client never confirmed it ({waited}). Instead: {advice}"
         return _finding(fault, m.ABANDONED, text, requests, extra)
     text = f"{head}; it was not applied and the client did not retry it ({waited})"
-    if op.operation in m.OWED.get(op.dialect, ()):
+    if op.operation in m.owed(op.dialect):
         text += f": the player is owed this money. Instead: {advice}"
     return _finding(fault, m.GAVE_UP_CLEANLY, text, requests, extra)
 
@@ -323,7 +309,7 @@ def _describe(entry: Entry) -> str:
     op = entry.op
     assert op is not None
     amount = f" of {_plain(op.amount)}" if op.amount is not None and op.operation != "cancel" else ""
-    where = f" (round {op.round})" if op.round and entry.dialect != "xpro" else ""
+    where = f" (round {op.round})" if op.round and registry.get(entry.dialect).rounds else ""
     return f"#{entry.seq} {op.operation}{amount} {op.transaction!r}{where}"
 
 

@@ -16,17 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 from simulator.config import Settings
+from simulator.dialects import registry
 from simulator.dialects.fields import LENIENT
 from simulator.journal import Entry
 from simulator.money import decimals
 from simulator.scorecard import model as m
 
-AUTH_FAILED = {"xpro": 83, "fizzy": "ERROR_INVALID_SIGNATURE", "ambslot": 998}
-AMOUNT_FIELDS = {
-    "xpro": ("amount",),
-    "fizzy": ("amount", "cashAmount", "jackpotAmount"),
-    "ambslot": ("amount", "turnover", "bet", "winlose"),
-}
+
+def _auth_failed(dialect: str) -> object:
+    return registry.get(dialect).neutral["auth_failed"]
+
+
 REQUIRED = re.compile(r"^(\w+) is required$")
 UNKNOWN = re.compile(r"^unknown field '([^']*)' \(did you mean '(\w+)'\?\)$")  # a typo of a required field
 TOKEN_CALLS_MIN = 3  # fewer calls say nothing about a client's token habits
@@ -76,14 +76,14 @@ def reused_nonces(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     inside its window and a latent bug outside it."""
     seen: dict[tuple[str | None, str], list[Entry]] = defaultdict(list)
     for e in entries:
-        if e.dialect == "xpro" and e.op is not None and "nonce" in e.op.params:
+        if e.op is not None and "nonce" in e.op.params:  # a dialect with nonces (XPro) sets it
             seen[(e.op.agent, e.op.params["nonce"])].append(e)
     return [
         _found(
             "reused_nonce",
             m.FAIL,
             uses,
-            f"x-nonce {nonce} was sent {len(uses)} times ({sum(1 for e in uses if e.code == AUTH_FAILED['xpro'])} "
+            f"x-nonce {nonce} was sent {len(uses)} times ({sum(1 for e in uses if e.code == _auth_failed(e.dialect))} "
             "refused as a replay): every request needs a fresh random nonce",
         )
         for (_, nonce), uses in seen.items()
@@ -98,7 +98,7 @@ def clock_skew(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     threshold = allowed * ctx.settings.scorecard.skew_warning
     off: dict[str | None, list[Entry]] = defaultdict(list)
     for e in entries:
-        if e.dialect == "xpro" and e.op is not None and abs(e.op.params.get("clock_skew", 0)) >= threshold:
+        if e.op is not None and abs(e.op.params.get("clock_skew", 0)) >= threshold:  # XPro's decoder sets it
             off[e.op.agent].append(e)
     findings = []
     for skewed in off.values():
@@ -121,7 +121,7 @@ def token_per_call(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     calls: dict[str | None, list[Entry]] = defaultdict(list)
     auths: dict[str | None, int] = defaultdict(int)
     for e in entries:
-        if e.dialect == "xpro" and e.op is not None:
+        if e.op is not None:  # auth calls and token fingerprints: a dialect with tokens (XPro)
             if e.operation == "auth" and e.code == 0:
                 auths[e.op.agent] += 1
             elif e.op.params.get("token_fingerprint"):
@@ -144,7 +144,7 @@ def signature_failures(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     refused: dict[tuple[str, str | None, str], list[Entry]] = defaultdict(list)
     for e in entries:
         detail = (e.detail or "").lower()
-        if e.code != AUTH_FAILED.get(e.dialect) or any(covered in detail for covered in COVERED):
+        if e.code != _auth_failed(e.dialect) or any(covered in detail for covered in COVERED):
             continue
         kind = "token" if "token" in detail else "signature" if "signature" in detail else "authentication"
         refused[(e.dialect, e.op.agent if e.op else None, kind)].append(e)
@@ -170,21 +170,21 @@ def cross_operation_ids(entries: list[Entry], ctx: Context) -> list[m.Finding]:
         names = list(dict.fromkeys(str(e.operation) for e in used))
         if len(names) > 1:
             message = f"transaction id {txn!r} was used for {', '.join(names)}: give every operation its own id"
-            severity = m.INFO if dialect == "ambslot" else m.WARN
+            severity = m.INFO if registry.get(dialect).ids_shared_across_operations else m.WARN
             findings.append(_found("id_reused_across_operations", severity, used, message, transaction=txn))
     return findings
 
 
 def excess_decimals(entries: list[Entry], ctx: Context) -> list[m.Finding]:
     """Amounts with more decimal places than the dialect takes (refused as a bad request)."""
-    places = {"xpro": 2, "fizzy": ctx.settings.fizzy.max_decimals, "ambslot": ctx.settings.ambslot.max_decimals}
+    places = {d.name: d.max_decimals(ctx.settings) for d in registry.descriptions()}
     found: dict[tuple[str, str | None, str], list[Entry]] = defaultdict(list)
     example: dict[tuple[str, str | None, str], Decimal] = {}
     for e in entries:
         request = e.op.request if e.op is not None else None
         if not isinstance(request, dict):
             continue
-        for key in AMOUNT_FIELDS[e.dialect]:
+        for key in registry.get(e.dialect).amount_fields:
             value = request.get(key)
             if isinstance(value, Decimal) and value.is_finite() and decimals(value) > places[e.dialect]:
                 group = (e.dialect, e.op.agent if e.op else None, key)

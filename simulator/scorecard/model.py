@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.dialects import registry
+
 FAIL, WARN, INFO = "fail", "warn", "info"
 SEVERITIES = (FAIL, WARN, INFO)
 
@@ -21,13 +23,11 @@ GAVE_UP_CLEANLY = "gave_up_cleanly"
 UNSAFE_RESEND = "unsafe_resend"
 VERDICTS = (RECOVERED, DOUBLE_SPEND, ABANDONED, GAVE_UP_CLEANLY, UNSAFE_RESEND)
 
+
 #: operations after which the player is owed money: giving up on one that was not applied leaves a win,
 #: a refund or a cancel unpaid, so ``gave_up_cleanly`` fails there (the seamless wallets; XPro has none)
-OWED = {
-    "xpro": frozenset[str](),
-    "fizzy": frozenset({"deposit", "rollback"}),
-    "ambslot": frozenset({"payout", "cancel"}),
-}
+def owed(dialect: str) -> frozenset[str]:
+    return registry.get(dialect).owed
 
 
 def verdict_severity(dialect: str, operation: str, verdict: str, *, hidden: bool = False) -> str:
@@ -42,7 +42,7 @@ def verdict_severity(dialect: str, operation: str, verdict: str, *, hidden: bool
         return FAIL
     if verdict == UNSAFE_RESEND:
         return WARN
-    if verdict == GAVE_UP_CLEANLY and operation in OWED.get(dialect, frozenset()):
+    if verdict == GAVE_UP_CLEANLY and operation in owed(dialect):
         return FAIL
     return INFO
 

@@ -8,17 +8,36 @@ import dataclasses
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from simulator.config import Settings
 from simulator.errors import DomainError, InternalError, SimulatorError
 
-if TYPE_CHECKING:  # the types of the hooks; the store never imports the pipeline at run time
-    from simulator.journal import Entry
+if TYPE_CHECKING:  # the types of the hooks
+    from simulator.journal import Entry, Journal
+    from simulator.ledger import Ledger
     from simulator.operations import Operation
-    from simulator.scenarios.engine import Decision
+    from simulator.scenarios.engine import Decision, Engine
     from simulator.scenarios.model import Scenario
-    from simulator.service import Perform, Simulator
+
+#: a dialect's synchronous money rules for one decoded request (the dialect's ``perform``)
+Perform = Callable[["Operation"], dict[str, Any]]
+
+
+class Host(Protocol):
+    """What a store needs of the simulator it is given to (:class:`simulator.service.Simulator`): the store
+    is below the service, so it names this shape rather than importing the pipeline."""
+
+    settings: Settings
+    ledger: Ledger
+    engine: Engine
+    journal: Journal
+
+    @property
+    def scenario(self) -> Scenario: ...
+
+    def execute(self, command: Command) -> Any: ...
+
 
 DEFAULT_PREFIX = "wallet-sim"
 
@@ -54,7 +73,7 @@ class Store:
         """The clock the simulator uses (a replicated store freezes it while a change runs)."""
         return base
 
-    def bind(self, sim: Simulator) -> None:
+    def bind(self, sim: Host) -> None:
         """Told which simulator it serves (before ``open``)."""
         self.sim = sim
 
@@ -190,7 +209,7 @@ def parse(text: str) -> StoreURL | None:
 
 
 def chosen(settings: Settings, flag: str | None) -> Settings:
-    """Settings with the store the flag (or WALLET_SIM_STORE, see simulator.environ), else the config
+    """Settings with the store the flag (or WALLET_SIM_STORE, see simulator.config.environ), else the config
     file, chose."""
     value = flag or settings.store
     parse(value)  # refuse a malformed one before anything starts

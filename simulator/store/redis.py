@@ -34,7 +34,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -49,11 +49,17 @@ from simulator.journal import Entry, Journal
 from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
-from simulator.store.base import Command, Store, StoreError, StoreUnavailable, StoreURL, scenario_files
+from simulator.store.base import (
+    Command,
+    Host,
+    Perform,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    StoreURL,
+    scenario_files,
+)
 from simulator.store.journal import JournalLink
-
-if TYPE_CHECKING:  # the pipeline that is given this store; never imported at run time (no circle)
-    from simulator.service import Perform, Simulator
 
 log = logging.getLogger("simulator.store")
 
@@ -211,7 +217,7 @@ class RedisStore(Store):
     """The replicated-log store (see the module docstring); given to a Simulator like any store."""
 
     kind = "redis"
-    sim: Simulator
+    sim: Host
 
     def __init__(self, client: aioredis.Redis, where: StoreURL) -> None:
         self.redis = client
@@ -244,7 +250,7 @@ class RedisStore(Store):
         self.shared_clock = SharedClock(base)
         return self.shared_clock
 
-    def bind(self, sim: Simulator) -> None:
+    def bind(self, sim: Host) -> None:
         self.sim = sim
         self.journal_link = JournalLink(self.redis, self.keys.journal, sim.journal, self.token)
 

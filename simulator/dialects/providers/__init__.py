@@ -1,0 +1,1 @@
+"""One module per provider: its :class:`~simulator.dialects.description.Description` as data."""
