@@ -19,8 +19,8 @@ import pytest
 from simulator import config, jsonio
 from simulator.config import UI_FEED_PAGES
 from simulator.errors import SourceError
-from simulator.testing import ServerThread
 from simulator.scenarios import loader
+from simulator.testing import ServerThread
 from tests.conftest import STORES, Harness, Start
 from tests.hostile import Wire
 from tests.integration.cli.test_cli import Served
