@@ -168,8 +168,9 @@ class ServerSettings:
         1000, "open connections; beyond it a new one is answered 503 and closed", minimum=1, maximum=1_000_000
     )
     max_connections_per_peer: int | None = setting(
-        None,
+        250,  # a quarter of max_connections' default: what a file leaving it out (raw: none) gets
         "open connections of one client address; none: a quarter of max_connections",
+        raw=None,
         read=lambda server: server["max_connections_per_peer"] or max(1, server["max_connections"] // 4),
         minimum=1,
         maximum=1_000_000,
