@@ -1,6 +1,6 @@
 """The wallet under test: settings from flags, environment variables (``CERTIFY_*``) and a YAML target file.
 
-A flag beats the environment, which beats the file, which beats the defaults in ``simulator/config`` (``CERTIFY_DEFAULTS``).
+A flag beats the environment, which beats the file, which beats the defaults (``simulator.config.CERTIFY_DEFAULTS``).
 Every mistake names where the value came from: ``--amount: ...``, ``CERTIFY_AMOUNT: ...`` or
 ``target.yaml:4: amount: ...`` (the file is validated like the rest of the project, with line numbers).
 """

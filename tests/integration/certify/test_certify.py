@@ -7,7 +7,6 @@ import asyncio
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from simulator.cli import main
 from simulator.errors import SourceError
 from simulator.server.serve import bind
 from tests import defect_wallet
-from tests.conftest import Start
+from tests.conftest import ServeApp, Start
 
 FIZZY = ["--public-key", "demo-public-key", "--private-key", "demo-private-key", "--player", "cert-p1"]
 FIZZY += ["--session", "cert-s1", "--currency", "EUR"]
@@ -35,25 +34,6 @@ name: certify
 players:
   - {dialect: fizzy, playerId: blocked-1, currency: EUR, blocked: true}
 """
-
-Serve = Callable[[web.Application], Awaitable[str]]
-
-
-@pytest.fixture
-async def serve_app() -> AsyncIterator[Serve]:
-    runners: list[web.AppRunner] = []
-
-    async def _serve(application: web.Application) -> str:
-        runner = web.AppRunner(application, access_log=None)
-        await runner.setup()
-        sock = bind("127.0.0.1", 0)
-        await web.SockSite(runner, sock).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    yield _serve
-    for runner in runners:
-        await runner.cleanup()
 
 
 async def certify(dialect: str, url: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -193,7 +173,7 @@ def not_passed(report: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.parametrize("dialect", ["fizzy", "ambslot"])
 async def test_every_planted_defect_is_caught_by_its_case_and_no_other(
-    serve_app: Serve, tmp_path: Path, dialect: str
+    serve_app: ServeApp, tmp_path: Path, dialect: str
 ) -> None:
     """Each planted defect makes certify exit 1 naming its case; the correct wallet and the different-but-
     valid wallet exit 0 with no fail and no warn. Precision (true alarms / alarms) and recall (caught /
@@ -229,7 +209,7 @@ async def test_every_planted_defect_is_caught_by_its_case_and_no_other(
 
 
 async def test_a_failure_shows_expected_actual_the_exchange_and_a_hint(
-    serve_app: Serve, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    serve_app: ServeApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = await serve_app(defect_wallet.app(frozenset({"repeats"})))
     junit, page = tmp_path / "junit.xml", tmp_path / "report.html"
@@ -267,7 +247,7 @@ async def test_verbose_shows_every_exchange_with_secrets_redacted(
 
 
 async def test_warnings_and_skips_do_not_fail_the_run(
-    serve_app: Serve, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    serve_app: ServeApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = await serve_app(defect_wallet.app(frozenset({"strict"})))
     code, report = await certify("fizzy", url, tmp_path, "--cases", "future.*", "--cases", "withdraw.blocked*")
@@ -361,7 +341,7 @@ async def test_load_mode_plays_rounds_and_reconciles(
     assert "p99" in report["cases"][2]["message"]
 
 
-async def test_load_mode_catches_double_applied_duplicates(serve_app: Serve, tmp_path: Path) -> None:
+async def test_load_mode_catches_double_applied_duplicates(serve_app: ServeApp, tmp_path: Path) -> None:
     url = await serve_app(defect_wallet.app(frozenset({"repeats"})))
     mix = ["--duplicates", "1", "--abandoned", "0", "--rollbacks", "0"]
     code, report = await certify("ambslot", url, tmp_path, "--load", "10", *mix)
@@ -443,7 +423,7 @@ async def test_bad_settings_exit_2_with_a_setup_report(tmp_path: Path) -> None:
 AMB_BALANCE = '{"status":{"code":0,"message":"Success"},"data":{"username":"cert-m1","wallet":{"balance":1000}}}'
 
 
-async def test_a_huge_number_in_an_answer_is_refused_before_converting(serve_app: Serve, tmp_path: Path) -> None:
+async def test_a_huge_number_in_an_answer_is_refused_before_converting(serve_app: ServeApp, tmp_path: Path) -> None:
     """Issue 19: ``status.code: 1e1000000`` cost 35 s of CPU per answer; now it is an unreadable answer."""
 
     async def balance(_: web.Request) -> web.Response:
@@ -465,7 +445,7 @@ async def test_a_huge_number_in_an_answer_is_refused_before_converting(serve_app
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "streamed"])
 async def test_an_oversized_answer_is_a_failure_naming_its_size(
-    serve_app: Serve, tmp_path: Path, streamed: bool
+    serve_app: ServeApp, tmp_path: Path, streamed: bool
 ) -> None:
     """Issue 19: certify read every answer whole; now at most --max-body bytes (default 1 MiB)."""
     big = b'{"status":{"code":0},"pad":"' + b"x" * (3 * 1024 * 1024) + b'"}'
@@ -492,7 +472,9 @@ async def test_an_oversized_answer_is_a_failure_naming_its_size(
     assert size in message and "--max-body" in message
 
 
-async def test_a_redirect_is_reported_and_never_followed_with_our_credentials(serve_app: Serve, tmp_path: Path) -> None:
+async def test_a_redirect_is_reported_and_never_followed_with_our_credentials(
+    serve_app: ServeApp, tmp_path: Path
+) -> None:
     """Issue 19: certify followed a redirect to another host and re-sent Public-Key and Signature."""
     seen: list[dict[str, str]] = []
 
@@ -516,7 +498,9 @@ async def test_a_redirect_is_reported_and_never_followed_with_our_credentials(se
     assert seen == []
 
 
-async def test_the_time_budget_stops_the_run_and_skips_the_cases_not_reached(serve_app: Serve, tmp_path: Path) -> None:
+async def test_the_time_budget_stops_the_run_and_skips_the_cases_not_reached(
+    serve_app: ServeApp, tmp_path: Path
+) -> None:
     """A wallet slow on every answer: --max-seconds stops the run, the rest is skipped "time budget", and
     the latency case still judges the timings (and fails them)."""
     inner = defect_wallet.app()
@@ -536,7 +520,9 @@ async def test_the_time_budget_stops_the_run_and_skips_the_cases_not_reached(ser
     assert len(report["cases"]) == len(ambslot.suite.cases)
 
 
-async def test_cancel_id_bet_and_no_settle_say_up_front_what_the_wallet_does(serve_app: Serve, tmp_path: Path) -> None:
+async def test_cancel_id_bet_and_no_settle_say_up_front_what_the_wallet_does(
+    serve_app: ServeApp, tmp_path: Path
+) -> None:
     url = await serve_app(defect_wallet.app(frozenset({"other"})))
     code, report = await certify(
         "ambslot", url, tmp_path, "--cancel-id", "bet", "--no-settle", "--cases", "cancel.*", "--cases", "settle.*"
@@ -547,7 +533,7 @@ async def test_cancel_id_bet_and_no_settle_say_up_front_what_the_wallet_does(ser
     assert statuses["settle.ok"]["status"] == "skip" and "--no-settle" in statuses["settle.ok"]["message"]
 
 
-async def test_concurrency_messages_are_in_words(serve_app: Serve, tmp_path: Path) -> None:
+async def test_concurrency_messages_are_in_words(serve_app: ServeApp, tmp_path: Path) -> None:
     url = await serve_app(defect_wallet.app(frozenset({"race"})))
     code, report = await certify("fizzy", url, tmp_path, "--cases", "concurrency.overdraw")
     assert code == 1
@@ -557,7 +543,7 @@ async def test_concurrency_messages_are_in_words(serve_app: Serve, tmp_path: Pat
 
 
 async def test_a_success_certify_cannot_read_says_what_it_got_and_where_it_looked(
-    serve_app: Serve, tmp_path: Path
+    serve_app: ServeApp, tmp_path: Path
 ) -> None:
     async def balance(_: web.Request) -> web.Response:
         return web.json_response({"status": {"code": 0, "message": "Success"}, "data": {"credit": 5}})
@@ -572,7 +558,7 @@ async def test_a_success_certify_cannot_read_says_what_it_got_and_where_it_looke
 
 
 async def test_cancels_keyed_on_the_bet_get_one_note_whichever_case_meets_them_first(
-    serve_app: Serve, tmp_path: Path
+    serve_app: ServeApp, tmp_path: Path
 ) -> None:
     url = await serve_app(defect_wallet.app(frozenset({"other"})))
     code, report = await certify(
@@ -584,7 +570,7 @@ async def test_cancels_keyed_on_the_bet_get_one_note_whichever_case_meets_them_f
     assert "keys cancels on the bet's id" in report["cases"][0]["message"]
 
 
-async def test_the_blocked_players_session_comes_from_blocked_session(serve_app: Serve, tmp_path: Path) -> None:
+async def test_the_blocked_players_session_comes_from_blocked_session(serve_app: ServeApp, tmp_path: Path) -> None:
     """A wallet binding sessions to players: without --blocked-session the case is inconclusive, with it the
     blocked player is refused as the document says."""
     url = await serve_app(defect_wallet.app(frozenset({"other"})))
@@ -597,7 +583,7 @@ async def test_the_blocked_players_session_comes_from_blocked_session(serve_app:
 
 
 async def test_an_ambslot_answer_slower_than_five_seconds_fails_without_any_flag(
-    serve_app: Serve, tmp_path: Path
+    serve_app: ServeApp, tmp_path: Path
 ) -> None:
     """AMBSlot's document gives 5 s; no --latency-budget is needed to hold a wallet to it (one 5.1 s call)."""
     inner = defect_wallet.app()
