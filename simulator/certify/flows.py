@@ -65,7 +65,7 @@ async def insufficient_funds(ctx: Ctx) -> None:
     if answer.ok:
         ctx.cleanup.append(w.undo(request, ctx.new_id("u")))
     # seed 002 lists ERROR_TRANSACTION_INSUFFICIENT_FUNDS; seed 003 has no code for it (800 is ours)
-    documented = w.dialect == "fizzy"
+    documented = w.INSUFFICIENT_DOCUMENTED
     ctx.expect_refused(answer, f"a {w.debit_word} larger than the balance", w.INSUFFICIENT, documented=documented)
     await ctx.balance("after the refusal")
 
@@ -411,7 +411,7 @@ async def unknown_player(ctx: Ctx) -> None:
     w = ctx.wallet
     await ctx.balance("before")
     stranger = f"{ctx.run.prefix}-nobody"
-    who: dict[str, Any] = {"player": stranger} if w.dialect == "fizzy" else {"username": stranger}
+    who: dict[str, Any] = {w.PLAYER_FIELD: stranger}
     request = ctx.debit_request(None, **who)
     answer = await ctx.send(request, f"{w.debit_word} for an unknown player")
     if answer.ok:
@@ -419,9 +419,7 @@ async def unknown_player(ctx: Ctx) -> None:
     elif w.retried(answer):
         raise Fail(
             f"a {w.debit_word} for an unknown player was answered {_retry_code(answer)}",
-            expected="a permanent refusal (for example "
-            + ("ERROR_BAD_REQUEST" if w.dialect == "fizzy" else "908")
-            + ")",
+            expected="a permanent refusal (for example " + str(w.UNKNOWN_PLAYER) + ")",
             actual=answer.describe(),
         )
     await ctx.balance(f"after the {w.debit_word} for an unknown player")
@@ -464,7 +462,7 @@ async def two_debits_one_round(ctx: Ctx) -> None:
             )
         ctx.model.debit(second.amount)
         ctx.reconcile(answer.balance, f"the answer to the second {w.debit_word}")
-        if w.dialect == "ambslot":
+        if w.REFUSES_SECOND_DEBIT_ON_ROUND:
             ctx.notice(
                 "a second bet on a round was accepted; the simulator refuses it with 900 (the document does not say)"
             )
@@ -475,10 +473,10 @@ async def two_debits_one_round(ctx: Ctx) -> None:
                 expected=f"balance {ctx.model.balance}",
                 actual=f"balance {after}",
             )
-        if w.dialect == "fizzy" or answer.code != w.DUPLICATE:
+        if not w.REFUSES_SECOND_DEBIT_ON_ROUND or answer.code != w.DUPLICATE:
             ctx.notice(
                 f"a second {w.debit_word} on a round was refused ({answer.describe()}); the simulator "
-                + ("accepts it" if w.dialect == "fizzy" else "refuses it with 900")
+                + (f"refuses it with {w.DUPLICATE}" if w.REFUSES_SECOND_DEBIT_ON_ROUND else "accepts it")
                 + " (the document does not say)"
             )
     await ctx.balance(f"after the second {w.debit_word}")

@@ -17,6 +17,8 @@ import aiohttp
 from simulator.certify.core import Answer, Exchange, shown
 from simulator.certify.target import Target
 from simulator.dialects.client import AmbslotClient, FizzyClient, Prepared
+from simulator.dialects.providers.ambslot import DESCRIPTION as AMBSLOT
+from simulator.dialects.providers.fizzy import DESCRIPTION as FIZZY
 
 SENSITIVE_HEADERS = frozenset({"signature", "authorization", "x-signature", "cookie", "proxy-authorization"})
 
@@ -71,6 +73,11 @@ class Wallet:
     PENDING: ClassVar[Any]  # "still processing that id": the provider retries
     RETRIED: ClassVar[frozenset[Any]]  # codes that make the provider retry (a permanent error must not use them)
     AUTH: ClassVar[Any]  # documented code for a caller that failed authentication
+    UNKNOWN_PLAYER: ClassVar[Any]  # a permanent refusal of an unknown player (the simulator's)
+    # where the provider's page and our choices differ per dialect (the flows ask these, never the name)
+    INSUFFICIENT_DOCUMENTED: ClassVar[bool]  # the page lists a code for a debit above the balance
+    PLAYER_FIELD: ClassVar[str]  # the debit builder's keyword naming the player
+    REFUSES_SECOND_DEBIT_ON_ROUND: ClassVar[bool]  # the simulator's choice (the pages do not say)
     # the case that judges each verb on its own: a prerequisite or tidy-up step refused elsewhere names it
     DEBIT_CASE: ClassVar[str]
     CREDIT_CASE: ClassVar[str]
@@ -107,14 +114,16 @@ class FizzyWallet(Wallet):
     dialect = "fizzy"
     DEBIT, CREDIT, UNDO, BALANCE = "/wallet/withdraw", "/wallet/deposit", "/wallet/rollback", "/wallet/balance"
     debit_word, undo_word = "withdraw", "rollback"
-    INSUFFICIENT = "ERROR_TRANSACTION_INSUFFICIENT_FUNDS"
-    DUPLICATE = "ERROR_TRANSACTION_DUPLICATE"
-    LATE = "ERROR_BAD_REQUEST"
+    INSUFFICIENT = FIZZY.neutral["insufficient_funds"]
+    DUPLICATE = FIZZY.neutral["duplicate"]
+    UNKNOWN_PLAYER = FIZZY.neutral["unknown_player"]
+    LATE = FIZZY.neutral["bad_request"]
     UNDO_UNKNOWN = "ERROR_ROLLBACK_TRANSACTION_NOT_FOUND"
-    PENDING = "ERROR_TIMEOUT"
-    RETRIED = frozenset({"ERROR_TIMEOUT"})
-    AUTH = "ERROR_INVALID_SIGNATURE"
+    PENDING = FIZZY.neutral["pending"]
+    RETRIED = frozenset({FIZZY.neutral["timeout"]})
+    AUTH = FIZZY.neutral["auth_failed"]
     NO_WITHDRAW = "ERROR_TRANSACTION_WITHDRAW_NOT_FOUND"
+    INSUFFICIENT_DOCUMENTED, PLAYER_FIELD, REFUSES_SECOND_DEBIT_ON_ROUND = True, "player", False
     DEBIT_CASE, CREDIT_CASE, UNDO_CASE = "withdraw.ok", "deposit.ok", "rollback.ok"
 
     def __init__(self, target: Target, http: aiohttp.ClientSession) -> None:
@@ -179,15 +188,17 @@ class AmbslotWallet(Wallet):
     dialect = "ambslot"
     DEBIT, CREDIT, UNDO, BALANCE = "/bet", "/payout", "/cancel", "/balance"
     debit_word, undo_word = "bet", "cancel"
-    INSUFFICIENT = 800
-    DUPLICATE = 900
-    LATE = 997
+    INSUFFICIENT = AMBSLOT.neutral["insufficient_funds"]
+    DUPLICATE = AMBSLOT.neutral["duplicate"]
+    UNKNOWN_PLAYER = AMBSLOT.neutral["unknown_player"]
+    LATE = AMBSLOT.neutral["bad_request"]
     UNDO_UNKNOWN = None
-    PENDING = 1601
-    RETRIED = frozenset({999, 1600, 1601, 1602})  # "service not available" and AMBSlot's timeout outcomes
-    AUTH = 998
+    PENDING = AMBSLOT.neutral["pending"]
+    RETRIED = AMBSLOT.ambiguous  # "service not available" and AMBSlot's timeout outcomes
+    AUTH = AMBSLOT.neutral["auth_failed"]
     SETTLE = "/settle"
     LIMIT_MS = 5000  # AMBSlot's document: answers within 5 seconds
+    INSUFFICIENT_DOCUMENTED, PLAYER_FIELD, REFUSES_SECOND_DEBIT_ON_ROUND = False, "username", True
     DEBIT_CASE, CREDIT_CASE, UNDO_CASE = "bet.ok", "payout.ok", "cancel.ok"
 
     def __init__(self, target: Target, http: aiohttp.ClientSession) -> None:
