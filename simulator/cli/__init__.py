@@ -348,7 +348,10 @@ def _generate_parser(sub: Subparsers) -> None:
     g.add_argument("dialect", choices=registry.NAMES, help="whose players")
     g.add_argument("--count", type=int, required=True, help="how many players (required)")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same players (default 0)")
-    g.add_argument("--balance", help="AMOUNT, or MIN:MAX drawn uniformly in whole cents (default 1000.00)")
+    g.add_argument(
+        "--balance",
+        help="AMOUNT, or MIN:MAX drawn uniformly in whole cents (default: the tenant's starting balance, XPro 0)",
+    )
     g.add_argument("--currency", help="the players' currency (default: the tenant's)")
     g.add_argument("--tenant", help="agent (XPro, AMBSlot) or public key (Fizzy)")
     g.add_argument("--config", help="config file (its tenants, currencies and default balances)")
