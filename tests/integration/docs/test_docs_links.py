@@ -62,3 +62,21 @@ def test_every_repository_file_a_page_names_exists() -> None:
             if not (ROOT / name).exists():
                 missing.append(f"{page.name}: {name}")
     assert not missing, missing
+
+
+def test_every_simulator_import_in_a_page_imports() -> None:
+    """A code example that imports a moved module fails at its first line (hardening.md imported
+    simulator.client after it moved to simulator.dialects.client)."""
+    import importlib
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for module, names in re.findall(r"^\s*from (simulator[\w.]*) import ([\w, ]+)$", page.read_text("utf-8"), re.M):
+            try:
+                imported = importlib.import_module(module)
+                for name in names.split(","):
+                    getattr(imported, name.strip())
+            except (ImportError, AttributeError) as exc:
+                broken.append(f"{page.name}: from {module} import {names}: {exc}")
+    assert not broken, broken
