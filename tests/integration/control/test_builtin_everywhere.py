@@ -68,3 +68,34 @@ def test_validate_command_takes_builtin_names() -> None:
 async def test_text_plain_stays_refused_where_a_browser_needs_no_preflight(h: Harness) -> None:
     status, body = await put(h, "/_sim/scenario/validate", "builtin:timeouts")  # a POST: no preflight
     assert status == 415, body
+
+
+async def get_text(h: Harness, path: str) -> str:
+    async with h.http.get(h.url + path) as response:
+        assert response.status == 200
+        return await response.text()
+
+
+@pytest.mark.asyncio
+async def test_a_scenario_of_several_files_loads_back_as_get_answered_it(h: Harness) -> None:
+    """GET /_sim/scenario after several files answers one YAML document per file; PUT of that text gives the
+    same scenario (it was refused with every top-level key a duplicate), and GET answers the same text."""
+    from simulator.scenarios import loader
+
+    combined = loader.load_files(["builtin:happy_path", "builtin:timeouts"])
+    status, body = await put(h, "/_sim/scenario", loader.dump(combined), "application/yaml")
+    assert status == 200, body
+    assert body["name"] == "happy-path + timeouts" and body["rules"] == len(combined.rules), body
+    first = await get_text(h, "/_sim/scenario")
+    assert first.startswith("--- # builtin:happy_path\n") and "\n--- # builtin:timeouts\n" in first
+    status, body = await put(h, "/_sim/scenario", first, "application/yaml")
+    assert status == 200, body
+    assert await get_text(h, "/_sim/scenario") == first  # a fixed point: nothing grows on a round trip
+
+
+@pytest.mark.asyncio
+async def test_a_mistake_in_a_later_document_names_its_line_in_the_whole_body(h: Harness) -> None:
+    text = "name: a\n---\nname: b\nrules:\n  - match: {operation: withdrw}\n    respond: {error: timeout}\n"
+    status, body = await put(h, "/_sim/scenario", text, "application/yaml")
+    assert status == 400
+    assert any(p.startswith("(PUT /_sim/scenario):5: rules[0].match.operation") for p in body["problems"]), body
