@@ -98,4 +98,6 @@ async def test_a_mistake_in_a_later_document_names_its_line_in_the_whole_body(h:
     text = "name: a\n---\nname: b\nrules:\n  - match: {operation: withdrw}\n    respond: {error: timeout}\n"
     status, body = await put(h, "/_sim/scenario", text, "application/yaml")
     assert status == 400
-    assert any(p.startswith("(PUT /_sim/scenario):5: rules[0].match.operation") for p in body["problems"]), body
+    problems = body["problems"]
+    assert isinstance(problems, list)
+    assert any(p.startswith("(PUT /_sim/scenario):5: rules[0].match.operation") for p in problems), body
