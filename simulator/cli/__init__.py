@@ -187,9 +187,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_xpro(args: argparse.Namespace) -> int:
-    key = xpro_key(args.api_key)
+    needed = {"encrypt": ("plaintext", "--plaintext"), "decrypt": ("cipher_text", "--cipher-text")}.get(args.action)
+    if needed is not None and getattr(args, needed[0]) is None:
+        print(f"xpro {args.action}: {needed[1]} is required", file=sys.stderr)
+        return 2
+    try:  # a wrong --api-key or --iv is a usage mistake: one line, never a traceback
+        key = xpro_key(args.api_key)
+    except ValueError as exc:
+        print(f"xpro {args.action}: --api-key: {exc}", file=sys.stderr)
+        return 2
     if args.action == "encrypt":
-        iv = bytes.fromhex(args.iv) if args.iv else None
+        try:
+            iv = bytes.fromhex(args.iv) if args.iv else None
+            if iv is not None and len(iv) != 12:
+                raise ValueError(f"{len(iv)} bytes")
+        except ValueError:
+            print(f"xpro encrypt: --iv must be 24 hex digits (12 bytes), not {args.iv!r}", file=sys.stderr)
+            return 2
         print(xpro_encrypt(key, args.plaintext.encode("utf-8"), iv))
         return 0
     if args.action == "decrypt":

@@ -38,3 +38,24 @@ def test_help_prints_through_the_intermixed_parser(name: str) -> None:
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
         parse([name, "--help"])
     assert exited.value.code == 0 and "usage:" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["xpro", "encrypt"], "xpro encrypt: --plaintext is required"),
+        (["xpro", "decrypt"], "xpro decrypt: --cipher-text is required"),
+        (["xpro", "encrypt", "--plaintext", "{}", "--iv", "zz"], "--iv must be 24 hex digits (12 bytes), not 'zz'"),
+        (["xpro", "encrypt", "--plaintext", "{}", "--iv", "00"], "--iv must be 24 hex digits (12 bytes), not '00'"),
+        (["xpro", "sign", "--api-key", "short"], "xpro sign: --api-key: an AES-256 key is 32 bytes"),
+    ],
+)
+def test_xpro_helper_mistakes_are_one_line_not_a_traceback(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`xpro encrypt` without --plaintext (or decrypt without --cipher-text, a bad --iv or --api-key) raised
+    AttributeError/TypeError/ValueError with a traceback."""
+    from simulator.cli import main
+
+    assert main(argv) == 2
+    assert said in capsys.readouterr().err
