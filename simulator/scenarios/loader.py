@@ -357,12 +357,18 @@ def parse_body(text: str, filename: str, settings: Settings | None = None) -> Sc
     spec = text.strip()
     if spec.startswith(BUILTIN) and "\n" not in spec:
         return parse(read_source(spec), spec, settings)
+    return parse_documents(text, filename, settings)
+
+
+def parse_documents(text: str, filename: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
+    """One scenario document, or several (``--- # SOURCE`` lines, as ``GET /_sim/scenario`` writes
+    several files) applied in order as if they were files ``file_index``, ``file_index + 1``, ..."""
     documents = _documents(text)
     if len(documents) < 2:
-        return parse(text, filename, settings)
+        return parse(text, filename, settings, file_index)
     loaded: list[Scenario] = []
     problems: list[str] = []
-    for index, (padded, clean, label) in enumerate(documents):
+    for index, (padded, clean, label) in enumerate(documents, start=file_index):
         try:
             part = parse(padded, filename, settings, index)
             loaded.append(dataclasses.replace(part, sources=[label or filename], text=clean))
@@ -420,7 +426,7 @@ def parse_rule(
 
 def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
     """A scenario file, or a built-in one named ``builtin:NAME``."""
-    return parse(read_source(path), path, settings, file_index)
+    return parse_documents(read_source(path), path, settings, file_index)
 
 
 def _builtin_folder() -> Any:
@@ -458,7 +464,12 @@ def combine(scenarios: list[Scenario]) -> Scenario:
     if len(scenarios) == 1:
         return scenarios[0]
     # one YAML document per file, so that the text (GET /_sim/scenario) loads back as the same scenarios
-    text = "\n".join(f"--- # {s.sources[0]}\n{s.text.rstrip(chr(10))}" for s in scenarios) + "\n"
+    # (a scenario of several files already is; a file saved from GET /_sim/scenario is one)
+    text = "\n".join(
+        s.text.rstrip("\n") if len(s.sources) > 1 else f"--- # {s.sources[0]}\n{s.text.rstrip(chr(10))}"
+        for s in scenarios
+    )
+    text += "\n"
     return Scenario(
         name=" + ".join(s.name for s in scenarios),
         description="\n".join(s.description for s in scenarios if s.description),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,20 @@ async def test_a_mistake_in_a_later_document_names_its_line_in_the_whole_body(h:
     problems = body["problems"]
     assert isinstance(problems, list)
     assert any(p.startswith("(PUT /_sim/scenario):5: rules[0].match.operation") for p in problems), body
+
+
+def test_a_scenario_saved_from_get_loads_as_a_file(tmp_path: Path) -> None:
+    """`curl $S/scenario > saved.yaml` after several files, then `validate saved.yaml` or `serve --scenario
+    saved.yaml`: the file holds one document per file, which a file load took for a YAML syntax error."""
+    from simulator.scenarios import loader
+
+    combined = loader.load_files(["builtin:happy_path", "builtin:timeouts"])
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(loader.dump(combined), encoding="utf-8")
+    again = loader.load_files([str(saved), "builtin:insufficient_funds"])
+    assert again.sources == ["builtin:happy_path", "builtin:timeouts", "builtin:insufficient_funds"]
+    assert [r.name for r in again.rules][: len(combined.rules)] == [r.name for r in combined.rules]
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "validate", str(saved)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "ok (happy-path + timeouts" in done.stdout, done.stdout + done.stderr
