@@ -25,7 +25,7 @@
         ├── TransactionNotFound / WithdrawNotFound / RollbackTargetNotFound
         ├── Injected                 a scenario rule's ``respond``: a neutral name or a raw wire code
         └── InternalError            a bug in the simulator (logged with its traceback)
-            └── LedgerFull           the ledger holds ``server.max_transactions``: reset it
+            └── LedgerFull           the ledger holds ``server.max_players`` players: reset it
 
 Handlers never build error responses by hand: they raise, and the dialect renders through its one table.
 """
@@ -175,5 +175,6 @@ class InternalError(DomainError):
 
 
 class LedgerFull(InternalError):
-    """The ledger keeps ``server.max_transactions`` and is full: a new transaction is refused, nothing
-    changes, and the detail says to reset (or raise the setting)."""
+    """The ledger holds ``server.max_players`` players: a request naming a new one is refused, nothing
+    changes, and the detail says to reset (or raise the setting). Transactions never fill it: past
+    ``server.max_transactions`` the oldest rows are dropped and their ids remembered (retention)."""

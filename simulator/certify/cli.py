@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
         description="Run named cases against an operator's wallet. Settings: flags, then CERTIFY_* environment "
         "variables, then --target FILE. Exit 0: nothing failed; 1: a case failed; 2: the run could not happen.",
     )
-    c.add_argument("dialect", choices=DIALECTS)
+    c.add_argument("dialect", choices=DIALECTS, help="the protocol your wallet speaks")
     c.add_argument("--target", help="YAML file with the settings below (wallet_url:, private_key:, ...)")
     for key, (dialects, _) in KEYS.items():
         c.add_argument(

@@ -187,9 +187,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_xpro(args: argparse.Namespace) -> int:
-    key = xpro_key(args.api_key)
+    needed = {"encrypt": ("plaintext", "--plaintext"), "decrypt": ("cipher_text", "--cipher-text")}.get(args.action)
+    if needed is not None and getattr(args, needed[0]) is None:
+        print(f"xpro {args.action}: {needed[1]} is required", file=sys.stderr)
+        return 2
+    try:  # a wrong --api-key or --iv is a usage mistake: one line, never a traceback
+        key = xpro_key(args.api_key)
+    except ValueError as exc:
+        print(f"xpro {args.action}: --api-key: {exc}", file=sys.stderr)
+        return 2
     if args.action == "encrypt":
-        iv = bytes.fromhex(args.iv) if args.iv else None
+        try:
+            iv = bytes.fromhex(args.iv) if args.iv else None
+            if iv is not None and len(iv) != 12:
+                raise ValueError(f"{len(iv)} bytes")
+        except ValueError:
+            print(f"xpro encrypt: --iv must be 24 hex digits (12 bytes), not {args.iv!r}", file=sys.stderr)
+            return 2
         print(xpro_encrypt(key, args.plaintext.encode("utf-8"), iv))
         return 0
     if args.action == "decrypt":
@@ -277,6 +291,9 @@ def parser() -> argparse.ArgumentParser:
     _xpro_parser(sub)
     _fizzy_ambslot_parsers(sub)
     add_certify(sub)
+    for choice in sub._choices_actions:  # `simulator X --help` opens with the line `simulator --help` shows for X
+        command = sub.choices[choice.dest]
+        command.description = command.description or choice.help
     return p
 
 
@@ -305,7 +322,7 @@ def _serve_parser(sub: Subparsers) -> None:
 def _tool_parsers(sub: Subparsers) -> None:
     """validate, wait-ready, schema, config-doc, report."""
     v = sub.add_parser("validate", help="check scenario files; every mistake with file, line and key")
-    v.add_argument("files", nargs="+")
+    v.add_argument("files", nargs="+", metavar="FILE", help="scenario file or builtin:NAME")
     v.add_argument("--config", help="config file, to check tenants named by the scenario")
     v.set_defaults(func=cmd_validate)
 
@@ -318,7 +335,7 @@ def _tool_parsers(sub: Subparsers) -> None:
     _generate_parser(sub)
 
     sc = sub.add_parser("schema", help="print the scenario JSON Schema (or its path with --path)")
-    sc.add_argument("--path", action="store_true")
+    sc.add_argument("--path", action="store_true", help="print where the schema file is instead of its text")
     sc.set_defaults(func=cmd_schema)
 
     cd = sub.add_parser("config-doc", help="print the configuration reference (docs/configuration.md)")
@@ -342,11 +359,14 @@ def _generate_parser(sub: Subparsers) -> None:
         "generate",
         help="write COUNT Faker-shaped players as a scenario file (the same players for the same --seed)",
     )
-    g.add_argument("dialect", choices=registry.NAMES)
-    g.add_argument("--count", type=int, required=True)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--balance", help="AMOUNT, or MIN:MAX drawn uniformly in whole cents (default 1000.00)")
-    g.add_argument("--currency")
+    g.add_argument("dialect", choices=registry.NAMES, help="whose players")
+    g.add_argument("--count", type=int, required=True, help="how many players (required)")
+    g.add_argument("--seed", type=int, default=0, help="the same seed gives the same players (default 0)")
+    g.add_argument(
+        "--balance",
+        help="AMOUNT, or MIN:MAX drawn uniformly in whole cents (default: the tenant's starting balance, XPro 0)",
+    )
+    g.add_argument("--currency", help="the players' currency (default: the tenant's)")
     g.add_argument("--tenant", help="agent (XPro, AMBSlot) or public key (Fizzy)")
     g.add_argument("--config", help="config file (its tenants, currencies and default balances)")
     g.add_argument(
@@ -361,11 +381,15 @@ def _generate_parser(sub: Subparsers) -> None:
 
 def _xpro_parser(sub: Subparsers) -> None:
     x = sub.add_parser("xpro", help="XPro helpers: sign, encrypt, decrypt, call")
-    x.add_argument("action", choices=["sign", "encrypt", "decrypt", "call"])
-    x.add_argument("--url", default="http://127.0.0.1:8080")
-    x.add_argument("--path", default="/v2/members/balance")
-    x.add_argument("--agent", default=DEMO_XPRO["id"])
-    x.add_argument("--secret", default=DEMO_XPRO["secret"])
+    x.add_argument(
+        "action",
+        choices=["sign", "encrypt", "decrypt", "call"],
+        help="sign: a curl-ready request; encrypt/decrypt: a cipherText; call: send it (a token fetched first)",
+    )
+    x.add_argument("--url", default="http://127.0.0.1:8080", help="the simulator's base URL (default %(default)s)")
+    x.add_argument("--path", default="/v2/members/balance", help="endpoint (default %(default)s)")
+    x.add_argument("--agent", default=DEMO_XPRO["id"], help="x-agentid (default: the demo agent)")
+    x.add_argument("--secret", default=DEMO_XPRO["secret"], help="the agent's secret, for /v2/auth (default: demo)")
     x.add_argument("--api-key", default=DEMO_XPRO["api_key"], help="32 chars, hex:<64>, or base64:<44>")
     x.add_argument("--plaintext", help='request before encryption, e.g. \'{"username":"player001"}\'')
     x.add_argument("--cipher-text", help="a captured cipherText (decrypt, or sign as it is)")
@@ -379,23 +403,23 @@ def _xpro_parser(sub: Subparsers) -> None:
 
 def _fizzy_ambslot_parsers(sub: Subparsers) -> None:
     f = sub.add_parser("fizzy", help="Fizzy Bubbly helpers: sign, call")
-    f.add_argument("action", choices=["sign", "call"])
-    f.add_argument("path", nargs="?", default="/wallet/balance")
-    f.add_argument("body", nargs="?", default='{"playerId":"p-1","sessionId":"s-1","currency":"EUR"}')
-    f.add_argument("--url", default="http://127.0.0.1:8080")
+    f.add_argument("action", choices=["sign", "call"], help="sign: show each step and a curl line; call: send it")
+    f.add_argument("path", nargs="?", default="/wallet/balance", help="endpoint (default /wallet/balance)")
+    f.add_argument("body", nargs="?", default='{"playerId":"p-1","sessionId":"s-1","currency":"EUR"}', help="JSON body")
+    f.add_argument("--url", default="http://127.0.0.1:8080", help="the simulator's base URL (default %(default)s)")
     f.add_argument("--signed-url", help="sign this absolute URL instead of --url + path (behind a proxy)")
-    f.add_argument("--public-key", default=DEMO_FIZZY["public_key"])
-    f.add_argument("--private-key", default=DEMO_FIZZY["private_key"])
-    f.add_argument("-v", "--verbose", action="store_true")
+    f.add_argument("--public-key", default=DEMO_FIZZY["public_key"], help="Public-Key header (default: demo)")
+    f.add_argument("--private-key", default=DEMO_FIZZY["private_key"], help="HMAC key (default: demo)")
+    f.add_argument("-v", "--verbose", action="store_true", help="call: show the request too")
     f.set_defaults(func=cmd_fizzy)
 
     a = sub.add_parser("ambslot", help="AMBSlot helper: call")
-    a.add_argument("action", choices=["call"])
-    a.add_argument("path", nargs="?", default="/balance")
-    a.add_argument("body", nargs="?", default='{"username":"member001","agentId":"demo"}')
-    a.add_argument("--url", default="http://127.0.0.1:8080")
-    a.add_argument("--agent", default=DEMO_AMBSLOT["id"])
-    a.add_argument("-v", "--verbose", action="store_true")
+    a.add_argument("action", choices=["call"], help="send one request and show the answer")
+    a.add_argument("path", nargs="?", default="/balance", help="endpoint (default /balance)")
+    a.add_argument("body", nargs="?", default='{"username":"member001","agentId":"demo"}', help="JSON body")
+    a.add_argument("--url", default="http://127.0.0.1:8080", help="the simulator's base URL (default %(default)s)")
+    a.add_argument("--agent", default=DEMO_AMBSLOT["id"], help="agent id (default: demo)")
+    a.add_argument("-v", "--verbose", action="store_true", help="show the request too")
     a.set_defaults(func=cmd_ambslot)
 
 

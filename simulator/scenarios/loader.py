@@ -9,7 +9,9 @@ not meant (a rule that can never match, an ``apply`` that does nothing).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -355,7 +357,47 @@ def parse_body(text: str, filename: str, settings: Settings | None = None) -> Sc
     spec = text.strip()
     if spec.startswith(BUILTIN) and "\n" not in spec:
         return parse(read_source(spec), spec, settings)
-    return parse(text, filename, settings)
+    return parse_documents(text, filename, settings)
+
+
+def parse_documents(text: str, filename: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
+    """One scenario document, or several (``--- # SOURCE`` lines, as ``GET /_sim/scenario`` writes
+    several files) applied in order as if they were files ``file_index``, ``file_index + 1``, ..."""
+    documents = _documents(text)
+    if len(documents) < 2:
+        return parse(text, filename, settings, file_index)
+    loaded: list[Scenario] = []
+    problems: list[str] = []
+    for index, (padded, clean, label) in enumerate(documents, start=file_index):
+        try:
+            part = parse(padded, filename, settings, index)
+            loaded.append(dataclasses.replace(part, sources=[label or filename], text=clean))
+        except SourceError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SourceError(problems)
+    return combine(loaded)
+
+
+_DOCUMENT_START = re.compile(r"^---(?:[ \t]+#[ \t]*(.*))?[ \t]*$", re.M)
+
+
+def _documents(text: str) -> list[tuple[str, str, str]]:
+    """The YAML documents of ``text``, split at a ``---`` line (YAML reserves ``---`` in column 0 for that),
+    those holding only comments left out: (the document padded with the lines before it, so that a problem
+    names its line in the whole text; the document alone; the ``--- # SOURCE`` comment of its start line).
+    Several documents are several files applied in order: what ``GET /_sim/scenario`` answers after
+    ``serve --scenario A --scenario B``, which loads back as the same scenario."""
+    starts = [0] + [m.start() for m in _DOCUMENT_START.finditer(text) if m.start() > 0]
+    documents = []
+    for begin, end in zip(starts, [*starts[1:], len(text)], strict=True):
+        part = text[begin:end]
+        mark = _DOCUMENT_START.match(part)
+        body = part[mark.end() + 1 :] if mark else part
+        if any(line.strip() and not line.lstrip().startswith("#") for line in body.splitlines()):
+            label = (mark.group(1) or "").strip() if mark else ""
+            documents.append(("\n" * text.count("\n", 0, begin) + part, body, label))
+    return documents
 
 
 def parse_rule(
@@ -384,7 +426,7 @@ def parse_rule(
 
 def read(path: str, settings: Settings | None = None, file_index: int = 0) -> Scenario:
     """A scenario file, or a built-in one named ``builtin:NAME``."""
-    return parse(read_source(path), path, settings, file_index)
+    return parse_documents(read_source(path), path, settings, file_index)
 
 
 def _builtin_folder() -> Any:
@@ -421,7 +463,13 @@ def combine(scenarios: list[Scenario]) -> Scenario:
         return Scenario.empty()
     if len(scenarios) == 1:
         return scenarios[0]
-    text = "\n".join(f"# --- {s.sources[0]}\n{s.text}" for s in scenarios)
+    # one YAML document per file, so that the text (GET /_sim/scenario) loads back as the same scenarios
+    # (a scenario of several files already is; a file saved from GET /_sim/scenario is one)
+    text = "\n".join(
+        s.text.rstrip("\n") if len(s.sources) > 1 else f"--- # {s.sources[0]}\n{s.text.rstrip(chr(10))}"
+        for s in scenarios
+    )
+    text += "\n"
     return Scenario(
         name=" + ".join(s.name for s in scenarios),
         description="\n".join(s.description for s in scenarios if s.description),

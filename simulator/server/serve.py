@@ -32,29 +32,29 @@ def banner(settings: Settings, scenario: Scenario, base: str, admin_token: str |
     x, f, a = settings.xpro, settings.fizzy, settings.ambslot
     for agent in list(x.agents.values())[:3]:
         lines.append(
-            f"  XPro     {base}{x.prefix}/v2/auth  agent={agent.id} secret={agent.secret} "
+            f"  XPro      {base}{x.prefix}/v2/auth  agent={agent.id} secret={agent.secret} "
             f"api_key={agent.api_key} currency={agent.currency}"
         )
     for brand in list(f.brands.values())[:3]:
         lines.append(
-            f"  Fizzy    {base}{f.prefix}/wallet/balance  Public-Key={brand.public_key} "
+            f"  Fizzy     {base}{f.prefix}/wallet/balance  Public-Key={brand.public_key} "
             f"private key={brand.private_key} currency={brand.currency}"
         )
     for amb in list(a.agents.values())[:3]:
-        lines.append(f"  AMBSlot  {base}{a.prefix}/balance  agent={amb.id} currency={amb.currency}")
-    lines.append(f"  Admin    {base}/_sim/health" + ("  (Authorization: Bearer <admin token>)" if admin_token else ""))
+        lines.append(f"  AMBSlot   {base}{a.prefix}/balance  agent={amb.id} currency={amb.currency}")
+    lines.append(f"  Admin     {base}/_sim/health" + ("  (Authorization: Bearer <admin token>)" if admin_token else ""))
     lines.append(f"  Dashboard {base}/_sim/ui")
     if scenario.sources:
         rules = plural(len(scenario.rules), "rule")
-        lines.append(f"  Scenario {scenario.name} ({', '.join(scenario.sources)}): {rules}")
+        lines.append(f"  Scenario  {scenario.name} ({', '.join(scenario.sources)}): {rules}")
     else:
-        lines.append("  Scenario none loaded (--scenario FILE or builtin:NAME)")
+        lines.append("  Scenario  none loaded (--scenario FILE or builtin:NAME)")
     where = store.parse(settings.store)
     processes = f"{workers} worker processes" if workers > 1 else "1 process"
     if where is None:
-        lines.append(f"  Store    memory (this process only; state ends with it), {processes}")
+        lines.append(f"  Store     memory (this process only; state ends with it), {processes}")
     else:
-        lines.append(f"  Store    {where.shown} (shared by every replica, kept over restarts), {processes}")
+        lines.append(f"  Store     {where.shown} (shared by every replica, kept over restarts), {processes}")
     return "\n".join(lines)
 
 

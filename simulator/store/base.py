@@ -138,10 +138,10 @@ def scenario_files(scenario: Scenario) -> list[list[str]]:
     files: list[list[str]] = []
     rest = scenario.text
     for index, src in enumerate(scenario.sources):
-        marker = f"# --- {src}\n"
+        marker = f"--- # {src}\n"
         assert rest.startswith(marker), "a combined scenario's text starts each file with its marker"
         rest = rest[len(marker) :]
-        following = f"\n# --- {scenario.sources[index + 1]}\n" if index + 1 < len(scenario.sources) else None
+        following = f"\n--- # {scenario.sources[index + 1]}\n" if index + 1 < len(scenario.sources) else None
         end = rest.index(following) if following is not None else len(rest)
         files.append([src, rest[:end]])
         rest = rest[end + 1 :]

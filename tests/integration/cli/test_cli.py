@@ -240,7 +240,7 @@ def test_json_logs_every_line_from_start_to_stop_with_admin_actions(tmp_path: Pa
     assert set(admin) == {"reset", "player", "scenario"}
     assert admin["player"]["player"] == "p-9" and admin["player"]["fields"] == {"balance": 5}
     assert admin["scenario"]["scenario"] == "other"
-    assert any("Scenario none loaded" in line["message"] for line in lines)
+    assert any("Scenario  none loaded" in line["message"] for line in lines)
     assert lines[-1]["message"] == "stopped" and "shutting down" in lines[-2]["message"]
 
 

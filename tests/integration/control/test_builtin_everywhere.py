@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,53 @@ def test_validate_command_takes_builtin_names() -> None:
 async def test_text_plain_stays_refused_where_a_browser_needs_no_preflight(h: Harness) -> None:
     status, body = await put(h, "/_sim/scenario/validate", "builtin:timeouts")  # a POST: no preflight
     assert status == 415, body
+
+
+async def get_text(h: Harness, path: str) -> str:
+    async with h.http.get(h.url + path) as response:
+        assert response.status == 200
+        return await response.text()
+
+
+@pytest.mark.asyncio
+async def test_a_scenario_of_several_files_loads_back_as_get_answered_it(h: Harness) -> None:
+    """GET /_sim/scenario after several files answers one YAML document per file; PUT of that text gives the
+    same scenario (it was refused with every top-level key a duplicate), and GET answers the same text."""
+    from simulator.scenarios import loader
+
+    combined = loader.load_files(["builtin:happy_path", "builtin:timeouts"])
+    status, body = await put(h, "/_sim/scenario", loader.dump(combined), "application/yaml")
+    assert status == 200, body
+    assert body["name"] == "happy-path + timeouts" and body["rules"] == len(combined.rules), body
+    first = await get_text(h, "/_sim/scenario")
+    assert first.startswith("--- # builtin:happy_path\n") and "\n--- # builtin:timeouts\n" in first
+    status, body = await put(h, "/_sim/scenario", first, "application/yaml")
+    assert status == 200, body
+    assert await get_text(h, "/_sim/scenario") == first  # a fixed point: nothing grows on a round trip
+
+
+@pytest.mark.asyncio
+async def test_a_mistake_in_a_later_document_names_its_line_in_the_whole_body(h: Harness) -> None:
+    text = "name: a\n---\nname: b\nrules:\n  - match: {operation: withdrw}\n    respond: {error: timeout}\n"
+    status, body = await put(h, "/_sim/scenario", text, "application/yaml")
+    assert status == 400
+    problems = body["problems"]
+    assert isinstance(problems, list)
+    assert any(p.startswith("(PUT /_sim/scenario):5: rules[0].match.operation") for p in problems), body
+
+
+def test_a_scenario_saved_from_get_loads_as_a_file(tmp_path: Path) -> None:
+    """`curl $S/scenario > saved.yaml` after several files, then `validate saved.yaml` or `serve --scenario
+    saved.yaml`: the file holds one document per file, which a file load took for a YAML syntax error."""
+    from simulator.scenarios import loader
+
+    combined = loader.load_files(["builtin:happy_path", "builtin:timeouts"])
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(loader.dump(combined), encoding="utf-8")
+    again = loader.load_files([str(saved), "builtin:insufficient_funds"])
+    assert again.sources == ["builtin:happy_path", "builtin:timeouts", "builtin:insufficient_funds"]
+    assert [r.name for r in again.rules][: len(combined.rules)] == [r.name for r in combined.rules]
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "validate", str(saved)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "ok (happy-path + timeouts" in done.stdout, done.stdout + done.stderr

@@ -233,3 +233,12 @@ async def test_the_banner_shown_is_the_one_make_run_prints() -> None:
     port = re.search(r":(\d+)$", printed[0])
     assert port is not None, printed
     assert [line.replace(f":{port.group(1)}", ":8080") for line in printed] == shown
+
+
+def test_getting_started_shows_the_same_banner_as_the_readme() -> None:
+    """The README's banner is checked against a real start (above); the copy in getting-started must not drift."""
+    pattern = r"^```\n(Wallet simulator .*?)^```"
+    readme = re.search(pattern, README, flags=re.M | re.S)
+    guide = re.search(pattern, (ROOT / "docs" / "getting-started.md").read_text(), flags=re.M | re.S)
+    assert readme is not None and guide is not None
+    assert guide.group(1) == readme.group(1)

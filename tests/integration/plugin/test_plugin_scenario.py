@@ -74,3 +74,26 @@ def test_the_command_line_option_replaces_the_ini_one(pytester: pytest.Pytester)
     )
     result = pytester.runpytest_subprocess("-q", "--wallet-sim-scenario", "builtin:timeouts")
     result.assert_outcomes(passed=1)
+
+
+def test_a_test_after_a_marker_gets_back_a_session_of_several_scenarios(pytester: pytest.Pytester) -> None:
+    """Two ini lines make the session's scenario two files; the test after a marked one got a 400 (its
+    restore sent both files as one YAML document, every top-level key twice)."""
+    pytester.makeini("[pytest]\nwallet_sim_scenario =\n    builtin:happy_path\n    builtin:timeouts\n")
+    pytester.makepyfile(
+        test_two="""
+import pytest
+
+
+@pytest.mark.wallet_sim_scenario("builtin:insufficient_funds")
+def test_marked(wallet_simulator):
+    assert wallet_simulator.health()["scenario"] == "insufficient-funds"
+
+
+def test_back_to_both(wallet_simulator):
+    assert wallet_simulator.health()["scenario"] == "happy-path + timeouts"
+    assert [r["name"] for r in wallet_simulator.rules()["rules"]] == ["fizzy-timeout", "ambslot-timeout", "xpro-hang"]
+"""
+    )
+    result = pytester.runpytest_subprocess("-q", "--strict-markers")
+    result.assert_outcomes(passed=2)

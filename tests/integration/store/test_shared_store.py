@@ -250,7 +250,7 @@ def test_workers_share_the_port_and_the_store(
     assert first.stop() == 0
     # two workers join the store the first one left: its scenario and players, named in the one banner
     workers = spawn(served(url, None, "--workers", "2"))
-    assert "Scenario race" in workers.banner
+    assert "Scenario  race" in workers.banner
     rest = workers.proc.stdout.readline() if workers.proc.stdout else ""
     assert "2 worker processes" in rest and "redis://127.0.0.1" in rest
     health: Any = workers.get("/_sim/health")
