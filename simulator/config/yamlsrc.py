@@ -190,11 +190,6 @@ def read(path: str) -> tuple[Any, SourceMap]:
     return load(read_text(path), path)
 
 
-def schema_problems(data: Any, schema: dict[str, Any], source: SourceMap) -> list[str]:
-    """Validate ``data`` against a JSON Schema; every error as ``file:line: key: message``, in file order."""
-    return [text for _, _, text in schema_errors(data, schema, source)]
-
-
 def schema_errors(data: Any, schema: dict[str, Any], source: SourceMap) -> list[tuple[int, list[str | int], str]]:
     """Every schema error as ``(line, key path, "file:line: key: message")``, in file order. The path lets a
     caller skip its own checks on a part the schema already refused, and report the rest in the same pass."""

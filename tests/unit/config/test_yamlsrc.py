@@ -31,8 +31,8 @@ def test_did_you_mean() -> None:
     assert yamlsrc.did_you_mean("zzz", ["withdraw"]) == ""
 
 
-def test_schema_problems_come_in_file_order_with_lines() -> None:
+def test_schema_errors_come_in_file_order_with_lines() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"enum": ["x"]}}}
     data, source = yamlsrc.load("b: y\na: one\n", "s.yaml")
-    problems = yamlsrc.schema_problems(data, schema, source)
+    problems = [text for _, _, text in yamlsrc.schema_errors(data, schema, source)]
     assert [p.split(":")[1] for p in problems] == ["1", "2"]
