@@ -1,25 +1,34 @@
-"""The shared store: several simulators (replicas, ``--workers``) on one Redis server, state kept over restarts.
+"""The shared store: stateless replicas (``--workers``, several hosts) on one Redis server or Redis Cluster.
 
-Design: a replicated log. Redis holds, under ``{prefix}:``, an append-only stream of every change to the
-wallet state: a *genesis* entry (the scenario the first replica started with), every dialect request that
-changed the ledger (the decoded :class:`Operation`, with the time it ran), and every control call that
-changed something (``PUT /_sim/players/...``, ``POST /_sim/reset``, scenario and rule changes). Each replica
-keeps the ledger in memory, as the embedded store does, and brings it up to date by replaying the entries
-it has not seen; a restarted replica replays them all. There is still one definition of the money rules:
-the dialects' synchronous ``perform`` runs against the local ledger, live and on replay alike, with the
-clock frozen at the entry's time so that every replica computes the same balances.
+Design. The wallet state lives in Redis; a replica keeps no copy of the ledger, so its memory does not grow
+with the ledger and it is ready as soon as it has read the (small) configuration log.
 
-A request that may change the ledger runs under the store's write lock (``SET NX PX``, taken with the
-entries still to replay in one script), then is committed by a Lua script that appends it only if this
-replica still holds the lock and the stream still ends where this replica's copy does (compare-and-append).
-So two replicas racing on one player are serialised by the server: neither can overdraw nor apply one
-transaction twice. A commit that fails (Redis lost, lock expired) leaves nothing in the stream; the local
-copy, which ran ahead, is rebuilt from the stream before the next request.
-
-Also in Redis: in-flight claims (``SET NX PX``: "pending" across replicas), XPro nonces (``SET NX EX`` the
-replay window) and the token secret, and the scenario's rule counters (one script decides which rule fires
-and counts it, so ``nth``/``after``/``times`` hold across replicas; a probability draws from a hash of the
-rule's seed and its request count, the same on every replica and every run).
+- **Per request, a working set.** A request reads the keys its operation names (the player, the
+  transaction id, the round, the tombstones, the session; :mod:`simulator.store.working`), in the same
+  round trip as its nonce and in-flight claim. The dialect's own synchronous ``perform`` runs on those keys
+  (a key it reads that was not loaded is loaded and the request run again), then ONE script commits what
+  it wrote if nothing it read has changed (each value compared, a player's text carrying its version).
+  On a conflict the request is run again on fresh values. The money rules are written once, in Python,
+  and shared with the memory store.
+- **One hash slot per tenant.** Every key of a request carries the hash tag ``{prefix:dialect:tenant}``:
+  on a Redis Cluster a request's keys share a slot (so one script reads and writes them all) and tenants
+  spread over the nodes. Transaction ids are unique per tenant (XPro's agent, Fizzy's brand), so that
+  uniqueness is checked inside one slot; players never wait for each other, only two requests on the
+  same keys conflict.
+- **Epochs.** Ledger keys carry the store's epoch: a reset (or a new scenario) writes the scenario's
+  players under a new epoch and then publishes it, which makes everything before it unreachable at once;
+  the old keys are deleted in the background.
+- **The configuration log.** A small stream holds what every replica must apply in the same order: the
+  scenario (genesis), rule changes, resets and journal clears (each appended only if the log still ends
+  where this replica read it). Rule counters are shared keys (one script decides which rule fires and
+  counts it), XPro nonces ``SET NX EX``, the token secret one key.
+- **Retention.** Each tenant's transactions are listed oldest first; past ``server.max_transactions`` per
+  tenant (or older than ``server.transaction_retention``) the oldest rows are dropped by a background
+  trim, each replaced by a marker that lives ``server.id_retention`` (a retry of the id is a duplicate),
+  its effect carried on its player.
+- **Data loss.** An identity key is drawn when the log starts: a replica that finds it changed (Redis
+  restarted without persistence, FLUSHALL) says so in its health, starts the log again from its scenario,
+  and serves the same state as every other replica.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import random
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -45,7 +54,9 @@ from redis.exceptions import ConnectionError, RedisError
 from simulator import jsonio
 from simulator.config import Settings
 from simulator.errors import AuthFailed, DomainError, InternalError, SimulatorError, TransactionPending
-from simulator.journal import Entry, Journal
+from simulator.journal import Entry
+from simulator.ledger import Player
+from simulator.ledger.core import Tombstone
 from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
@@ -60,59 +71,34 @@ from simulator.store.base import (
     scenario_files,
 )
 from simulator.store.journal import JournalLink
+from simulator.store.working import (
+    GONE,
+    Key,
+    Miss,
+    Row,
+    WorkingLedger,
+    player_from_text,
+    player_text,
+    row_from_text,
+    stone_from_text,
+)
 
 log = logging.getLogger("simulator.store")
 
-LOCK_MS = 2_000  # the write lock expires after this long if its holder vanished (a group commits in ms)
-LOCK_WAIT = 5.0  # seconds a request waits for the lock: more than LOCK_MS, so a dead holder's lock expires
-# while requests still wait for it. An in-flight claim lives server.request_timeout at most: a claim
-# orphaned by a killed replica or an outage answers "pending" no longer than that. (A claim outlived by a
-# long injected delay costs nothing but the "pending" answer: the ledger refuses a second apply.)
 CONNECT_TIMEOUT = 2.0
-REPLAY_CHUNK = 5_000
-PRUNE_CHUNK = 1_000
-GROUP = 200  # requests committed together at most
-STREAK = 8  # groups committed in a row under one lock while requests wait, at most
-#: domain commands that restart every rule's counters, and those that empty the journal
+COMMAND_TIMEOUT = 5.0
+# An in-flight claim lives server.request_timeout at most: a claim orphaned by a killed replica or an outage
+# answers "pending" no longer than that (a claim outlived by a long injected delay costs nothing but the
+# "pending" answer: the compare-and-set refuses a second apply).
+RETRIES = 100  # conflicts on one request before it is answered with the internal error (never seen)
+LOADS = 8  # rounds of loading missing keys for one run, at most
+TRIM_BATCH = 64  # rows dropped by retention per trim step
+SWEEP_CHUNK = 500
 RESETS = ("reset", "scenario")
 CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
-OP_FIELDS = ("dialect", "operation", "endpoint", "agent", "player", "transaction", "scope", "round", "game")
+LEDGER_COMMANDS = ("player", "adjust")
+ABSENT = "\x00"  # in a compare-and-set: the key must not exist
 
-# KEYS: lock, log, identity; ARGV: token, lock ms, cursor, this replica's idea of the store's identity.
-# -1: the identity changed (the store lost its data); false: the lock is someone else's.
-ACQUIRE = """
-if redis.call('GET', KEYS[3]) ~= ARGV[4] then return -1 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-local start = '-'
-if ARGV[3] ~= '0-0' then start = '(' .. ARGV[3] end
-return redis.call('XRANGE', KEYS[2], start, '+')
-"""
-# KEYS: lock, log, the claims to free; ARGV: token, the log's tail as this replica knows it, keep (ms to
-# keep the lock for the next group, 0: free it), the number of claims, their values, then the entries.
-COMMIT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local tail = '0-0'
-if #last > 0 then tail = last[1][1] end
-if tail ~= ARGV[2] then return false end
-local claims = tonumber(ARGV[4])
-local id
-for i = 5 + claims, #ARGV, 3 do
-  id = redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 't', ARGV[i + 1], 'd', ARGV[i + 2])
-end
-if ARGV[3] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-for i = 1, claims do
-  if redis.call('GET', KEYS[2 + i]) == ARGV[4 + i] then redis.call('DEL', KEYS[2 + i]) end
-end
-return id
-"""
-# KEYS: the lock or claims to free; ARGV: the value each must still hold (else it is someone else's)
-RELEASE = """
-for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[i] then redis.call('DEL', key) end
-end
-return 0
-"""
 # KEYS: log, identity; ARGV: time, genesis data, a new identity. Starts the log (with its identity) if it
 # is empty; returns {identity, 1 if this call started it}.
 GENESIS = """
@@ -123,6 +109,68 @@ if redis.call('XLEN', KEYS[1]) == 0 then
 end
 redis.call('SET', KEYS[2], ARGV[3], 'NX')
 return {redis.call('GET', KEYS[2]), 0}
+"""
+# KEYS: log; ARGV: the log's tail as this replica knows it, kind, time, data. Appends only after that tail.
+APPEND = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local tail = '0-0'
+if #last > 0 then tail = last[1][1] end
+if tail ~= ARGV[1] then return false end
+return redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 't', ARGV[3], 'd', ARGV[4])
+"""
+# The commit of one working set, all keys in one slot. KEYS: seq, order, players index, claim, then the
+# checked keys, the written keys, (row, history) per new row, then lists to remove a member from.
+# ARGV: #checks, #writes, #new rows, #players created, claim value ('' none), #removals, then the expected
+# values (ABSENT: none), (value, ttl ms) per write (value ABSENT: delete), each new row's text without its
+# opening '{"seq":N,', the created players' ids, the members to remove.
+# Returns {1, transactions kept in the tenant, the last seq given} or {0} on a conflict (nothing written).
+COMMIT = """
+local C, W, R, P, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
+local k, a = 5, 7
+for i = 1, C do
+  local v = redis.call('GET', KEYS[k])
+  if v then
+    if v ~= ARGV[a] then return {0} end
+  elseif ARGV[a] ~= '\\0' then return {0} end
+  k = k + 1
+  a = a + 1
+end
+for i = 1, W do
+  local v, ttl = ARGV[a], tonumber(ARGV[a + 1])
+  if v == '\\0' then redis.call('DEL', KEYS[k])
+  elseif ttl > 0 then redis.call('SET', KEYS[k], v, 'PX', ttl)
+  else redis.call('SET', KEYS[k], v) end
+  k = k + 1
+  a = a + 2
+end
+local seq = 0
+if R > 0 then seq = redis.call('INCRBY', KEYS[1], R) - R end
+for i = 1, R do
+  seq = seq + 1
+  redis.call('SET', KEYS[k], '{"seq":' .. seq .. ',' .. ARGV[a])
+  redis.call('RPUSH', KEYS[k + 1], KEYS[k])
+  redis.call('RPUSH', KEYS[2], KEYS[k])
+  k = k + 2
+  a = a + 1
+end
+for i = 1, P do
+  redis.call('RPUSH', KEYS[3], ARGV[a])
+  a = a + 1
+end
+for i = 1, D do
+  redis.call('LREM', KEYS[k], 1, ARGV[a])
+  k = k + 1
+  a = a + 1
+end
+if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
+return {1, redis.call('LLEN', KEYS[2]), seq}
+"""
+# KEYS: the claims to free; ARGV: the value each must still hold (else it is someone else's)
+RELEASE = """
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i] then redis.call('DEL', key) end
+end
+return 0
 """
 # KEYS: the counters of the rules whose static match holds, in order; ARGV: 5 per rule
 # (times, nth, after, probability, seed; -1 for "not set"). Mirrors Rule.fires.
@@ -150,71 +198,73 @@ end
 return {0, 0}
 """
 
-
-Waiting = tuple[Operation, "Perform", "asyncio.Future[dict[str, Any]]"]
-Answer = tuple["asyncio.Future[dict[str, Any]]", dict[str, Any], BaseException | None]
+_ESCAPE = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 
 
-def _fail(group: list[Waiting], error: BaseException) -> None:
-    for _, _, answer in group:
-        if not answer.done():
-            answer.set_exception(error)
+def _esc(text: str) -> str:
+    return text.translate(_ESCAPE)
 
 
-class SharedClock:
-    """The simulator's clock, frozen while a change runs so that its replay computes the same times."""
-
-    def __init__(self, base: Callable[[], float]) -> None:
-        self.base = base
-        self.frozen: float | None = None
-
-    def __call__(self) -> float:
-        return self.frozen if self.frozen is not None else self.base()
-
-    @contextlib.contextmanager
-    def at(self, when: float) -> Iterator[None]:
-        self.frozen = when
-        try:
-            yield
-        finally:
-            self.frozen = None
+def _unesc(text: str) -> str:
+    return urllib.parse.unquote(text)
 
 
 class Keys:
+    """Where everything is (docs/replicas.md has the table)."""
+
     def __init__(self, prefix: str) -> None:
-        base = "{" + prefix + "}:"  # one hash slot per prefix (Redis Cluster keeps a script's keys together)
+        self.prefix = prefix
+        base = "{" + prefix + "}:"  # the store-wide keys: one slot
         self.log = base + "log"
-        self.lock = base + "lock"
         self.token_secret = base + "token-secret"
-        self.claim = base + "claim:"
         self.nonce = base + "nonce:"
         self.rule = base + "rule:"
         self.journal = base + "journal"
         self.identity = base + "identity"  # drawn when the log starts: gone or changed = the data was lost
+        self.epoch = base + "epoch"
+        self.tenants = base + "tenants"  # "dialect:tenant" of every tenant that has had a player
+
+    def tag(self, dialect: str, tenant: str) -> str:
+        return "{" + self.prefix + ":" + _esc(dialect) + ":" + _esc(tenant) + "}:"
+
+    def of(self, key: Key, epoch: int) -> str:
+        """The Redis key of a working-set key."""
+        return self.tag(key[1], key[2]) + str(epoch) + ":" + key[0] + ":" + ":".join(_esc(p) for p in key[3:])
+
+    def claim(self, dialect: str, tenant: str, scope: str, txn_id: str) -> str:
+        return self.tag(dialect, tenant) + "c:" + _esc(scope) + ":" + _esc(txn_id)
+
+    def seq(self, dialect: str, tenant: str) -> str:
+        return self.tag(dialect, tenant) + "seq"
+
+    def order(self, dialect: str, tenant: str, epoch: int) -> str:
+        """The tenant's transaction rows, oldest first (retention drops from the front)."""
+        return self.tag(dialect, tenant) + f"{epoch}:o"
+
+    def players(self, dialect: str, tenant: str, epoch: int) -> str:
+        """The tenant's player ids, in the order they were created."""
+        return self.tag(dialect, tenant) + f"{epoch}:P"
+
+    def history(self, dialect: str, tenant: str, player: str, epoch: int) -> str:
+        """One player's transaction rows, oldest first."""
+        return self.tag(dialect, tenant) + f"{epoch}:h:" + _esc(player)
 
 
-def encode_op(op: Operation) -> str:
-    """What replaying a request needs: the decoded fields and the dialect's params (the payload's
-    fingerprint among them), never the request itself: unknown extra fields are not kept."""
-    data: dict[str, Any] = {name: getattr(op, name) for name in OP_FIELDS}
-    data.update(currency=op.currency, amount=op.amount, mutating=op.mutating)
-    data["params"] = {k: v for k, v in op.params.items() if k != "secret"}
-    return jsonio.dumps(data)
-
-
-def decode_op(text: str) -> Operation:
-    data = jsonio.loads(text)
-    op = Operation(**{name: data[name] for name in OP_FIELDS})
-    op.currency, op.amount, op.mutating = data["currency"], data["amount"], data["mutating"]
-    op.params = data["params"]
-    if "fingerprint" in op.params:  # JSON numbers come back as Decimal
-        op.params["fingerprint"] = int(op.params["fingerprint"])
-    op.authenticated = True
-    return op
+def _predict(op: Operation) -> list[Key]:
+    """The keys a request will most likely read: loaded with its claim, in one round trip."""
+    d, t = op.dialect, op.agent or ""
+    keys: list[Key] = []
+    if op.player is not None:
+        keys.append(("p", d, t, op.player))
+        if op.round is not None:
+            keys += [("r", d, t, op.player, op.round), ("s", d, t, "round", op.player, op.round)]
+    if op.transaction is not None:
+        keys += [("t", d, t, op.scope, op.transaction), ("s", d, t, "txn", op.scope, op.transaction)]
+    return keys
 
 
 class RedisStore(Store):
-    """The replicated-log store (see the module docstring); given to a Simulator like any store."""
+    """The stateless shared store (see the module docstring); given to a Simulator like any store."""
 
     kind = "redis"
     sim: Host
@@ -224,52 +274,49 @@ class RedisStore(Store):
         self.where = where
         self.shown = where.shown
         self.keys = Keys(where.prefix)
-        self.cursor = "0-0"  # the last log entry applied here
+        self.cursor = "0-0"  # the last configuration entry applied here
+        self.epoch = 0
         self.identity = ""  # the store's identity key when this replica loaded it
         self.lost = 0  # times the store was found to have lost its data
         self.lost_at: float | None = None
-        self.dirty = True  # the local copy must be rebuilt from the log before it is used
-        self.token = f"{secrets.token_hex(8)}"
-        self._local = asyncio.Lock()  # one change at a time in this process
+        self.dirty = True  # the configuration must be rebuilt from the log before it is used
+        self.conflicts = 0  # working sets run again because another request changed what they read
+        self.token = secrets.token_hex(8)
+        self._local = asyncio.Lock()  # one configuration change at a time in this process
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
-        self._replayers: dict[str, Perform] = {}
-        self._waiting: list[Waiting] = []  # requests queued for the next group commit
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
-        self._freed: set[int] = set()  # id(op) of claims already released with their group
-        self._committer: asyncio.Task[None] | None = None
-        self._pruner: asyncio.Task[None] | None = None
-        self._lock_until = 0.0  # monotonic time until which this replica may count on holding the lock
-        self._streak = 0  # groups committed in a row under one lock
-        self._acquire = client.register_script(ACQUIRE)
+        self._freed: set[int] = set()  # id(op) of claims the commit released
+        self._loaded: dict[int, tuple[int, dict[Key, str | None]]] = {}  # id(op) -> (epoch, keys read at admit)
+        self._tenants: set[tuple[int, str, str]] = set()  # (epoch, dialect, tenant) registered from here
+        self._trims: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._trimmed_at: dict[tuple[str, str], float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._append = client.register_script(APPEND)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
         self._genesis = client.register_script(GENESIS)
         self._decide = client.register_script(DECIDE)
 
-    def clock(self, base: Callable[[], float]) -> Callable[[], float]:
-        self.shared_clock = SharedClock(base)
-        return self.shared_clock
-
     def bind(self, sim: Host) -> None:
         self.sim = sim
         self.journal_link = JournalLink(self.redis, self.keys.journal, sim.journal, self.token)
 
-    def attach(self, performers: dict[str, Perform]) -> None:
-        self._replayers = performers
-
     async def open(self) -> None:
-        """Start the log with this replica's scenario if it is empty, then load it."""
+        """Start the log with this replica's scenario if it is empty, then read the configuration."""
         with _store_errors():
             if not await self._start_log():
-                log.info("joining the shared state at %s (its scenario, players and transactions)", self.where.shown)
+                log.info("joining the shared state at %s", self.where.shown)
             await self.sync()
             await self.journal_link.pull()
         self.journal_link.start()
 
     async def close(self) -> None:
-        if self._pruner is not None:
+        tasks = [t for t in (self._sweeper, *self._trims.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await self._pruner
+                await task
         await self.journal_link.stop()
         await self.redis.aclose()
 
@@ -277,7 +324,7 @@ class RedisStore(Store):
         self.journal_link.publish(entry)
 
     async def health(self) -> dict[str, Any]:
-        health: dict[str, Any] = {"kind": "redis", "url": self.where.shown, "log_position": self.cursor}
+        health: dict[str, Any] = {"kind": "redis", "url": self.where.shown, "epoch": self.epoch}
         if self.journal_link.dropped:  # journal entries dropped unpublished while Redis was slow or away
             health["journal_dropped"] = self.journal_link.dropped
         if self.lost:  # the store lost its data: said here until this replica restarts
@@ -294,20 +341,21 @@ class RedisStore(Store):
 
     async def admit(self, op: Operation) -> DomainError | None:
         """One round trip before the pipeline: the XPro nonce (``SET NX EX``), the in-flight claim
-        (``SET NX PX``) and the log entries other replicas appended (so the rules are current)."""
+        (``SET NX PX``), the store's identity, the configuration entries other replicas appended, and the
+        keys the request will read."""
+        d, t = op.dialect, op.agent or ""
         nonce = f"{self.keys.nonce}{op.agent}:{op.params['nonce']}" if "nonce" in op.params and op.agent else None
-        claim = (op.dialect, op.agent or "", op.scope, op.transaction) if op.mutating and op.transaction else None
-        held = (self.keys.claim + jsonio.dumps(list(claim)), secrets.token_hex(8)) if claim else None
+        claim = (d, t, op.scope, op.transaction) if op.mutating and op.transaction else None
+        held = (self.keys.claim(*claim), secrets.token_hex(8)) if claim else None
         # a status check asks whether another replica holds the transaction in flight (XPro answers 35 then)
-        asked = (
-            (op.dialect, op.agent or "", op.scope, op.transaction)
-            if op.operation == "check" and op.transaction
-            else None
-        )
+        asked = self.keys.claim(d, t, op.scope, op.transaction) if op.operation == "check" and op.transaction else None
+        predicted = _predict(op)
+        epoch = self.epoch
         try:
             with _store_errors():
                 if self.dirty:
                     await self.sync()
+                    epoch = self.epoch
                 pipe = self.redis.pipeline(transaction=False)
                 if nonce is not None:
                     # as long as any replica keeps a nonce locally: twice the skew (a timestamp up to the skew
@@ -316,31 +364,44 @@ class RedisStore(Store):
                 if held is not None:
                     pipe.set(held[0], held[1], nx=True, px=int(self.sim.settings.server.request_timeout * 1000))
                 if asked is not None:
-                    pipe.exists(self.keys.claim + jsonio.dumps(list(asked)))
+                    pipe.exists(asked)
+                if predicted:
+                    pipe.mget([self.keys.of(k, epoch) for k in predicted])
+                pipe.get(self.keys.identity)
                 pipe.xrange(self.keys.log, self._after(), "+")
-                *taken, entries = await pipe.execute()
+                *taken, identity, entries = await pipe.execute()
+                if predicted:
+                    values = taken.pop()
+                    self._loaded[id(op)] = (epoch, dict(zip(predicted, values, strict=True)))
                 if asked is not None:
                     op.params["in_flight"] = bool(taken.pop())
-                await self._catch_up(entries)
+                if identity != self.identity:
+                    await self._lost()
+                elif entries:
+                    await self._catch_up(entries)
         except DomainError as err:
+            self._loaded.pop(id(op), None)
             return err
         if nonce is not None and not taken.pop(0):
+            self._loaded.pop(id(op), None)
             if held is not None and taken[0]:
                 await self._free(held)
             return AuthFailed("x-nonce was already used (replay, seen by another replica)")
         if held is not None and claim is not None:
             if not taken[0]:
+                self._loaded.pop(id(op), None)
                 return TransactionPending(f"transaction {claim[3]!r} is still being processed")
             self._held[id(op)] = (claim, held)
         return None
 
     def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
-        return self._holding(id(op)) if id(op) in self._held else contextlib.nullcontext()
+        return self._holding(op) if id(op) in self._held else contextlib.nullcontext()
 
     @contextlib.asynccontextmanager
-    async def _holding(self, key: int) -> AsyncIterator[None]:
-        """The claim run() took, released when the pipeline is done with it: by the script that commits
-        (or unlocks) the request's group, or here if the request never reached the ledger."""
+    async def _holding(self, op: Operation) -> AsyncIterator[None]:
+        """The claim admit() took, released when the pipeline is done with it: by the script that commits
+        the request, or here if the request wrote nothing."""
+        key = id(op)
         claim, held = self._held[key]
         dialect, tenant, scope, txn_id = claim
         try:
@@ -348,6 +409,7 @@ class RedisStore(Store):
                 yield
         finally:
             del self._held[key]
+            self._loaded.pop(key, None)
             if key in self._freed:
                 self._freed.discard(key)
             else:
@@ -357,8 +419,12 @@ class RedisStore(Store):
         with contextlib.suppress(RedisError, OSError):
             await self._release(keys=[held[0]], args=[held[1]])
 
+    async def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
+        with _store_errors():
+            return bool(await self.redis.exists(self.keys.claim(dialect, tenant, scope, txn_id)))
+
     async def decide(self, op: Operation) -> Decision | None:
-        with _store_errors():  # the log was read by run(), in the same round trip as the claim
+        with _store_errors():  # the log was read by admit(), in the same round trip as the claim
             candidates = [rule for rule in self.sim.engine.rules if rule.match.holds(op)]
             if not candidates:
                 return None
@@ -375,84 +441,247 @@ class RedisStore(Store):
         return Engine._decision(rule)
 
     async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
-        """Queue the request for the next group commit and wait for its answer (see _commit_groups)."""
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((op, perform, answer))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.get_running_loop().create_task(self._commit_groups())
-        return await answer
+        """Run the dialect's money rules on the request's working set and commit what they wrote."""
+        epoch, data = self._loaded.pop(id(op), (-1, {}))
+        held = self._held.get(id(op))
+        result: dict[str, Any] = await self._run(
+            op.dialect, op.agent or "", _predict(op), lambda: perform(op), data if epoch == self.epoch else {}, held
+        )
+        if held is not None:
+            self._freed.add(id(op))
+        return result
 
-    async def _commit_groups(self) -> None:
-        """Group commit: the requests that queued up while the last group was committed are run one after
-        the other under ONE write lock and committed by ONE script, so the two round trips to Redis are
-        shared by the group. A failed commit fails the whole group (each answer may depend on the ones
-        before it), and nothing of it is in the log."""
-        while self._waiting:
-            group, self._waiting = self._waiting[:GROUP], self._waiting[GROUP:]
-            try:
-                answers = await self._commit_group(group)
-            except StoreUnavailable as exc:
-                _fail(group, exc)
-                continue
-            except Exception as exc:  # a bug: every request of the group gets the internal error
-                log.exception("simulator bug while committing a group")
-                self.dirty = True
-                _fail(group, InternalError(f"simulator bug: {type(exc).__name__}: {exc}"))
-                continue
-            for answer, data, error in answers:
-                if answer.done():
-                    continue
+    async def _run(
+        self,
+        dialect: str,
+        tenant: str,
+        first: list[Key],
+        body: Any,
+        data: dict[Key, str | None],
+        held: tuple[Any, tuple[str, str]] | None = None,
+    ) -> Any:
+        """Run ``body`` (which reads and writes ``self.sim.ledger``) on a working set until its commit holds;
+        a domain error it raises is committed too (a tombstone, a refusal count) and then raised."""
+        for attempt in range(RETRIES):
+            epoch = self.epoch
+            if not data:
+                data = await self._load(first, epoch)
+            ws, result, error = await self._settle(body, data, epoch)
+            writes, new, created = ws.diff()
+            if not writes and not new:
+                if held is not None:
+                    await self._free(held[1])
                 if error is not None:
-                    answer.set_exception(error)
-                else:
-                    answer.set_result(data)
+                    raise error
+                return result
+            if await self._write(dialect, tenant, epoch, data, writes, new, created, held):
+                if error is not None:
+                    raise error
+                return result
+            self.conflicts += 1
+            data = {}
+            await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
+        raise StoreUnavailable(f"the request conflicted with others {RETRIES} times; nothing applied")
 
-    async def _commit_group(self, group: list[Waiting]) -> list[Answer]:
-        """One group under the write lock. While more requests wait, the lock is kept for the next group
-        (extended by the commit, at most STREAK groups in a row, so other replicas get their turn): the
-        next group then needs no round trip to take it, as nothing can have been appended meanwhile."""
-        async with self._local:
-            with _store_errors():
-                await self._lock_and_catch_up()
+    async def _settle(
+        self, body: Any, data: dict[Key, str | None], epoch: int
+    ) -> tuple[WorkingLedger, Any, DomainError | None]:
+        """Run ``body`` on a working set, loading what it misses (each time running it again from the start)."""
+        for _ in range(LOADS):
+            ws = WorkingLedger(self.sim.clock, self.sim.ledger, data)
+            home, self.sim.ledger = self.sim.ledger, ws
             try:
-                answers, entries = self._run_group(group)
-            except BaseException:
-                await self._unlock()
-                raise
-            ops = [id(op) for op, _, _ in group if id(op) in self._held]
-            claims = [self._held[key][1] for key in ops]  # released by the same script
-            keep = bool(self._waiting) and self._streak < STREAK
-            if entries:
-                await self._append(entries, claims, keep=keep)
-            elif keep:
-                await self._release_claims(claims)
-            else:
-                await self._unlock(claims)
-            self._freed.update(ops)
-            return answers
+                return ws, body(), None
+            except Miss as miss:
+                missing = miss.keys
+            except DomainError as exc:
+                return ws, None, exc
+            finally:
+                self.sim.ledger = home
+            data.update(await self._load(missing, epoch))
+        raise InternalError(f"a request read more than {LOADS} rounds of keys")
 
-    def _run_group(self, group: list[Waiting]) -> tuple[list[Answer], list[list[str]]]:
-        answers: list[Answer] = []
-        entries: list[list[str]] = []
-        for op, perform, answer in group:
-            when = self.shared_clock.base()
-            before = self.sim.ledger.changes
-            data: dict[str, Any] = {}
-            error: BaseException | None = None
-            with self.shared_clock.at(when):
-                try:
-                    data = perform(op)
-                except Exception as exc:  # a domain error, or a bug the dialect reports as internal
-                    error = exc
-            if self.sim.ledger.changes != before:
-                entries.append(["op", repr(when), encode_op(op)])
-            answers.append((answer, data, error))
-        return answers, entries
+    async def _load(self, keys: Any, epoch: int) -> dict[Key, str | None]:
+        keys = list(dict.fromkeys(keys))
+        with _store_errors():
+            values = await self.redis.mget([self.keys.of(k, epoch) for k in keys])
+        return dict(zip(keys, values, strict=True))
 
-    # the log
+    async def _write(
+        self,
+        dialect: str,
+        tenant: str,
+        epoch: int,
+        data: dict[Key, str | None],
+        writes: dict[Key, str | None],
+        new: list[Row],
+        created: dict[Key, str],
+        held: tuple[Any, tuple[str, str]] | None,
+        removals: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    ) -> bool:
+        """The compare-and-set commit of one working set: False if something it read has changed."""
+        keys = self.keys
+        for key in (*data, *writes):
+            if key[1] != dialect or key[2] != tenant:
+                raise InternalError(f"a request of {dialect}/{tenant} touched {key[1]}/{key[2]}")
+        names = [
+            keys.seq(dialect, tenant),
+            keys.order(dialect, tenant, epoch),
+            keys.players(dialect, tenant, epoch),
+            held[1][0] if held is not None else keys.seq(dialect, tenant),
+        ]
+        ttl = str(int(self.sim.settings.server.id_retention * 1000))
+        args: list[str] = [
+            str(len(data)),
+            str(len(writes)),
+            str(len(new)),
+            str(len(created)),
+            held[1][1] if held is not None else "",
+            str(len(removals)),
+        ]
+        for key, text in data.items():
+            names.append(keys.of(key, epoch))
+            args.append(ABSENT if text is None else text)
+        for key, text in writes.items():
+            names.append(keys.of(key, epoch))
+            args += [ABSENT if text is None else text, ttl if key[0] == "s" or text == GONE else "0"]
+        for row in new:
+            names += [
+                keys.of(("t", dialect, tenant, row.scope, row.id if row.indexed else f"#{row.id}"), epoch),
+                keys.history(dialect, tenant, row.player, epoch),
+            ]
+            args.append(row.body())
+        args += list(created.values())
+        for name, member in removals:
+            names.append(name)
+            args.append(member)
+        with _store_errors():
+            answer = await self._commit(keys=names, args=args)
+        if not int(answer[0]):
+            return False
+        if created and (epoch, dialect, tenant) not in self._tenants:
+            with _store_errors():
+                await self.redis.sadd(keys.tenants, f"{_esc(dialect)}:{_esc(tenant)}")
+            self._tenants.add((epoch, dialect, tenant))
+        if new:
+            self._retain(dialect, tenant, int(answer[1]))
+        return True
+
+    # retention
+
+    def _retain(self, dialect: str, tenant: str, kept: int) -> None:
+        """Start a background trim of the tenant's oldest rows when they exceed the bounds."""
+        server = self.sim.settings.server
+        where = (dialect, tenant)
+        if kept <= server.max_transactions:
+            if server.transaction_retention <= 0:
+                return
+            now = time.monotonic()
+            if now - self._trimmed_at.get(where, 0.0) < 1.0:  # the age bound is checked once a second
+                return
+            self._trimmed_at[where] = now
+        task = self._trims.get(where)
+        if task is None or task.done():
+            self._trims[where] = asyncio.get_running_loop().create_task(self._trim(dialect, tenant))
+
+    async def _trim(self, dialect: str, tenant: str) -> None:
+        """Drop the tenant's oldest rows beyond the bounds, each by a compare-and-set like any request: its
+        effect is carried on its player, its id stays known as :data:`GONE` for ``id_retention``."""
+        server = self.sim.settings.server
+        try:
+            while True:
+                epoch = self.epoch
+                order = self.keys.order(dialect, tenant, epoch)
+                length = await self.redis.llen(order)
+                heads = await self.redis.lrange(order, 0, TRIM_BATCH - 1)
+                if not heads:
+                    return
+                excess = length - server.max_transactions
+                cutoff = time.time() - server.transaction_retention if server.transaction_retention > 0 else None
+                dropped = 0
+                for name in heads:
+                    text = await self.redis.get(name)
+                    if excess <= 0:
+                        if cutoff is None or text is None or text == GONE:
+                            return
+                        if float(jsonio.loads(text)["time"]) >= cutoff:
+                            return
+                    if not await self._drop(dialect, tenant, epoch, order, name, text):
+                        break  # changed meanwhile: read the front again
+                    excess -= 1
+                    dropped += 1
+                if not dropped:
+                    await asyncio.sleep(0.001)
+        except (RedisError, OSError):
+            log.warning("trimming %s/%s stopped: the store did not answer", dialect, tenant)
+
+    async def _drop(self, dialect: str, tenant: str, epoch: int, order: str, name: str, text: str | None) -> bool:
+        """Drop one row (``name``, read as ``text``) by a compare-and-set commit."""
+        if text is None or text == GONE:
+            await self.redis.lrem(order, 1, name)
+            return True
+        row = row_from_text(dialect, tenant, text)
+        pkey: Key = ("p", dialect, tenant, row.player)
+        ptext = await self.redis.get(self.keys.of(pkey, epoch))
+        if ptext is None:
+            await self.redis.lrem(order, 1, name)
+            return True
+        player, version, _ = player_from_text(dialect, tenant, row.player, ptext)
+        player.carried += row.credit - row.debit
+        rkey: Key = ("t", dialect, tenant, row.scope, row.id)
+        data: dict[Key, str | None] = {pkey: ptext}
+        writes: dict[Key, str | None] = {pkey: player_text(player, version + 1)}
+        indexed = self.keys.of(rkey, epoch) == name
+        raw: dict[str, str | None] = {name: text}
+        removals = [(order, name), (self.keys.history(dialect, tenant, row.player, epoch), name)]
+        if row.track_round and row.round is not None:
+            lkey: Key = ("r", dialect, tenant, row.player, row.round)
+            data[lkey] = await self.redis.get(self.keys.of(lkey, epoch))
+            writes[lkey] = None
+        fkey: Key = ("f", dialect, tenant, row.scope, row.id)
+        data[fkey] = await self.redis.get(self.keys.of(fkey, epoch))
+        writes[fkey] = None
+        return await self._drop_commit(dialect, tenant, epoch, data, writes, raw, indexed, removals)
+
+    async def _drop_commit(
+        self,
+        dialect: str,
+        tenant: str,
+        epoch: int,
+        data: dict[Key, str | None],
+        writes: dict[Key, str | None],
+        raw: dict[str, str | None],
+        indexed: bool,
+        removals: list[tuple[str, str]],
+    ) -> bool:
+        ((name, text),) = raw.items()
+        keys = self.keys
+        ttl = str(int(self.sim.settings.server.id_retention * 1000))
+        names = [keys.seq(dialect, tenant), keys.order(dialect, tenant, epoch)] * 2
+        args: list[str] = [str(len(data) + 1), str(len(writes) + 1), "0", "0", "", str(len(removals))]
+        for key, value in data.items():
+            names.append(keys.of(key, epoch))
+            args.append(ABSENT if value is None else value)
+        names.append(name)
+        args.append(text or ABSENT)
+        for key, value in writes.items():
+            names.append(keys.of(key, epoch))
+            args += [ABSENT if value is None else value, "0"]
+        names.append(name)
+        if indexed and self.sim.settings.server.max_remembered_ids > 0:
+            args += [GONE, ttl]
+        else:
+            args += [ABSENT, "0"]
+        for list_name, member in removals:
+            names.append(list_name)
+            args.append(member)
+        answer = await self._commit(keys=names, args=args)
+        return bool(int(answer[0]))
+
+    # the configuration log
 
     async def sync(self) -> None:
-        """Apply the entries other replicas appended (all of them, after a rebuild)."""
+        """Apply the configuration entries other replicas appended (all of them, after a rebuild)."""
         async with self._local:
             if self.dirty:
                 await self._rebuild()
@@ -461,49 +690,72 @@ class RedisStore(Store):
             pipe.xrange(self.keys.log, self._after(), "+")
             identity, entries = await pipe.execute()
             if identity != self.identity:
-                await self._lost()
+                await self._lost_locked()
                 return
             for entry_id, fields in entries:
-                await self._apply(entry_id, fields)
-
-    async def _entries(self, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
-        """Log entries after this replica's cursor."""
-        found = await self.redis.xrange(self.keys.log, self._after(), "+", count=count)
-        return cast(list[tuple[str, dict[str, str]]], found)
+                self._apply(entry_id, fields)
 
     def _after(self) -> str:
         return "-" if self.cursor == "0-0" else "(" + self.cursor
 
     async def _catch_up(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         """Apply entries read without the local lock: those the cursor has passed meanwhile are skipped."""
-        if not any(_stream_id(entry_id) > _stream_id(self.cursor) for entry_id, _ in entries):
-            return  # nothing new (most often: this replica's own last commit); no need to wait for the lock
         async with self._local:
             if self.dirty:
-                return  # the next change rebuilds from the whole log
+                return  # the next use rebuilds from the whole log
             for entry_id, fields in entries:
                 if _stream_id(entry_id) > _stream_id(self.cursor):
-                    await self._apply(entry_id, fields)
+                    self._apply(entry_id, fields)
 
     async def _start_log(self) -> bool:
         """Start the log with this replica's scenario if it is empty (a new store, or one that lost its
-        data), and learn the store's identity; True if this call started it."""
-        genesis = jsonio.dumps({"files": scenario_files(self.sim.scenario)})
-        args = [repr(self.shared_clock.base()), genesis, secrets.token_hex(8)]
+        data): its players are written under a new epoch first, then the log names that epoch. Learns the
+        store's identity; True if this call started it."""
+        if await self.redis.xlen(self.keys.log):
+            identity = await self.redis.get(self.keys.identity)
+            if identity is not None:
+                self.identity = str(identity)
+                return False
+        epoch = int(await self.redis.incr(self.keys.epoch))
+        await self._seed(epoch)
+        genesis = jsonio.dumps({"files": scenario_files(self.sim.scenario), "epoch": epoch})
+        args = [repr(time.time()), genesis, secrets.token_hex(8)]
         identity, started = await self._genesis(keys=[self.keys.log, self.keys.identity], args=args)
         self.identity = str(identity)
         return bool(started)
 
+    async def _seed(self, epoch: int) -> None:
+        """Write the players of the local ledger (the scenario's, just seeded) under ``epoch``."""
+        pipe = self.redis.pipeline(transaction=False)
+        tenants: set[tuple[str, str]] = set()
+        for count, player in enumerate(self.sim.ledger.players.values(), 1):
+            d, t = player.dialect, player.tenant
+            pipe.set(self.keys.of(("p", d, t, player.id), epoch), player_text(player, 1))
+            pipe.rpush(self.keys.players(d, t, epoch), player.id)
+            for session in player.sessions:
+                pipe.set(self.keys.of(("x", d, t, session), epoch), player.id)
+            tenants.add((d, t))
+            if count % 1000 == 0:
+                await pipe.execute()
+                pipe = self.redis.pipeline(transaction=False)
+        for d, t in tenants:
+            pipe.sadd(self.keys.tenants, f"{_esc(d)}:{_esc(t)}")
+        await pipe.execute()
+
     async def _lost(self) -> None:
+        async with self._local:
+            await self._lost_locked()
+
+    async def _lost_locked(self) -> None:
         """The store's identity changed: Redis lost its data (restarted without persistence, FLUSHALL).
-        This replica's copy is dropped and rebuilt from the store, as every other replica's is, so none
-        serves a copy of its own; the loss is counted in the health check and logged (``_rebuild``)."""
+        The configuration is read again from the store (started again from this replica's scenario if
+        the log is empty), as every other replica does, so none serves a state of its own."""
         self.dirty = True
         await self._rebuild()
 
     def _note_lost(self) -> None:
         self.lost += 1
-        self.lost_at = self.shared_clock.base()
+        self.lost_at = time.time()
         log.error(
             "the store %s lost its data (its identity key changed): serving from the store's state again",
             self.where.shown,
@@ -511,150 +763,44 @@ class RedisStore(Store):
         )
 
     async def _rebuild(self) -> None:
-        """Replay the whole log into an empty copy (this replica's journal is kept: resets replayed here
-        are history, not news). A log found empty is started again with this replica's scenario."""
+        """Apply the whole configuration log from the start (this replica's journal is kept: resets
+        applied here are history, not news). A log found empty is started again with this replica's
+        scenario."""
         known = self.identity
+        if not await self.redis.xlen(self.keys.log):
+            self.sim.execute(Command("reset", {}))  # the local scenario's players, to seed the new epoch
         await self._start_log()
-        if known and self.identity != known:
-            self._note_lost()
-        sim = self.sim
-        journal, sim.journal = sim.journal, Journal(1)
-        try:
-            await self._replay_all()
-        finally:
-            sim.journal = journal
-
-    async def _replay_all(self) -> None:
         self.sim.engine = Engine(Scenario.empty())
-        self.sim.ledger.reset()
         self._generations.clear()
         self.cursor = "0-0"
-        while True:
-            chunk = await self._entries(REPLAY_CHUNK)
-            for entry_id, fields in chunk:
-                await self._apply(entry_id, fields)
-            if len(chunk) < REPLAY_CHUNK:
-                break
+        if known and self.identity != known:
+            self._note_lost()
+        journal = self.sim.journal
+        entries = cast(list[tuple[str, dict[str, str]]], await self.redis.xrange(self.keys.log, "-", "+"))
+        saved = list(journal)
+        for entry_id, fields in entries:
+            self._apply(entry_id, fields)
+        journal.clear()
+        for entry in saved:
+            journal.append(entry)
         self.dirty = False
 
-    async def _lock_and_catch_up(self) -> None:
-        if self.dirty:
-            await self._rebuild()
-            self._lock_until = 0.0
-        if time.monotonic() < self._lock_until:  # still held since the last group (see _commit_group)
-            self._streak += 1
-            return
-        self._streak = 0
-        deadline = time.monotonic() + LOCK_WAIT
-        pause = 0.0005
-        while True:
-            keys = [self.keys.lock, self.keys.log, self.keys.identity]
-            entries = await self._acquire(keys=keys, args=[self.token, LOCK_MS, self.cursor, self.identity])
-            if entries == -1:
-                await self._lost()
-                continue
-            if entries is not None:
-                break
-            if time.monotonic() > deadline:
-                raise StoreUnavailable(f"the store's write lock was busy for {LOCK_WAIT:g}s")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.005)  # another replica holds it: it frees it within a group commit
-        self._lock_until = time.monotonic() + LOCK_MS / 2000  # held: half the expiry, a margin for slow hops
-        try:
-            for entry_id, flat in entries:
-                await self._apply(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)))
-        except BaseException:
-            await self._unlock()
-            raise
-
-    async def _append(
-        self, entries: list[list[str]], claims: Sequence[tuple[str, str]] = (), *, keep: bool = False
-    ) -> None:
-        """Commit changes (kind, time, data each) and free the claims given, and the lock unless ``keep``;
-        on any failure the local copy (already changed) is rebuilt before its next use."""
-        keys = [self.keys.lock, self.keys.log, *(key for key, _ in claims)]
-        args: list[str | int] = [self.token, self.cursor, LOCK_MS if keep else 0, len(claims)]
-        args += [value for _, value in claims]
-        args += [part for entry in entries for part in entry]
-        started = time.monotonic()
-        self._lock_until = 0.0
-        try:
-            entry_id = await self._commit(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            self.dirty = True
-            raise StoreUnavailable(
-                f"the store was lost while committing ({type(exc).__name__}); nothing applied"
-            ) from None
-        if entry_id is None:
-            self.dirty = True
-            raise StoreUnavailable("the store's write lock expired before the commit; nothing applied")
-        self.cursor = entry_id
-        if keep:
-            self._lock_until = started + LOCK_MS / 2000
-
-    async def _release_claims(self, claims: list[tuple[str, str]]) -> None:
-        if claims:
-            with contextlib.suppress(RedisError, OSError):
-                await self._release(keys=[key for key, _ in claims], args=[value for _, value in claims])
-
-    async def _unlock(self, claims: list[tuple[str, str]] | None = None) -> None:
-        """Free the write lock (and claims); a failure is harmless: the lock expires, claims too."""
-        self._lock_until = 0.0
-        held = [(self.keys.lock, self.token), *(claims or [])]
-        with contextlib.suppress(RedisError, OSError):
-            await self._release(keys=[key for key, _ in held], args=[value for _, value in held])
-
-    async def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
-        kind, when, data = fields["k"], float(fields["t"]), fields["d"]
+    def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
+        kind, data = fields["k"], jsonio.loads(fields["d"])
         resets = False
-        with self.shared_clock.at(when):
-            if kind == "op":
-                op = decode_op(data)
-                perform = self._replayers.get(op.dialect)
-                if perform is not None:
-                    with contextlib.suppress(DomainError):  # a refused request that left a tombstone
-                        perform(op)
-            elif kind == "genesis":
-                self.sim.execute(Command("scenario", jsonio.loads(data)))
-                resets = True
-            elif kind == "cmd":
-                entry = jsonio.loads(data)
-                resets = entry["name"] in RESETS
-                try:
-                    self.sim.execute(Command(entry["name"], entry["args"]))
-                except Exception:  # it succeeded where it was made: the same command on the same state cannot fail
-                    log.exception("replaying the command %s failed", entry["name"])
+        if kind == "genesis":
+            self.sim.execute(Command("scenario", {"files": data["files"]}))
+            self.epoch, resets = int(data["epoch"]), True
+        elif kind == "cmd":
+            resets = data["name"] in RESETS
+            try:
+                self.sim.execute(Command(data["name"], data["args"]))
+            except Exception:  # it succeeded where it was made: the same command on the same state cannot fail
+                log.exception("applying the command %s failed", data["name"])
+            if "epoch" in data:
+                self.epoch = int(data["epoch"])
         self._restart_counters(entry_id, resets)
         self.cursor = entry_id
-
-    def _prune_before(self, entry_id: str, *, everything: bool) -> None:
-        """A reset makes every request and player change before it unreachable; a new scenario, every
-        entry before it. They are deleted in the background (a replica still reading them meanwhile just
-        finds fewer: what they did is undone by the reset anyway). Rule changes before a reset stay."""
-        if self._pruner is not None and not self._pruner.done():
-            self._pruner.cancel()
-        self._pruner = asyncio.get_running_loop().create_task(self._prune(entry_id, everything))
-
-    async def _prune(self, entry_id: str, everything: bool) -> None:
-        try:
-            if everything:
-                await self.redis.xtrim(self.keys.log, minid=entry_id, approximate=False)
-                return
-            start = "-"
-            while True:
-                chunk = cast(
-                    list[tuple[str, dict[str, str]]],
-                    await self.redis.xrange(self.keys.log, start, "(" + entry_id, count=PRUNE_CHUNK),
-                )
-                if not chunk:
-                    return
-                gone = [eid for eid, fields in chunk if _unreachable(fields)]
-                if gone:
-                    await self.redis.xdel(self.keys.log, *gone)
-                start = "(" + chunk[-1][0]
-                await asyncio.sleep(0)  # let requests through between chunks
-        except (RedisError, OSError):  # the next reset prunes what this one left
-            log.warning("pruning the log before %s stopped: the store did not answer", entry_id)
 
     def _restart_counters(self, entry_id: str, every_rule: bool) -> None:
         """Give fresh counters to the rules an entry added (or, for a reset or new scenario, to all). The
@@ -681,49 +827,135 @@ class RedisStore(Store):
     # the control API
 
     async def refresh(self) -> None:
-        """Before a control read: the ledger, the rule counters and the journal as every replica left them."""
+        """Before a control read: the configuration, the rule counters and the journal as every replica
+        left them (the ledger is read from the store by each read, page by page)."""
         with _store_errors():
             await self.sync()
             await self.refresh_counters()
             await self.journal_link.pull()
 
     async def command(self, command: Command) -> Any:
-        """A domain command: made under the write lock after catching up, then logged, so that every
-        replica makes it too (replayed by :meth:`_apply`, the same ``Simulator.execute``)."""
-        async with self._local:
+        """A domain command. A player change runs on its working set like a request. A configuration
+        change (scenario, rules, reset, journal) is made here and appended to the log if the log still ends
+        where this replica read it (else it is made again on the newer state); a reset or new scenario
+        first writes its players under a new epoch, which the log entry then names."""
+        if command.name in LEDGER_COMMANDS:
+            args = command.args
+            d, t, pid = args["dialect"], args["tenant"], args["player"]
             with _store_errors():
-                await self._lock_and_catch_up()
-            committed = False
-            try:
-                when = self.shared_clock.base()
-                with self.shared_clock.at(when):
-                    try:
-                        result = self.sim.execute(command)
-                    except SimulatorError:
-                        raise  # a refusal: nothing was changed
-                    except Exception:
-                        self.dirty = True  # a bug half-way: rebuild the local copy from the log
-                        raise
-                entry = jsonio.dumps({"name": command.name, "args": command.args})
-                await self._append([["cmd", repr(when), entry]])
-                committed = True
+                await self.sync()
+            return await self._run(d, t, [("p", d, t, pid)], lambda: self.sim.execute(command), {})
+        for _ in range(RETRIES):
+            async with self._local:
+                with _store_errors():
+                    if self.dirty:
+                        await self._rebuild()
+                    await self._catch_up_locked()
+                    result, entry = await self._make(command)
+                    entry_id = await self._append(
+                        keys=[self.keys.log], args=[self.cursor, "cmd", repr(time.time()), entry]
+                    )
+                if entry_id is None:  # another replica appended first: apply theirs, then make this again
+                    self.dirty = True
+                    continue
+                self.cursor = entry_id
+                self._restart_counters(entry_id, command.name in RESETS)
                 if command.name in CLEARS_JOURNAL:  # every replica's journal
                     with contextlib.suppress(RedisError, OSError):
                         await self.journal_link.clear()
-                self._restart_counters(self.cursor, command.name in RESETS)
                 if command.name in RESETS:
-                    self._prune_before(self.cursor, everything=command.name == "scenario")
+                    self._sweep()
                 return result
-            finally:
-                if not committed:
-                    await self._unlock()
+        raise StoreUnavailable("the configuration kept changing under this change; nothing applied")
 
+    async def _catch_up_locked(self) -> None:
+        entries = cast(list[tuple[str, dict[str, str]]], await self.redis.xrange(self.keys.log, self._after(), "+"))
+        for entry_id, fields in entries:
+            self._apply(entry_id, fields)
 
-def _unreachable(fields: dict[str, str]) -> bool:
-    """An entry a later reset undoes: a request, a player change, an adjustment, an earlier reset."""
-    if fields.get("k") == "op":
-        return True
-    return fields.get("k") == "cmd" and jsonio.loads(fields["d"])["name"] in ("player", "adjust", "reset")
+    async def _make(self, command: Command) -> tuple[Any, str]:
+        """Carry out a configuration command here; (its result, its log entry)."""
+        try:
+            result = self.sim.execute(command)
+        except SimulatorError:
+            raise  # a refusal: nothing was changed
+        except Exception:
+            self.dirty = True  # a bug half-way: rebuild the configuration from the log
+            raise
+        entry: dict[str, Any] = {"name": command.name, "args": command.args}
+        if command.name in RESETS:
+            epoch = int(await self.redis.incr(self.keys.epoch))
+            await self._seed(epoch)
+            entry["epoch"] = self.epoch = epoch
+        return result, jsonio.dumps(entry)
+
+    def _sweep(self) -> None:
+        """Delete the keys of earlier epochs in the background."""
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_old())
+
+    async def _sweep_old(self) -> None:
+        pattern = "{" + self.keys.prefix + ":*"
+        try:
+            batch: list[str] = []
+            async for name in self.redis.scan_iter(match=pattern, count=SWEEP_CHUNK):
+                _, _, rest = str(name).partition("}:")
+                head = rest.split(":", 1)[0]
+                if head.isdigit() and int(head) < self.epoch:
+                    batch.append(name)
+                if len(batch) >= SWEEP_CHUNK:
+                    await self._delete(batch)
+                    batch = []
+            await self._delete(batch)
+        except (RedisError, OSError):  # the next reset sweeps what this one left
+            log.warning("deleting the keys of earlier epochs stopped: the store did not answer")
+
+    async def _delete(self, names: list[str]) -> None:
+        if names:
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:  # one key a command: on a cluster they are in many slots
+                pipe.unlink(name)
+            await pipe.execute()
+            await asyncio.sleep(0)
+
+    # the control API's reads: page by page from the store, never everything at once
+
+    async def count_players(self) -> int:
+        total = 0
+        with _store_errors():
+            for d, t in await self._tenant_list():
+                total += int(await self.redis.llen(self.keys.players(d, t, self.epoch)))
+        return total
+
+    async def _tenant_list(self) -> list[tuple[str, str]]:
+        found = await self.redis.smembers(self.keys.tenants)
+        tenants = []
+        for text in sorted(found):
+            d, _, t = str(text).partition(":")
+            tenants.append((_unesc(d), _unesc(t)))
+        return tenants
+
+    async def _players_at(self, d: str, t: str, ids: list[str]) -> list[Player]:
+        if not ids:
+            return []
+        texts = await self.redis.mget([self.keys.of(("p", d, t, pid), self.epoch) for pid in ids])
+        return [player_from_text(d, t, pid, text)[0] for pid, text in zip(ids, texts, strict=True) if text]
+
+    async def _rows_at(self, names: list[str], d: str, t: str) -> list[Row]:
+        if not names:
+            return []
+        texts = await self.redis.mget(names)
+        return [row_from_text(d, t, text) for text in texts if text and text != GONE]
+
+    async def _stones(self) -> list[Tombstone]:
+        stones = []
+        for d, t in await self._tenant_list():
+            pattern = self.keys.tag(d, t).replace("*", "\\*") + f"{self.epoch}:s:*"
+            async for name in self.redis.scan_iter(match=pattern, count=SWEEP_CHUNK):
+                text = await self.redis.get(name)
+                if text:
+                    stones.append(stone_from_text(d, t, text))
+        return stones
 
 
 def _stream_id(text: str) -> tuple[int, int]:
@@ -752,7 +984,7 @@ def _client(where: StoreURL) -> aioredis.Redis:
     options: dict[str, Any] = {
         "decode_responses": True,
         "socket_connect_timeout": CONNECT_TIMEOUT,
-        "socket_timeout": LOCK_WAIT,
+        "socket_timeout": COMMAND_TIMEOUT,
         "retry": Retry(NoBackoff(), 1),
         "retry_on_error": [ConnectionError],
     }
