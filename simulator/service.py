@@ -135,6 +135,11 @@ class Simulator:
         """Bring what the control API reads up to date (a shared store reads what other replicas did)."""
         await self.store.refresh()
 
+    async def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
+        """Whether a request with this transaction id is being processed right now (its claim is held),
+        on whichever replica: asked of the store, since a shared one holds the claims."""
+        return await self.store.in_flight(dialect, tenant, txn_id, scope)
+
     # domain commands
 
     async def reset(self) -> None:

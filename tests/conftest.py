@@ -15,13 +15,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from simulator import config, jsonio
+from simulator.dialects import registry
 from simulator.dialects.client import AmbslotClient, FizzyClient, XproClient
 from simulator.scenarios import loader
 from simulator.scenarios.model import Scenario
@@ -62,12 +65,82 @@ class Harness:
             except jsonio.JSONError:
                 return response.status, raw.decode()
 
+    # The state as users read and change it: through the control API, never ``sim.ledger`` (a replica on a
+    # shared store does not hold the players and transactions in memory). Money comes back as Decimal.
+
+    async def control(self, method: str, path: str, body: Any = None) -> Any:
+        """One ``/_sim`` call that must succeed (``path`` after ``/_sim``): its JSON answer."""
+        status, answer = await self.admin(method, "/_sim" + path, body)
+        assert status < 400, f"{method} /_sim{path} answered {status}: {answer}"
+        return answer
+
+    async def player_view(self, dialect: str, player: str, tenant: str | None = None) -> dict[str, Any]:
+        """``GET /_sim/players/{dialect}/{player}``: the player (balance, currency, flags, sessions) with its
+        transactions, newest first; ``tenant``: the agent / public key (default: the first configured)."""
+        found = await self.find_player(dialect, player, tenant)
+        assert found is not None, f"no {dialect} player {player!r} under {tenant or 'the first tenant'}"
+        return found
+
+    async def find_player(self, dialect: str, player: str, tenant: str | None = None) -> dict[str, Any] | None:
+        """Like :meth:`player_view`, but None when there is no such player (404)."""
+        query = _query(**{registry.get(dialect).tenant_key: tenant})
+        status, answer = await self.admin("GET", f"/_sim/players/{dialect}/{quote(player, safe='')}{query}")
+        if status == 404:
+            return None
+        assert status == 200, f"GET /_sim/players/{dialect}/{player} answered {status}: {answer}"
+        assert isinstance(answer, dict)
+        return answer
+
+    async def players(
+        self, dialect: str | None = None, q: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """``GET /_sim/players``, every one of them: ``limit`` must be above their number (checked)."""
+        return _whole(await self.control("GET", "/players" + _query(dialect=dialect, q=q, limit=limit)), limit)
+
+    async def transactions(
+        self, dialect: str | None = None, player: str | None = None, status: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """``GET /_sim/transactions``, newest first, every one of them: ``limit`` must be above their number."""
+        query = _query(dialect=dialect, player=player, status=status, limit=limit)
+        return _whole(await self.control("GET", "/transactions" + query), limit)
+
+    async def invariants(self) -> dict[str, Any]:
+        """``GET /_sim/invariants``: ``{"ok": true, ...}`` (200) or ``{"ok": false, "problems": [...]}`` (409)."""
+        status, answer = await self.admin("GET", "/_sim/invariants")
+        assert status in (200, 409) and isinstance(answer, dict), f"GET /_sim/invariants answered {status}: {answer}"
+        assert answer["ok"] is (status == 200)
+        return answer
+
+    async def set_player(self, dialect: str, player: str, tenant: str | None = None, **fields: Any) -> dict[str, Any]:
+        """``PUT /_sim/players/{dialect}/{player}``: create or change a player (balance, flags, bet_limit...)."""
+        body = {**fields, **({registry.get(dialect).tenant_key: tenant} if tenant is not None else {})}
+        answer: dict[str, Any] = await self.control("PUT", f"/players/{dialect}/{quote(player, safe='')}", body)
+        return answer
+
+    async def set_balance(
+        self, dialect: str, player: str, balance: Decimal | int | str, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """Move a balance to an exact value (booked as an ``adjust`` transaction)."""
+        return await self.set_player(dialect, player, tenant, balance=balance)
+
     async def close(self) -> None:
         for client in (self.xpro, self.fizzy, self.amb):
             await client.close()
         await self.http.close()
         await self.runner.cleanup()
         await self.sim.close()
+
+
+def _query(**params: Any) -> str:
+    given = {k: v for k, v in params.items() if v is not None}
+    return "?" + urlencode(given) if given else ""
+
+
+def _whole(found: Any, limit: int) -> list[dict[str, Any]]:
+    """A control-API list asked for with ``limit``: a full page may have left some out, so it fails."""
+    assert isinstance(found, list), found
+    assert len(found) < limit, f"{len(found)} rows at limit={limit}: some may be missing, ask for more"
+    return found
 
 
 Start = Callable[..., Awaitable[Harness]]

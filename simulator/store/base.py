@@ -96,6 +96,11 @@ class Store:
             return _AsyncClaim(self.sim.ledger.claim(op.dialect, op.agent or "", op.transaction, op.scope))
         return contextlib.nullcontext()
 
+    async def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
+        """Whether a request with this transaction id holds its in-flight claim right now (what a second
+        one meanwhile is answered as pending for); a shared store asks where its claims are."""
+        return self.sim.ledger.in_flight(dialect, tenant, txn_id, scope)
+
     async def decide(self, op: Operation) -> Decision | None:
         return self.sim.engine.decide(op)
 

@@ -120,7 +120,7 @@ async def test_a_soak_over_two_replicas_leaves_one_consistent_ledger(start: Star
     tally = soak.Tally()
     await asyncio.gather(*(soak.worker((a, b)[seed % 2], seed, tally) for seed in range(soak.WORKERS)))
     fresh_replica = await start(store_url=url)
-    soak.check(fresh_replica.sim.ledger, tally)
+    await soak.check(fresh_replica, tally)
     views = [(await h.admin("GET", "/_sim/players"))[1] for h in (a, b, fresh_replica)]
     assert views[0] == views[1] == views[2]
 

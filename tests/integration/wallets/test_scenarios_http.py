@@ -5,7 +5,9 @@ unless ``apply: true``."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,12 @@ class Gate:
         self.event.set()
 
 
-async def until(predicate: Any, attempts: int = 1000) -> None:
-    """Poll every 5 ms (up to 5 s) for a state, instead of guessing how long it takes."""
+async def until(predicate: Callable[[], bool | Awaitable[bool]], attempts: int = 1000) -> None:
+    """Poll every 5 ms (up to 1000 tries) for a state, instead of guessing how long it takes; ``predicate``
+    may be async (a control-API read, ``h.sim.in_flight(...)``)."""
     for _ in range(attempts):
-        if predicate():
+        result = predicate()
+        if await result if inspect.isawaitable(result) else result:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition not reached")
@@ -81,7 +85,7 @@ async def test_happy_path(start: Start) -> None:
     assert (await h.fizzy.withdraw("p-1", 50, txn="w1")).json["balance"] == 200
     assert await amb_balance(h) == 10000
     assert (await h.amb.bet("member001", "R1", 100)).json["status"]["code"] == 0
-    assert h.sim.ledger.invariants()["ok"] and not any(e.rule for e in h.sim.journal)
+    assert (await h.invariants())["ok"] and not any(e.rule for e in h.sim.journal)
 
 
 async def test_insufficient_funds(start: Start) -> None:
@@ -131,7 +135,7 @@ async def test_transaction_pending_injected_then_natural(start: Start) -> None:
     assert [(await h.xpro.transfer("player001", 5, "PEND-1")).json["code"] for _ in range(3)] == [35, 35, 0]
     assert await xpro_balance(h) == 105
     first = asyncio.ensure_future(h.xpro.transfer("player001", 10, "SLOW-1"))
-    await until(lambda: h.sim.ledger.in_flight("xpro", "demo", "SLOW-1"))
+    await until(lambda: h.sim.in_flight("xpro", "demo", "SLOW-1"))
     retry = await h.xpro.transfer("player001", 10, "SLOW-1")
     assert retry.json["code"] == 35 and retry.json["message"] == "The transaction is pending"
     gate.release()
@@ -154,7 +158,7 @@ async def test_timeouts(start: Start) -> None:
     assert (await h.xpro.check("player001", "HANG-1")).json["code"] == 35  # still in flight: never 4
     assert (await h.xpro.transfer("player001", 20, "HANG-1")).json["code"] == 35  # still processing
     gate.release()
-    await until(lambda: h.sim.ledger.find("xpro", "demo", "HANG-1") is not None)
+    await until(lambda: booked(h, "xpro", "HANG-1"))
     assert (await h.xpro.check("player001", "HANG-1")).json["data"]["amount"] == 20
     assert await xpro_balance(h) == 120
 
@@ -176,7 +180,7 @@ async def test_applied_but_lost(start: Start) -> None:
     gateway = await h.amb.call("/payout", amb_payload)
     assert gateway.status == 502 and "502 Bad Gateway" in gateway.body
     assert (await h.amb.call("/payout", amb_payload)).json["data"]["balance"] == {"before": 100, "after": 140}
-    assert h.sim.ledger.invariants()["ok"]
+    assert (await h.invariants())["ok"]
 
 
 async def test_flaky_network_is_reproducible_and_applies_nothing_it_breaks(start: Start) -> None:
@@ -204,7 +208,7 @@ async def test_flaky_network_is_reproducible_and_applies_nothing_it_breaks(start
 
     first = await run()
     assert {"ok", "reset", "gateway", "empty", "malformed"} == set(first)
-    assert h.sim.ledger.player("ambslot", "demo", "member001").balance == 1000 - first.count("ok")  # type: ignore[union-attr]
+    assert (await h.player_view("ambslot", "member001", "demo"))["balance"] == 1000 - first.count("ok")
     assert (await h.admin("POST", "/_sim/reset"))[0] == 200
     assert await run() == first
     jitter = [e.delay for e in h.sim.journal if e.rule == "jitter"]
@@ -213,17 +217,17 @@ async def test_flaky_network_is_reproducible_and_applies_nothing_it_breaks(start
 
 async def test_large_player_base(start: Start) -> None:
     h = await scenario(start, "large_player_base")
-    players = list(h.sim.ledger.players.values())
-    counts = {d: sum(1 for p in players if p.dialect == d) for d in ("xpro", "fizzy", "ambslot")}
+    players = await h.players(limit=10_000)
+    counts = {d: sum(1 for p in players if p["dialect"] == d) for d in ("xpro", "fizzy", "ambslot")}
     assert counts == {"xpro": 1000, "fizzy": 2000, "ambslot": 1000}
-    someone = next(p for p in players if p.dialect == "fizzy")
-    assert Decimal(10) <= someone.balance <= Decimal(5000)
-    reply = await h.fizzy.withdraw(someone.id, someone.balance, txn="all-in")
+    someone = next(p for p in players if p["dialect"] == "fizzy")
+    assert Decimal(10) <= someone["balance"] <= Decimal(5000)
+    reply = await h.fizzy.withdraw(someone["player"], someone["balance"], txn="all-in")
     assert reply.status == 200 and reply.json["balance"] == 0
-    member = next(p for p in players if p.dialect == "xpro")
-    assert (await h.xpro.balance(member.id)).json["data"]["balance"] == member.balance
+    member = next(p for p in players if p["dialect"] == "xpro")
+    assert (await h.xpro.balance(member["player"])).json["data"]["balance"] == member["balance"]
     again = await scenario(start, "large_player_base")
-    assert [p.id for p in again.sim.ledger.players.values()] == [p.id for p in players]
+    assert [p["player"] for p in await again.players(limit=10_000)] == [p["player"] for p in players]
 
 
 # every neutral name and every raw code, in each dialect's wire form
@@ -247,10 +251,14 @@ async def money_call(h: Harness, dialect: str) -> Any:
 
 
 async def balance_after(h: Harness, dialect: str) -> Decimal:
-    player = h.sim.ledger.player(
-        dialect, h.sim.settings.tenants(dialect)[0], {"xpro": "p1", "fizzy": "p-1", "ambslot": "member001"}[dialect]
-    )
-    return player.balance if player else Decimal(-1)
+    """The balance the control API shows (first tenant), or -1 when there is no such player."""
+    player = await h.find_player(dialect, {"xpro": "p1", "fizzy": "p-1", "ambslot": "member001"}[dialect])
+    return player["balance"] if player else Decimal(-1)
+
+
+async def booked(h: Harness, dialect: str, txn_id: str) -> bool:
+    """Whether the ledger (as the control API shows it) has a transaction with this id."""
+    return any(t["transaction"] == txn_id for t in await h.transactions(dialect=dialect))
 
 
 def check_wire(dialect: str, reply: Any, code: Any, status: int, message: str) -> None:

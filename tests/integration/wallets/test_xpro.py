@@ -194,7 +194,7 @@ async def test_one_trans_id_on_transaction_and_cashout_is_3_both_ways(start: Sta
     assert (await h.xpro.cashout("p1", "C1")).json["code"] == 0
     assert (await h.xpro.transfer("p1", 10, "C1")).json["code"] == 3
     assert (await h.xpro.transfer("p1", -10, "C1")).json["code"] == 3
-    assert await balance_of(h, "p1") == 0 and h.sim.ledger.invariants()["ok"]
+    assert await balance_of(h, "p1") == 0 and (await h.invariants())["ok"]
 
 
 async def test_duplicate_policy_replay(start: Start) -> None:
@@ -251,25 +251,21 @@ async def test_check_transactions(xp: Harness) -> None:
 
 
 async def test_balance_is_rounded_to_six_places_on_output(xp: Harness) -> None:
-    player = xp.sim.ledger.player("xpro", "demo", "player001")
-    assert player is not None
-    xp.sim.ledger.set_balance(player, Decimal("1.123456789"))
+    await xp.set_balance("xpro", "player001", Decimal("1.123456789"), "demo")
     assert await balance_of(xp) == Decimal("1.123457")
-    assert player.balance == Decimal("1.123456789")  # stored exactly
+    assert (await xp.player_view("xpro", "player001", "demo"))["balance"] == Decimal("1.123456789")  # stored exactly
 
 
 async def test_disabled_is_19_and_locked_is_20(xp: Harness) -> None:
     await xp.xpro.transfer("player001", 10, "D1")
-    player = xp.sim.ledger.player("xpro", "demo", "player001")
-    assert player is not None
-    player.locked = True
+    await xp.set_player("xpro", "player001", "demo", locked=True)
     assert (await xp.xpro.transfer("player001", 1, "D2")).json["code"] == 20
     assert (await xp.xpro.cashout("player001", "C1")).json["code"] == 20
     assert (await xp.xpro.balance("player001")).json["code"] == 0  # reading is still allowed
-    player.locked, player.disabled = False, True
+    await xp.set_player("xpro", "player001", "demo", locked=False, disabled=True)
     assert (await xp.xpro.balance("player001")).json["code"] == 19
     assert (await xp.xpro.transfer("player001", 1, "D3")).json["code"] == 19
-    player.disabled = False
+    await xp.set_player("xpro", "player001", "demo", disabled=False)
     assert await balance_of(xp) == 10
 
 
@@ -431,7 +427,7 @@ async def test_forty_concurrent_withdrawals_apply_exactly_the_affordable_number(
     codes = [r.json["code"] for r in replies]
     assert codes.count(0) == 25 and codes.count(2) == 15
     assert await balance_of(xp) == 0
-    assert xp.sim.ledger.invariants()["ok"]
+    assert (await xp.invariants())["ok"]
 
 
 async def test_same_trans_id_twenty_times_at_once_is_applied_once(xp: Harness) -> None:
@@ -439,7 +435,7 @@ async def test_same_trans_id_twenty_times_at_once_is_applied_once(xp: Harness) -
     codes = sorted(r.json["code"] for r in replies)
     assert codes.count(0) == 1 and set(codes[1:]) <= {3, 35}
     assert await balance_of(xp) == 7
-    assert len([t for t in xp.sim.ledger.log if t.id == "ONCE"]) == 1
+    assert len([t for t in await xp.transactions() if t["transaction"] == "ONCE"]) == 1
 
 
 async def test_iv_must_be_random_per_request(xp: Harness) -> None:
