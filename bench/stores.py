@@ -5,7 +5,7 @@ side; then the join time and RSS of a replica joining a store that already holds
 It starts its own ``redis-server`` processes (Debian's, as the tests do) on free loopback ports with no
 persistence, and stops them by their PIDs. The load is bench/run.py's: requests prepared before the timed
 part, replayed by bench/loadgen.py in another process, bounded in time. The store for the join is filled
-directly (one recorded request, copied with new ids, streamed with ``redis-cli --pipe``).
+directly (the row one bet left, copied with new ids, streamed with ``redis-cli --pipe``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,63 @@ def resp(*parts: str) -> bytes:
 
 
 def join(url: str, redis_port: int, scenario: str, count: int, directory: str) -> tuple[float, float]:
-    """(seconds to ready, RSS MB) of a replica joining a store holding ``count`` transactions."""
+    """(seconds to ready, RSS MB) of a replica joining a store holding ``count`` transactions (a stateless
+    replica reads the configuration log only: its time and memory do not depend on ``count``)."""
+    import redis as redis_py
+
+    from simulator import jsonio
+
+    def serve(port: int) -> list[str]:
+        return [sys.executable, "-m", "simulator", "serve", "--host", bench.HOST, "--port", str(port), "--quiet"]
+
+    port = bench.free_port()
+    first = bench.Server([*serve(port), "--scenario", scenario, "--store", url], port, "/_sim/health")
+    try:
+        client = AmbslotClient(f"http://{bench.HOST}:{port}")
+        prepared = client.prepare("/bet", client.fields("b0", "join-r", "0.01", txn="join-t"))
+        bench.post(prepared.url, prepared.body, prepared.headers)
+    finally:
+        first.stop()
+    # copy the row that bet left, with new ids, into the tenant's keys (a row, its place in the tenant's
+    # order and in its player's history): what 1M committed bets leave in a stateless store
+    client_r = redis_py.Redis(host=bench.HOST, port=redis_port, decode_responses=True)
+    row_key = next(k for k in client_r.scan_iter(match="[{]join:*:t:*") if k.endswith(":join-t"))
+    text = client_r.get(row_key)
+    assert text is not None
+    tag, _, rest = row_key.partition("}:")
+    epoch = rest.split(":", 1)[0]
+    order, history = f"{tag}}}:{epoch}:o", f"{tag}}}:{epoch}:h:b0"
+    template = jsonio.loads(text)
+    feed = os.path.join(directory, "join.resp")
+    with open(feed, "wb") as out:
+        for i in range(count):
+            template.update(seq=i + 2, id=f"j{i}", round=f"jr{i}")
+            name = row_key[: -len("join-t")] + f"j{i}"
+            out.write(resp("SET", name, jsonio.dumps(template)) + resp("RPUSH", order, name))
+            out.write(resp("RPUSH", history, name))
+    cli = shutil.which("redis-cli") or "redis-cli"
+    create = [cli, "--cluster", "create", *hosts, "--cluster-replicas", "0", "--cluster-yes"]
+    subprocess.run(create, check=True, capture_output=True, timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        info = subprocess.run([cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True).stdout
+        if "cluster_state:ok" in info:
+            return procs, ports
+        time.sleep(0.1)
+    raise SystemExit("the Redis Cluster did not come up")
+
+
+def resp(*parts: str) -> bytes:
+    out = [f"*{len(parts)}\r\n".encode()]
+    for part in parts:
+        data = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def join(url: str, redis_port: int, scenario: str, count: int, directory: str) -> tuple[float, float]:
+    """(seconds to ready, RSS MB) of a replica joining a store holding ``count`` transactions (a stateless
+    replica reads the configuration log only: its time and memory do not depend on ``count``)."""
     import redis as redis_py
 
     from simulator import jsonio

@@ -56,12 +56,17 @@ from simulator.config import Settings
 from simulator.errors import AuthFailed, DomainError, InternalError, SimulatorError, TransactionPending
 from simulator.journal import Entry
 from simulator.ledger import Player
-from simulator.ledger.core import Tombstone
+from simulator.ledger import Transaction
+from simulator.ledger.core import REVERSALS, Tombstone
 from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
 from simulator.store.base import (
+    MAX_PAGE,
+    BadCursor,
+    Books,
     Command,
+    Page,
     Host,
     Perform,
     Store,
@@ -118,15 +123,16 @@ if #last > 0 then tail = last[1][1] end
 if tail ~= ARGV[1] then return false end
 return redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 't', ARGV[3], 'd', ARGV[4])
 """
-# The commit of one working set, all keys in one slot. KEYS: seq, order, players index, claim, then the
-# checked keys, the written keys, (row, history) per new row, then lists to remove a member from.
-# ARGV: #checks, #writes, #new rows, #players created, claim value ('' none), #removals, then the expected
-# values (ABSENT: none), (value, ttl ms) per write (value ABSENT: delete), each new row's text without its
-# opening '{"seq":N,', the created players' ids, the members to remove.
+# The commit of one working set, all keys in one slot. KEYS: seq, order, the tenant's tombstones, claim,
+# tombstones forgotten, then the checked keys, the written keys, (row, history) per new row, the lists to
+# push to, then the lists to remove a member from. ARGV: #checks, #writes, #new rows, #pushes, claim value
+# ('' none), #removals, the most tombstones kept (0: no bound), then the expected values (ABSENT: none),
+# (value, ttl ms) per write (value ABSENT: delete), each new row's text without its opening '{"seq":N,',
+# the values pushed, the members removed.
 # Returns {1, transactions kept in the tenant, the last seq given} or {0} on a conflict (nothing written).
 COMMIT = """
-local C, W, R, P, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
-local k, a = 5, 7
+local C, W, R, U, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
+local k, a = 6, 8
 for i = 1, C do
   local v = redis.call('GET', KEYS[k])
   if v then
@@ -153,14 +159,22 @@ for i = 1, R do
   k = k + 2
   a = a + 1
 end
-for i = 1, P do
-  redis.call('RPUSH', KEYS[3], ARGV[a])
+for i = 1, U do
+  redis.call('RPUSH', KEYS[k], ARGV[a])
+  k = k + 1
   a = a + 1
 end
 for i = 1, D do
   redis.call('LREM', KEYS[k], 1, ARGV[a])
   k = k + 1
   a = a + 1
+end
+local most = tonumber(ARGV[7])
+if most > 0 then
+  while redis.call('LLEN', KEYS[3]) > most do
+    redis.call('DEL', redis.call('LPOP', KEYS[3]))
+    redis.call('INCR', KEYS[5])
+  end
 end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
 return {1, redis.call('LLEN', KEYS[2]), seq}
@@ -245,6 +259,14 @@ class Keys:
         """The tenant's player ids, in the order they were created."""
         return self.tag(dialect, tenant) + f"{epoch}:P"
 
+    def stones(self, dialect: str, tenant: str, epoch: int) -> str:
+        """The tenant's tombstones, oldest first (at most ``server.max_tombstones`` a tenant)."""
+        return self.tag(dialect, tenant) + f"{epoch}:S"
+
+    def forgotten(self, dialect: str, tenant: str, epoch: int) -> str:
+        """Tombstones forgotten beyond that bound."""
+        return self.tag(dialect, tenant) + f"{epoch}:Sf"
+
     def history(self, dialect: str, tenant: str, player: str, epoch: int) -> str:
         """One player's transaction rows, oldest first."""
         return self.tag(dialect, tenant) + f"{epoch}:h:" + _esc(player)
@@ -311,7 +333,10 @@ class RedisStore(Store):
         self.journal_link.start()
 
     async def close(self) -> None:
-        tasks = [t for t in (self._sweeper, *self._trims.values()) if t is not None]
+        if self._sweeper is not None:  # a sweep of earlier epochs is let finish (bounded)
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._sweeper, 10)
+        tasks = list(self._trims.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -527,17 +552,26 @@ class RedisStore(Store):
         names = [
             keys.seq(dialect, tenant),
             keys.order(dialect, tenant, epoch),
-            keys.players(dialect, tenant, epoch),
+            keys.stones(dialect, tenant, epoch),
             held[1][0] if held is not None else keys.seq(dialect, tenant),
+            keys.forgotten(dialect, tenant, epoch),
         ]
-        ttl = str(int(self.sim.settings.server.id_retention * 1000))
+        server = self.sim.settings.server
+        ttl = str(int(server.id_retention * 1000))
+        pushes = [(keys.players(dialect, tenant, epoch), pid) for pid in created.values()]
+        pushes += [
+            (keys.stones(dialect, tenant, epoch), keys.of(k, epoch))
+            for k in writes
+            if k[0] == "s" and data.get(k) is None
+        ]
         args: list[str] = [
             str(len(data)),
             str(len(writes)),
             str(len(new)),
-            str(len(created)),
+            str(len(pushes)),
             held[1][1] if held is not None else "",
             str(len(removals)),
+            str(max(server.max_tombstones, 0)),
         ]
         for key, text in data.items():
             names.append(keys.of(key, epoch))
@@ -551,10 +585,9 @@ class RedisStore(Store):
                 keys.history(dialect, tenant, row.player, epoch),
             ]
             args.append(row.body())
-        args += list(created.values())
-        for name, member in removals:
+        for name, value in [*pushes, *removals]:
             names.append(name)
-            args.append(member)
+            args.append(value)
         with _store_errors():
             answer = await self._commit(keys=names, args=args)
         if not int(answer[0]):
@@ -657,8 +690,9 @@ class RedisStore(Store):
         ((name, text),) = raw.items()
         keys = self.keys
         ttl = str(int(self.sim.settings.server.id_retention * 1000))
-        names = [keys.seq(dialect, tenant), keys.order(dialect, tenant, epoch)] * 2
-        args: list[str] = [str(len(data) + 1), str(len(writes) + 1), "0", "0", "", str(len(removals))]
+        seq, order = keys.seq(dialect, tenant), keys.order(dialect, tenant, epoch)
+        names = [seq, order, keys.stones(dialect, tenant, epoch), seq, keys.forgotten(dialect, tenant, epoch)]
+        args: list[str] = [str(len(data) + 1), str(len(writes) + 1), "0", "0", "", str(len(removals)), "0"]
         for key, value in data.items():
             names.append(keys.of(key, epoch))
             args.append(ABSENT if value is None else value)
@@ -921,19 +955,187 @@ class RedisStore(Store):
     # the control API's reads: page by page from the store, never everything at once
 
     async def count_players(self) -> int:
-        total = 0
         with _store_errors():
-            for d, t in await self._tenant_list():
-                total += int(await self.redis.llen(self.keys.players(d, t, self.epoch)))
-        return total
+            names = [self.keys.players(d, t, self.epoch) for d, t in await self._tenant_list()]
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(name)
+            return sum(int(n) for n in await pipe.execute()) if names else 0
 
-    async def _tenant_list(self) -> list[tuple[str, str]]:
+    async def _tenant_list(self, dialect: str | None = None) -> list[tuple[str, str]]:
         found = await self.redis.smembers(self.keys.tenants)
         tenants = []
         for text in sorted(found):
             d, _, t = str(text).partition(":")
-            tenants.append((_unesc(d), _unesc(t)))
+            if dialect is None or _unesc(d) == dialect:
+                tenants.append((_unesc(d), _unesc(t)))
         return tenants
+
+    async def read_players(self, dialect: str | None, q: str | None, cursor: str | None, limit: int) -> Page[Player]:
+        """Tenant by tenant (in name order), each in the order its players were created; the cursor names
+        the tenant and the position in its list."""
+        at = _decode_cursor(cursor)
+        if at is not None and not (isinstance(at, list) and len(at) == 2 and isinstance(at[1], int)):
+            raise BadCursor(f"cursor {cursor!r} was not given by this listing")
+        needle = q.lower() if q else None
+        found: list[tuple[Player, str]] = []
+        with _store_errors():
+            for d, t in await self._tenant_list(dialect):
+                name = f"{_esc(d)}:{_esc(t)}"
+                if at and name < at[0]:
+                    continue
+                position = int(at[1]) if at and name == at[0] else 0
+                listing = self.keys.players(d, t, self.epoch)
+                while len(found) <= limit:
+                    ids = [str(i) for i in await self.redis.lrange(listing, position, position + SWEEP_CHUNK - 1)]
+                    if not ids:
+                        break
+                    for index, player in enumerate(await self._players_at(d, t, ids), position):
+                        if needle is None or needle in player.id.lower():
+                            found.append((player, _encode_cursor([name, index + 1])))
+                    position += len(ids)
+                if len(found) > limit:
+                    break
+        return _page_of(found, limit)
+
+    async def read_player(
+        self, dialect: str, tenant: str, player_id: str, cursor: str | None, limit: int
+    ) -> tuple[Player, Page[Transaction]] | None:
+        with _store_errors():
+            text = await self.redis.get(self.keys.of(("p", dialect, tenant, player_id), self.epoch))
+            if text is None:
+                return None
+            player = player_from_text(dialect, tenant, player_id, text)[0]
+            history = self.keys.history(dialect, tenant, player_id, self.epoch)
+            at = _decode_cursor(cursor)
+            if at is not None and not (isinstance(at, list) and len(at) == 1 and isinstance(at[0], int)):
+                raise BadCursor(f"cursor {cursor!r} was not given by this listing")
+            end = int(at[0]) if at else int(await self.redis.llen(history))
+            start = max(end - limit - 1, 0)
+            names = [str(n) for n in await self.redis.lrange(history, start, end - 1)] if end > 0 else []
+            rows = await self._rows_at(list(reversed(names)), dialect, tenant)
+        positions = range(end - 1, start - 1, -1)
+        found = [(r, _encode_cursor([p])) for r, p in zip(rows, positions, strict=False)]
+        return player, cast("Page[Transaction]", _page_of(found, limit))
+
+    async def _newest(
+        self, lists: list[tuple[str, str, str]], cursor: str | None, limit: int, keep: Any, load: Any
+    ) -> Page[Any]:
+        """Newest first over several tenants' lists (oldest first each): read backwards from each list's
+        position in the cursor, merge by time. ``load`` reads items from keys, ``keep`` filters them."""
+        try:
+            at = {str(k): int(v) for k, v in (_decode_cursor(cursor) or [])}
+        except (TypeError, ValueError):
+            raise BadCursor(f"cursor {cursor!r} was not given by this listing") from None
+        merged: list[tuple[float, int, str, Any]] = []
+        for d, t, listing in lists:
+            name = f"{_esc(d)}:{_esc(t)}"
+            end = int(at[name]) if name in at else int(await self.redis.llen(listing))
+            taken = 0
+            while end > 0 and taken <= limit:
+                start = max(end - SWEEP_CHUNK, 0)
+                names = [str(n) for n in await self.redis.lrange(listing, start, end - 1)]
+                items = await load(list(reversed(names)), d, t)
+                for position, item in zip(range(end - 1, start - 1, -1), items, strict=False):
+                    if item is not None and keep(item):
+                        merged.append((item.time, position, name, item))
+                        taken += 1
+                end = start
+        merged.sort(key=lambda m: (m[0], m[1]), reverse=True)
+        page = merged[: limit + 1]
+        if len(page) <= limit:
+            return Page([m[3] for m in page], None)
+        ends = {n: int(at[n]) if n in at else -1 for n in at}
+        for _, position, name, _ in page[:limit]:
+            ends[name] = position
+        for d, t, listing in lists:  # lists with nothing on this page continue from where they were
+            name = f"{_esc(d)}:{_esc(t)}"
+            if name not in ends or ends[name] < 0:
+                ends[name] = int(at[name]) if name in at else int(await self.redis.llen(listing))
+        return Page([m[3] for m in page[:limit]], _encode_cursor(sorted(ends.items())))
+
+    async def read_transactions(
+        self, dialect: str | None, player: str | None, status: str | None, cursor: str | None, limit: int
+    ) -> Page[Transaction]:
+        def keep(row: Row) -> bool:
+            return (not player or row.player == player) and (not status or row.status == status)
+
+        async def load(names: list[str], d: str, t: str) -> list[Row | None]:
+            texts = await self.redis.mget(names) if names else []
+            return [row_from_text(d, t, x) if x and x != GONE else None for x in texts]
+
+        with _store_errors():
+            lists = [(d, t, self.keys.order(d, t, self.epoch)) for d, t in await self._tenant_list(dialect)]
+            return cast("Page[Transaction]", await self._newest(lists, cursor, limit, keep, load))
+
+    async def read_tombstones(
+        self, dialect: str | None, player: str | None, cursor: str | None, limit: int
+    ) -> tuple[Page[Tombstone], dict[str, int]]:
+        def keep(stone: Tombstone) -> bool:
+            return not player or stone.player == player
+
+        async def load(names: list[str], d: str, t: str) -> list[Tombstone | None]:
+            texts = await self.redis.mget(names) if names else []
+            return [stone_from_text(d, t, x) if x else None for x in texts]
+
+        with _store_errors():
+            tenants = await self._tenant_list(dialect)
+            lists = [(d, t, self.keys.stones(d, t, self.epoch)) for d, t in tenants]
+            page = await self._newest(lists, cursor, limit, keep, load)
+            pipe = self.redis.pipeline(transaction=False)
+            for d, t, listing in lists:
+                pipe.llen(listing)
+                pipe.get(self.keys.forgotten(d, t, self.epoch))
+            counts = await pipe.execute() if lists else []
+        count = sum(int(c) for c in counts[::2])
+        forgotten = sum(int(c or 0) for c in counts[1::2])
+        if player:
+            count = len(page.items) if page.next is None and not cursor else count
+        server = self.sim.settings.server
+        return cast("Page[Tombstone]", page), {"count": count, "cap": server.max_tombstones, "forgotten": forgotten}
+
+    async def read_invariants(self) -> dict[str, Any]:
+        """The ledger's self-check, player by player from the store: each balance equals its opening, what
+        retention carried and its kept rows; none is negative; a reversal refunds exactly the debits it
+        reversed; a tracked round is debited once and not paid once refunded."""
+        problems: list[dict[str, Any]] = []
+        players = transactions = 0
+        with _store_errors():
+            tenants = await self._tenant_list()
+            for d, t in tenants:
+                listing = self.keys.players(d, t, self.epoch)
+                position = 0
+                while True:
+                    ids = [str(i) for i in await self.redis.lrange(listing, position, position + SWEEP_CHUNK - 1)]
+                    if not ids:
+                        break
+                    position += len(ids)
+                    for player in await self._players_at(d, t, ids):
+                        players += 1
+                        history = self.keys.history(d, t, player.id, self.epoch)
+                        names = [str(n) for n in await self.redis.lrange(history, 0, -1)]
+                        rows = await self._rows_at(names, d, t)
+                        transactions += len(rows)
+                        problems += _player_problems(player, rows)
+            stones, _ = await self.read_tombstones(None, None, None, MAX_PAGE)
+            for stone in stones.items:
+                if stone.transaction is not None:
+                    key: Key = ("t", stone.dialect, stone.tenant, stone.scope, stone.transaction)
+                    text = await self.redis.get(self.keys.of(key, self.epoch))
+                    row = row_from_text(stone.dialect, stone.tenant, text) if text and text != GONE else None
+                    if row is not None and row.debit:
+                        problems.append(_under_stone(row, stone))
+        return {
+            "ok": not problems,
+            "players": players,
+            "transactions": transactions,
+            "tombstones": len(stones.items),
+            "problems": problems,
+        }
+
+    async def books(self) -> Books:
+        """The scorecard's lookups (made from a worker thread): a synchronous client of its own."""
+        return _SyncBooks(self.where, self.keys, self.epoch)
 
     async def _players_at(self, d: str, t: str, ids: list[str]) -> list[Player]:
         if not ids:
@@ -947,15 +1149,86 @@ class RedisStore(Store):
         texts = await self.redis.mget(names)
         return [row_from_text(d, t, text) for text in texts if text and text != GONE]
 
-    async def _stones(self) -> list[Tombstone]:
-        stones = []
-        for d, t in await self._tenant_list():
-            pattern = self.keys.tag(d, t).replace("*", "\\*") + f"{self.epoch}:s:*"
-            async for name in self.redis.scan_iter(match=pattern, count=SWEEP_CHUNK):
-                text = await self.redis.get(name)
-                if text:
-                    stones.append(stone_from_text(d, t, text))
-        return stones
+
+class _SyncBooks:
+    """Transactions looked up by id with a synchronous client (the scorecard runs in a thread)."""
+
+    def __init__(self, where: StoreURL, keys: Keys, epoch: int) -> None:
+        self.where, self.keys, self.epoch = where, keys, epoch
+        self._client: Any = None
+
+    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Row | None:
+        if self._client is None:
+            self._client = _sync_client(self.where)
+        text = self._client.get(self.keys.of(("t", dialect, tenant, scope, txn_id), self.epoch))
+        return row_from_text(dialect, tenant, text) if text and text != GONE else None
+
+
+def _player_problems(player: Player, rows: list[Row]) -> list[dict[str, Any]]:
+    problems: list[dict[str, Any]] = []
+    where = list(player.key)
+    implied = player.opening + player.carried + sum((r.credit - r.debit for r in rows), Decimal(0))
+    if implied != player.balance:
+        problems.append(
+            {
+                "problem": "balance differs from its transactions",
+                "player": where,
+                "balance": player.balance,
+                "implied": implied,
+            }
+        )
+    if player.balance < 0:
+        problems.append({"problem": "negative balance", "player": where, "balance": player.balance})
+    refunded: dict[str, Decimal] = {}
+    for row in rows:
+        if row.reversed_by is not None:
+            refunded[row.reversed_by.id] = refunded.get(row.reversed_by.id, Decimal(0)) + row.debit
+    for row in rows:
+        if row.kind in REVERSALS and row.credit != refunded.get(row.id, Decimal(0)) and not player.carried:
+            problems.append(
+                {
+                    "problem": "refund differs from the debits it reversed",
+                    "transaction": [row.dialect, row.tenant, row.scope, row.id],
+                    "refund": row.credit,
+                    "reversed": refunded.get(row.id, Decimal(0)),
+                }
+            )
+    rounds: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.track_round and row.round is not None:
+            rounds.setdefault(row.round, []).append(row)
+    for round_id, found in rounds.items():
+        if sum(1 for r in found if r.debit) > 1:
+            problems.append({"problem": "round debited more than once", "player": where, "round": round_id})
+    return problems
+
+
+def _under_stone(row: Row, stone: Tombstone) -> dict[str, Any]:
+    return {
+        "problem": "debit applied under a tombstone",
+        "transaction": [row.dialect, row.tenant, row.scope, row.id],
+        "round": stone.round,
+        "by": stone.by,
+    }
+
+
+def _encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(jsonio.dumps(value).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> Any:
+    if not cursor:
+        return None
+    try:
+        return jsonio.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise BadCursor(f"cursor {cursor[:40]!r} was not given by this listing") from None
+
+
+def _page_of(found: list[tuple[Any, str]], limit: int) -> Page[Any]:
+    if len(found) > limit:
+        return Page([item for item, _ in found[:limit]], found[limit - 1][1])
+    return Page([item for item, _ in found], None)
 
 
 def _stream_id(text: str) -> tuple[int, int]:
@@ -974,6 +1247,21 @@ def _store_errors() -> Iterator[None]:
         yield
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"the shared store did not answer: {type(exc).__name__}: {exc}") from None
+
+
+def _sync_client(where: StoreURL) -> Any:
+    """A synchronous client (for the scorecard's worker thread), like :func:`_client`."""
+    import redis as syncredis
+    import redis.cluster as synccluster
+
+    options: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": CONNECT_TIMEOUT}
+    if where.nodes:
+        parts = urllib.parse.urlsplit(where.url)
+        nodes = [synccluster.ClusterNode(host, port) for host, port in where.nodes]
+        return synccluster.RedisCluster(
+            startup_nodes=nodes, password=parts.password, username=parts.username or None, **options
+        )
+    return syncredis.Redis.from_url(where.url, **options)
 
 
 def _client(where: StoreURL) -> aioredis.Redis:

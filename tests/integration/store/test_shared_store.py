@@ -334,18 +334,23 @@ async def test_replicas_replay_domain_commands(start: Start, redis_server: Redis
     assert "slow" not in [r["name"] for r in (await a.admin("GET", "/_sim/rules"))[1]["rules"]]
 
 
-async def test_the_log_keeps_no_unknown_extra_fields(start: Start, redis_server: RedisServer) -> None:
+async def test_the_store_keeps_no_unknown_extra_fields(start: Start, redis_server: RedisServer) -> None:
     url = fresh(redis_server)
     h = await start(store_url=url)
     junk = "x" * 200_000
     reply = await h.fizzy.withdraw("p-1", 10, txn="w-junk", junk=junk)
     assert reply.status == 200, reply.json
+    await h.sim.close()  # the journal stream keeps a capped body: flushed and left out here
+    prefix = url.split("prefix=")[1]
     client = redis_client(url)
     try:
-        entries = await client.xrange("{" + url.split("prefix=")[1] + "}:log")
+        sizes = {}
+        async for key in client.scan_iter(match="[{]" + prefix + "*"):
+            if not key.endswith("}:journal") and await client.type(key) == "string":
+                sizes[key] = len(await client.get(key))
     finally:
         await client.aclose()
-    assert entries and all(len(fields["d"]) < 2_000 for _, fields in entries[1:])  # after the genesis
+    assert sizes and max(sizes.values()) < 2_000, sizes
 
 
 async def test_redis_losing_its_data_is_noticed_and_no_replica_diverges(
@@ -358,7 +363,8 @@ async def test_redis_losing_its_data_is_noticed_and_no_replica_diverges(
     client = redis_client(url)
     prefix = "{" + url.split("prefix=")[1] + "}:"
     try:
-        for key in [k async for k in client.scan_iter(match=prefix.replace("{", "[{]").replace("}", "[}]") + "*")]:
+        pattern = "[{]" + url.split("prefix=")[1] + "[}:]*"  # the store-wide keys and every tenant's
+        for key in [k async for k in client.scan_iter(match=pattern)]:
             await client.delete(key)  # what FLUSHALL does to this test's keys, without touching other tests'
     finally:
         await client.aclose()
@@ -394,22 +400,6 @@ async def test_the_shared_nonce_outlives_every_replicas_own_window(start: Start,
     assert ttls and min(ttls) > 60  # twice the skew: a future timestamp's nonce is still known
 
 
-async def test_a_dead_replicas_write_lock_expires_while_requests_still_wait(
-    start: Start, redis_server: RedisServer
-) -> None:
-    from simulator.store.redis import LOCK_MS, LOCK_WAIT
-
-    assert LOCK_WAIT * 1000 >= 2 * LOCK_MS  # a margin, not equality
-    url = fresh(redis_server)
-    h = await start(store_url=url)
-    client = redis_client(url)
-    try:
-        await client.set("{" + url.split("prefix=")[1] + "}:lock", "a-killed-replica", px=LOCK_MS)
-    finally:
-        await client.aclose()
-    assert (await h.amb.bet("member001", "R1", 1, txn="b1")).json["status"]["code"] == 0
-
-
 async def test_an_in_flight_claim_lives_no_longer_than_the_request_timeout(
     start: Start, redis_server: RedisServer
 ) -> None:
@@ -422,7 +412,7 @@ async def test_an_in_flight_claim_lives_no_longer_than_the_request_timeout(
         ttls: list[int] = []
         while not ttls:
             await asyncio.sleep(0.05)
-            ttls = [await client.pttl(k) async for k in client.scan_iter(match="*claim:*") if "b1" in k]
+            ttls = [await client.pttl(k) async for k in client.scan_iter(match="*}:c:*") if k.endswith(":b1")]
     finally:
         await client.aclose()
     assert 0 < ttls[0] <= 3000
@@ -446,7 +436,10 @@ async def test_a_reset_prunes_the_log_and_a_new_replica_joins_the_same_state(
         kinds = [fields["k"] for _, fields in await client.xrange("{" + url.split("prefix=")[1] + "}:log")]
     finally:
         await client.aclose()
-    assert kinds == ["genesis", "cmd", "cmd"]  # the scenario, the rule, the reset: no request survives
+    assert kinds == ["genesis", "cmd", "cmd"]  # the scenario, the rule, the reset: requests are not logged
+    async with redis_client(url) as client:  # the first epoch's keys were swept in the background
+        first = [k async for k in client.scan_iter(match="[{]" + url.split("prefix=")[1] + ":*}:1:*")]
+    assert first == []
     b = await start(store_url=url)
     assert "late" in [r["name"] for r in (await b.admin("GET", "/_sim/rules"))[1]["rules"]]
     status, body = await b.admin("GET", "/_sim/invariants")
