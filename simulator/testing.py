@@ -32,6 +32,7 @@ from typing import Any
 from simulator import jsonio
 
 STARTUP_TIMEOUT = 30.0
+MAX_PAGE = 10_000  # the control API's largest page (``limit``) of a listing
 
 
 class ControlError(AssertionError):
@@ -45,6 +46,8 @@ class Control:
     """The ``/_sim`` control API of the simulator at ``url`` as plain method calls (``admin_token``: the
     server's ``--admin-token``)."""
 
+    page_size = MAX_PAGE  # rows asked per page of a paged listing
+
     def __init__(self, url: str, admin_token: str | None = None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.admin_token = admin_token
@@ -55,6 +58,13 @@ class Control:
     def send(self, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, bytes]:
         """One call: ``(HTTP status, body bytes)``; raises ``urllib.error.URLError`` / ``OSError`` when the
         simulator cannot be reached."""
+        status, raw, _ = self.exchange(method, path, body, text)
+        return status, raw
+
+    def exchange(
+        self, method: str, path: str, body: Any = None, text: str | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One call: ``(HTTP status, body bytes, response headers)``."""
         data = text.encode("utf-8") if text is not None else (None if body is None else jsonio.dumps(body).encode())
         request = urllib.request.Request(self.url + "/_sim" + path, data=data, method=method)
         request.add_header("Content-Type", "application/yaml" if text is not None else "application/json")
@@ -62,10 +72,10 @@ class Control:
             request.add_header("Authorization", f"Bearer {self.admin_token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, response.read()
+                return response.status, response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
             with exc:
-                return exc.code, exc.read()
+                return exc.code, exc.read(), dict(exc.headers)
 
     def _call(self, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, Any]:
         status, raw = self.send(method, path, body, text)
@@ -79,6 +89,28 @@ class Control:
         if status >= 400:
             raise WalletSimulatorError(f"{method} /_sim{path} answered {status}: {answer}")
         return answer
+
+    def _every_page(self, path: str) -> list[Any]:
+        """A paged listing (``GET /_sim/players``, ``/transactions``) whole: its pages, following
+        ``X-Next-Cursor`` until the last one."""
+        found: list[Any] = []
+        cursor: str | None = None
+        while True:
+            sep = "&" if "?" in path else "?"
+            query = f"{sep}limit={self.page_size}" + (
+                f"&cursor={urllib.parse.quote(cursor, safe='')}" if cursor else ""
+            )
+            status, raw, headers = self.exchange("GET", path + query)
+            try:
+                answer = jsonio.loads(raw)
+            except jsonio.JSONError:
+                answer = raw.decode("utf-8", "replace")
+            if status >= 400:
+                raise WalletSimulatorError(f"GET /_sim{path} answered {status}: {answer}")
+            found.extend(answer)
+            cursor = next((v for k, v in headers.items() if k.lower() == "x-next-cursor"), None)
+            if not cursor:
+                return found
 
     @staticmethod
     def _query(**params: Any) -> str:
@@ -127,15 +159,14 @@ class Control:
         return result
 
     def players(self, dialect: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._ok("GET", "/players" + self._query(dialect=dialect, q=q))
-        return result
+        """Every player (the listing's pages, followed)."""
+        return self._every_page("/players" + self._query(dialect=dialect, q=q))
 
     def transactions(
         self, dialect: str | None = None, player: str | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
-        query = self._query(dialect=dialect, player=player, status=status)
-        result: list[dict[str, Any]] = self._ok("GET", "/transactions" + query)
-        return result
+        """Every transaction, newest first (the listing's pages, followed)."""
+        return self._every_page("/transactions" + self._query(dialect=dialect, player=player, status=status))
 
     def journal(
         self,

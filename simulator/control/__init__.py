@@ -21,7 +21,7 @@ from simulator.control import openapi, report, routes, rules, tombstones, ui
 from simulator.control.http import PREFIX, SIM, AdminError, reply
 from simulator.errors import LedgerFull
 from simulator.service import Simulator
-from simulator.store import StoreUnavailable
+from simulator.store import BadCursor, StoreUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HEALTH = f"{PREFIX}/health"
@@ -47,8 +47,8 @@ def public(path: str) -> bool:
 def guarded(handler: Handler, sim: Simulator, token: str | None) -> Handler:
     """``handler`` behind the control API's checks (Host, admin token but for public calls, Origin,
     Content-Type: :func:`simulator.control.guard.check`), with AdminError answered as JSON, a full
-    ledger (``server.max_players``) as 507 Insufficient Storage, and a shared store that does not answer
-    as 503. Every call but the health check first brings the state it reads up to date
+    ledger (``server.max_players``) as 507 Insufficient Storage, a malformed paging cursor as 400, and a
+    shared store that does not answer as 503. Every call but the health check first brings the state it reads up to date
     (:meth:`Simulator.refresh`); changes are domain commands, carried out by the store."""
 
     @functools.wraps(handler)  # its name and docstring document the route (openapi.py)
@@ -60,6 +60,8 @@ def guarded(handler: Handler, sim: Simulator, token: str | None) -> Handler:
             return await handler(request)
         except AdminError as exc:
             return reply(exc.body, exc.status)
+        except BadCursor as exc:  # a listing's cursor the store never gave
+            return reply({"error": str(exc)}, 400)
         except LedgerFull as exc:  # raised inside the command's atomic block: nothing was changed
             return reply({"error": str(exc)}, 507)
         except StoreUnavailable as exc:  # the shared store did not answer: nothing was changed

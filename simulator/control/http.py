@@ -15,14 +15,16 @@ from aiohttp import web
 
 from simulator import jsonio
 from simulator.dialects import registry
-from simulator.ledger import Player
+from simulator.ledger import Player, Transaction
 from simulator.money import parse_amount
 from simulator.server import netserve
 from simulator.service import Simulator
+from simulator.store import DEFAULT_PAGE, MAX_PAGE, Page
 
 PREFIX = "/_sim"
 MAX_COUNT = 10**9
 WHOLE = re.compile(r"[0-9]{1,9}")
+NEXT_CURSOR = "X-Next-Cursor"
 SIM = web.AppKey("control_simulator", Simulator)
 
 
@@ -37,12 +39,31 @@ def sim_of(request: web.Request) -> Simulator:
     return request.config_dict[SIM]
 
 
-def reply(data: Any, status: int = 200) -> web.Response:
+def reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     try:
         body = jsonio.dumpb(data)
     except (TypeError, orjson.JSONEncodeError):  # recorded data that is not clean JSON: repaired, never a 500
         body = jsonio.dumpb(jsonio.printable(data, limit=jsonio.MAX_DEPTH * 3))
-    return web.Response(body=body, status=status, content_type="application/json")
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def paging(request: web.Request) -> tuple[str | None, int]:
+    """A listing's ``cursor`` (None: the first page) and ``limit`` (the page size: 1 to MAX_PAGE, absent or
+    0 for DEFAULT_PAGE). The store checks the cursor (BadCursor: 400)."""
+    raw = request.query.get("limit", "")
+    if raw not in ("", "0") and not (WHOLE.fullmatch(raw) and int(raw) <= MAX_PAGE):
+        more = f"follow {NEXT_CURSOR} for more"
+        raise AdminError(400, f"limit must be a whole number from 1 to {MAX_PAGE} (default {DEFAULT_PAGE}); {more}")
+    return request.query.get("cursor") or None, int(raw) if raw not in ("", "0") else DEFAULT_PAGE
+
+
+def page_reply(request: web.Request, data: Any, page: Page[Any]) -> web.Response:
+    """``data`` (the body, unchanged by paging) with the next page's cursor in ``X-Next-Cursor`` and a
+    ``Link: <...>; rel="next"`` to the same call with that cursor; neither on the last page."""
+    if page.next is None:
+        return reply(data)
+    following = request.rel_url.update_query(cursor=page.next)
+    return reply(data, headers={NEXT_CURSOR: page.next, "Link": f'<{following}>; rel="next"'})
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -119,11 +140,13 @@ def tenant_of(sim: Simulator, dialect: str, given: Any) -> str:
     return str(given)
 
 
-def find_player(request: web.Request) -> Player:
+async def find_player(request: web.Request, cursor: str | None, limit: int) -> tuple[Player, Page[Transaction]]:
+    """The player the path names (under the ``agent`` / ``public_key`` tenant) and a page of its
+    transactions, newest first; 404 if there is none."""
     sim = sim_of(request)
     dialect = dialect_of(request)
     tenant = tenant_of(sim, dialect, request.query.get("agent") or request.query.get("public_key"))
-    player = sim.ledger.player(dialect, tenant, request.match_info["player"])
-    if player is None:
+    found = await sim.store.read_player(dialect, tenant, request.match_info["player"], cursor, limit)
+    if found is None:
         raise AdminError(404, f"no {dialect} player {request.match_info['player']!r} under {tenant!r}")
-    return player
+    return found

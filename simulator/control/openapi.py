@@ -136,23 +136,54 @@ def _query(*names: str) -> list[dict[str, Any]]:
 
 
 ARRAY = {"type": "array"}
+#: a paged listing's parameters and the headers of a page that has a next one (docs/control-api.md#paging)
+PAGING = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0, "maximum": 10_000},
+        "description": "page size, 1 to 10000 (absent or 0: 1000)",
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "the previous page's X-Next-Cursor, unchanged (opaque)",
+    },
+]
+NEXT_PAGE = {
+    "X-Next-Cursor": {"schema": {"type": "string"}, "description": "the next page's cursor; absent on the last page"},
+    "Link": {"schema": {"type": "string"}, "description": '<the same call with the cursor>; rel="next"'},
+}
+
+
+def _paged(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**_json(schema), "headers": NEXT_PAGE}
+
+
 KNOWN: dict[tuple[str, str], dict[str, Any]] = {  # (method, path under /_sim) -> operation fields
     ("GET", "/health"): {"responses": {"200": _json(_ref("Health"))}, "security": []},
     ("GET", "/players"): {
-        "parameters": _query("dialect", "q"),
-        "responses": {"200": _json({"type": "array", "items": _ref("Player")})},
+        "parameters": [*_query("dialect", "q"), *PAGING],
+        "responses": {"200": _paged({"type": "array", "items": _ref("Player")})},
     },
     ("GET", "/players/{dialect}/{player}"): {
-        "parameters": _query("agent", "public_key"),
-        "responses": {"200": _json(_ref("Player")), "404": _json(ERROR, "no such player")},
+        "parameters": [*_query("agent", "public_key"), *PAGING],
+        "responses": {"200": _paged(_ref("Player")), "404": _json(ERROR, "no such player")},
     },
     ("PUT", "/players/{dialect}/{player}"): {
         "requestBody": {"required": False, "content": {JSON: {"schema": _ref("PlayerChange")}}},
         "responses": {"200": _json(_ref("Player"), "updated"), "201": _json(_ref("Player"), "created")},
     },
     ("GET", "/transactions"): {
-        "parameters": _query("dialect", "player", "status", "limit"),
-        "responses": {"200": _json({"type": "array", "items": _ref("Transaction")})},
+        "parameters": [*_query("dialect", "player", "status"), *PAGING],
+        "responses": {"200": _paged({"type": "array", "items": _ref("Transaction")})},
+    },
+    ("GET", "/tombstones"): {
+        "parameters": [*_query("dialect", "player"), *PAGING],
+        "responses": {"200": _paged({"type": "object"})},
     },
     ("GET", "/journal"): {
         "parameters": [

@@ -23,8 +23,9 @@ async def report(request: web.Request) -> web.Response:
         raise AdminError(400, f"format must be one of {', '.join(FORMATS)}")
     sim = sim_of(request)
     entries = list(sim.journal)  # a snapshot: requests keep arriving while it is judged
+    books = await sim.store.books()
     result = await asyncio.to_thread(
-        scorecard.build, entries, sim.ledger, sim.settings, now=sim.clock(), journal_size=sim.journal.size
+        scorecard.build, entries, books, sim.settings, now=sim.clock(), journal_size=sim.journal.size
     )
     if fmt == "junit":
         return web.Response(text=junit.render(result), content_type="application/xml", charset="utf-8")

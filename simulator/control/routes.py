@@ -7,7 +7,6 @@ with ``{"error": ...}``.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from decimal import Decimal
 from typing import Any
@@ -24,6 +23,8 @@ from simulator.control.http import (
     find_player,
     json_body,
     money,
+    page_reply,
+    paging,
     query_int,
     read_body,
     reply,
@@ -44,7 +45,8 @@ FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")
 VERIFY_FORBIDDEN = ("nth", "after", "probability")
 
 
-def player_view(player: Player, with_transactions: bool = False) -> dict[str, Any]:
+def player_view(player: Player, transactions: list[Transaction] | None = None) -> dict[str, Any]:
+    """A player as the control API shows it; with ``transactions`` (newest first) under ``transactions``."""
     view: dict[str, Any] = {
         "dialect": player.dialect,
         "tenant": player.tenant,
@@ -56,8 +58,8 @@ def player_view(player: Player, with_transactions: bool = False) -> dict[str, An
         "created": iso_ms(player.created),
         "updated": iso_ms(player.updated),
     }
-    if with_transactions:
-        view["transactions"] = [txn_view(t) for t in reversed(player.history)]
+    if transactions is not None:
+        view["transactions"] = [txn_view(t) for t in transactions]
     return view
 
 
@@ -118,24 +120,24 @@ async def reset(request: web.Request) -> web.Response:
     """Back to the start: scenario players, no transactions, empty journal, rule counters at zero."""
     sim = sim_of(request)
     await sim.reset()
-    log.info("reset: %d players", len(sim.ledger.players), extra={"fields": {"action": "reset"}})
-    return reply({"ok": True, "players": len(sim.ledger.players)})
+    players = await sim.store.count_players()
+    log.info("reset: %d players", players, extra={"fields": {"action": "reset"}})
+    return reply({"ok": True, "players": players})
 
 
 async def players(request: web.Request) -> web.Response:
-    """Players with balance, currency, flags and sessions (filters: dialect, q)."""
-    dialect, q = request.query.get("dialect"), request.query.get("q")
-    found = [
-        player_view(p)
-        for p in sim_of(request).ledger.players.values()
-        if (not dialect or p.dialect == dialect) and (not q or q.lower() in p.id.lower())
-    ]
-    return reply(found)
+    """Players with balance, currency, flags and sessions (filters: dialect, q; paged: limit, cursor)."""
+    cursor, limit = paging(request)
+    q = request.query
+    page = await sim_of(request).store.read_players(q.get("dialect"), q.get("q"), cursor, limit)
+    return page_reply(request, [player_view(p) for p in page.items], page)
 
 
 async def get_player(request: web.Request) -> web.Response:
-    """One player with its transactions, newest first."""
-    return reply(player_view(find_player(request), with_transactions=True))
+    """One player with its transactions, newest first (paged: limit, cursor)."""
+    cursor, limit = paging(request)
+    player, page = await find_player(request, cursor, limit)
+    return page_reply(request, player_view(player, page.items), page)
 
 
 async def put_player(request: web.Request) -> web.Response:
@@ -200,17 +202,12 @@ def log_player_change(player: Player, created: bool, changed: dict[str, Any]) ->
 
 
 async def transactions(request: web.Request) -> web.Response:
-    """The ledger, newest first (filters: dialect, player, status, limit)."""
+    """The ledger, newest first (filters: dialect, player, status; paged: limit, cursor)."""
+    cursor, limit = paging(request)
     q = request.query
-    limit = query_int(q.get("limit"), "limit")
-    found = (
-        t
-        for t in reversed(sim_of(request).ledger.log)
-        if (not q.get("dialect") or t.dialect == q["dialect"])
-        and (not q.get("player") or t.player == q["player"])
-        and (not q.get("status") or t.status == q["status"])
-    )
-    return reply([txn_view(t) for t in itertools.islice(found, limit or None)])  # stops at the limit
+    store = sim_of(request).store
+    page = await store.read_transactions(q.get("dialect"), q.get("player"), q.get("status"), cursor, limit)
+    return page_reply(request, [txn_view(t) for t in page.items], page)
 
 
 async def journal(request: web.Request) -> web.Response:
@@ -288,13 +285,14 @@ async def put_scenario(request: web.Request) -> web.Response:
         len(scenario.rules),
         extra={"fields": {"action": "scenario", "scenario": scenario.name, "rules": len(scenario.rules)}},
     )
-    answer = {"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": len(sim.ledger.players)}
+    players = await sim.store.count_players()
+    answer = {"ok": True, "name": scenario.name, "rules": len(scenario.rules), "players": players}
     return reply({**answer, "warnings": scenario.warnings} if scenario.warnings else answer)
 
 
 async def invariants(request: web.Request) -> web.Response:
     """Ledger self-check: 200 ok, or 409 with the offenders."""
-    result = sim_of(request).ledger.invariants()
+    result = await sim_of(request).store.read_invariants()
     return reply(result, 200 if result["ok"] else 409)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.control.http import query_int, reply, sim_of
+from simulator.control.http import page_reply, paging, sim_of
 from simulator.dialects.xpro import iso_ms
 from simulator.ledger import Tombstone
 
@@ -30,22 +30,12 @@ def tombstone_view(stone: Tombstone) -> dict[str, Any]:
 
 
 async def tombstones(request: web.Request) -> web.Response:
+    """Tombstones, newest first (filters: dialect, player; paged: limit, cursor), with ``count`` (all that
+    match), ``cap`` (server.max_tombstones) and ``forgotten`` (the oldest, dropped past the cap)."""
+    cursor, limit = paging(request)
     q = request.query
-    limit = query_int(q.get("limit"), "limit")
-    ledger = sim_of(request).ledger
-    found = [
-        tombstone_view(s)
-        for s in ledger.tombstones()
-        if (not q.get("dialect") or s.dialect == q["dialect"]) and (not q.get("player") or s.player == q["player"])
-    ]
-    return reply(
-        {
-            "count": len(found),
-            "cap": ledger.max_tombstones,
-            "forgotten": ledger.tombstones_forgotten,
-            "tombstones": found[:limit] if limit else found,
-        }
-    )
+    page, counters = await sim_of(request).store.read_tombstones(q.get("dialect"), q.get("player"), cursor, limit)
+    return page_reply(request, {**counters, "tombstones": [tombstone_view(s) for s in page.items]}, page)
 
 
 ROUTES: list[web.RouteDef] = [web.get("/tombstones", tombstones)]

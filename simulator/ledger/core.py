@@ -34,7 +34,7 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -109,6 +109,7 @@ class Tombstone:
     by: str  # the id of the reversal that left it
     time: float
     refused: int = 0  # late arrivals refused under it (the dialects count them)
+    seq: int = 0  # its place among the ledger's tombstones (1, 2, ...: newer ones higher; a paging cursor)
 
 
 class _Atomic:
@@ -249,6 +250,7 @@ class Ledger:
             self.store.clear()
             self._tombstones: OrderedDict[StoneKey, Tombstone] = OrderedDict()  # O(1) eviction of the oldest
             self.tombstones_forgotten = 0
+            self.tombstones_buried = 0  # tombstones ever left since the reset (the last one's seq)
             self.remembered = Remembered(self.id_retention, self.max_remembered)
             self.dropped = 0  # full rows dropped by retention
             self.changes += 1
@@ -308,6 +310,16 @@ class Ledger:
 
     def player(self, dialect: str, tenant: str, player_id: str) -> Player | None:
         return self.players.get((dialect, tenant, player_id))
+
+    def numbered(self, start: int = 0) -> Iterator[Player]:
+        """The kept players in the order they were opened (``Player.no`` ascending), from number ``start`` on:
+        a paging cursor is the number of the last player given, and players opened meanwhile come after."""
+        owners = self.store.players
+        for no in range(max(start, 0), len(owners)):
+            owner = owners[no]
+            player = self.players.get(owner.key)
+            if player is owner:  # not discarded, nor a refused creation
+                yield player
 
     def open(self, dialect: str, tenant: str, player_id: str, currency: str, balance: Decimal, **flags: Any) -> Player:
         """Create a player; an existing one raises PlayerExists."""
@@ -543,7 +555,10 @@ class Ledger:
             stone = self._tombstones.get(key)
             if stone is not None:
                 return stone
-            stone = Tombstone(dialect, tenant, player_id, txn_id, round_id, scope, by, self.clock())
+            self.tombstones_buried += 1
+            stone = Tombstone(
+                dialect, tenant, player_id, txn_id, round_id, scope, by, self.clock(), seq=self.tombstones_buried
+            )
             self.changes += 1
             if self.max_tombstones > 0:
                 self._tombstones[key] = stone

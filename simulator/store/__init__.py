@@ -4,7 +4,11 @@ every replica (``redis://host:port/db?prefix=NAME``, see :mod:`simulator.store.r
 The :class:`~simulator.service.Simulator` is *given* a :class:`Store` (composition, as an HTTP client is
 given its transport): the pipeline calls the store's hooks (admit, claim, decide, perform), the domain
 commands (reset, replace the scenario, set a player, add/change/remove a rule, clear the journal) go
-through :meth:`Store.command`, and the control API's reads call :meth:`Store.refresh` first.
+through :meth:`Store.command`, and the control API calls :meth:`Store.refresh` first, then reads through the
+store: :meth:`Store.read_players`, :meth:`~Store.read_player`, :meth:`~Store.read_transactions` and
+:meth:`~Store.read_tombstones` answer one :class:`Page` at a time (an opaque cursor to the next one),
+:meth:`~Store.read_invariants`, :meth:`~Store.count_players` and :meth:`~Store.books` (the scorecard's
+lookups) the rest; a cursor it never gave raises :class:`BadCursor`.
 :class:`simulator.store.memory.LocalStore` is the embedded implementation; the Redis one shares the state.
 
 The store is chosen by ``--store``, else the ``WALLET_SIM_STORE`` environment variable, else ``store:`` in
@@ -18,8 +22,13 @@ import asyncio
 
 from simulator.config import Settings
 from simulator.store.base import (
+    DEFAULT_PAGE,
     DEFAULT_PREFIX,
+    MAX_PAGE,
+    BadCursor,
+    Books,
     Command,
+    Page,
     Store,
     StoreError,
     StoreUnavailable,
@@ -30,8 +39,13 @@ from simulator.store.base import (
 )
 
 __all__ = [
+    "DEFAULT_PAGE",
     "DEFAULT_PREFIX",
+    "MAX_PAGE",
+    "BadCursor",
+    "Books",
     "Command",
+    "Page",
     "Store",
     "StoreError",
     "StoreURL",

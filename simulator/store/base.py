@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
+import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from simulator.config import Settings
 from simulator.errors import DomainError, InternalError, SimulatorError
 
 if TYPE_CHECKING:  # the types of the hooks
     from simulator.journal import Entry, Journal
-    from simulator.ledger import Ledger
+    from simulator.ledger import Ledger, Player, Tombstone, Transaction
     from simulator.operations import Operation
     from simulator.scenarios.engine import Decision, Engine
     from simulator.scenarios.model import Scenario
@@ -44,6 +46,43 @@ DEFAULT_PREFIX = "wallet-sim"
 
 class StoreError(SimulatorError):
     """A store that cannot be used: a malformed URL, or a server that does not answer."""
+
+
+class BadCursor(SimulatorError):
+    """A paging cursor this store never gave for this listing (malformed, or another listing's): 400 in the
+    control API."""
+
+
+T = TypeVar("T")
+
+#: the page size of a control-API listing when none is asked for, and the most one page may hold
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing: its items and ``next``, the opaque cursor of the following page (a short
+    URL-safe ASCII string), None on the last page."""
+
+    items: list[T]
+    next: str | None = None
+
+
+class Stands(Protocol):
+    """What the scorecard reads of a transaction it looks up."""
+
+    @property
+    def player(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class Books(Protocol):
+    """The transaction lookup the scorecard judges with (structurally its ``simulator.scorecard.Books``)."""
+
+    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Stands | None: ...
 
 
 class StoreUnavailable(InternalError):
@@ -120,6 +159,88 @@ class Store:
     async def health(self) -> dict[str, Any]:
         return {"kind": self.kind, "ok": True}
 
+    # the control API's reads. The defaults read this process's ledger (the embedded store, and a store
+    # whose ``refresh`` brought the ledger up to date); a shared store that keeps no copy pages through its
+    # server instead. ``limit`` is 1..MAX_PAGE (the control API checks it); a cursor this store did not give
+    # raises BadCursor. Memory cursors: ``p.<no>`` (players, by Player.no), ``t.<seq>`` and ``h.<seq>``
+    # (transactions, a player's history: continue below that seq), ``s.<seq>`` (tombstones): rows added
+    # meanwhile never shift a page.
+
+    async def count_players(self) -> int:
+        """How many players the ledger holds."""
+        return len(self.sim.ledger.players)
+
+    async def read_players(self, dialect: str | None, q: str | None, cursor: str | None, limit: int) -> Page[Player]:
+        """Players in the order they were opened (filters: ``dialect``, ``q`` a case-blind part of the id)."""
+        after = _position("p", cursor)
+        needle = q.lower() if q else None
+        found: list[Player] = []
+        for player in self.sim.ledger.numbered(0 if after is None else after + 1):
+            if (not dialect or player.dialect == dialect) and (needle is None or needle in player.id.lower()):
+                found.append(player)
+                if len(found) > limit:  # one more than the page: there is a next page
+                    break
+        return _page(found, limit, lambda p: f"p.{p.no}")
+
+    async def read_player(
+        self, dialect: str, tenant: str, player_id: str, cursor: str | None, limit: int
+    ) -> tuple[Player, Page[Transaction]] | None:
+        """One player and a page of its transactions, newest first; None if there is no such player."""
+        player = self.sim.ledger.player(dialect, tenant, player_id)
+        if player is None:
+            return None
+        below = _position("h", cursor)
+        end = len(player.rows) if below is None else bisect.bisect_left(player.rows, below - 1)  # rows are seq - 1
+        start = max(end - limit - 1, 0)
+        found = [player.history[i] for i in range(end - 1, start - 1, -1)]
+        return player, _page(found, limit, lambda t: f"h.{t.seq}")
+
+    async def read_transactions(
+        self, dialect: str | None, player: str | None, status: str | None, cursor: str | None, limit: int
+    ) -> Page[Transaction]:
+        """Transactions, newest first (filters: ``dialect``, ``player`` id, ``status``)."""
+        below = _position("t", cursor)
+        log = self.sim.ledger.log
+        found: list[Transaction] = []
+        if log:
+            first = log[0].seq  # seqs of the kept rows run first, first + 1, ... without a gap
+            end = len(log) if below is None else max(0, min(len(log), below - first))
+            for index in range(end - 1, -1, -1):
+                txn = log[index]
+                if (
+                    (not dialect or txn.dialect == dialect)
+                    and (not player or txn.player == player)
+                    and (not status or txn.status == status)
+                ):
+                    found.append(txn)
+                    if len(found) > limit:
+                        break
+        return _page(found, limit, lambda t: f"t.{t.seq}")
+
+    async def read_tombstones(
+        self, dialect: str | None, player: str | None, cursor: str | None, limit: int
+    ) -> tuple[Page[Tombstone], dict[str, int]]:
+        """Tombstones, newest first (filters: ``dialect``, ``player`` id), and the counters
+        ``{"count": how many match the filters in all, "cap": server.max_tombstones, "forgotten": ...}``."""
+        below = _position("s", cursor)
+        ledger = self.sim.ledger
+        matching = [
+            s
+            for s in ledger.tombstones()
+            if (not dialect or s.dialect == dialect) and (not player or s.player == player)
+        ]
+        found = [s for s in matching if below is None or s.seq < below][: limit + 1]
+        counters = {"count": len(matching), "cap": ledger.max_tombstones, "forgotten": ledger.tombstones_forgotten}
+        return _page(found, limit, lambda s: f"s.{s.seq}"), counters
+
+    async def read_invariants(self) -> dict[str, Any]:
+        """The ledger's self-check (:meth:`simulator.ledger.Ledger.invariants`)."""
+        return self.sim.ledger.invariants()
+
+    async def books(self) -> Books:
+        """What the scorecard looks transactions up in (it reads it from a worker thread)."""
+        return self.sim.ledger
+
 
 class _AsyncClaim:
     """The ledger's in-flight claim (a plain context manager) used with ``async with``."""
@@ -134,6 +255,28 @@ class _AsyncClaim:
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         self.claim.__exit__(kind, exc, tb)  # type: ignore[arg-type]
+
+
+CURSOR = re.compile(r"([a-z])\.([0-9]{1,18})")
+
+
+def _position(tag: str, cursor: str | None) -> int | None:
+    """The number in a memory cursor ``<tag>.<number>``; None when none is given (the first page)."""
+    if not cursor:
+        return None
+    found = CURSOR.fullmatch(cursor)
+    if found is None or found[1] != tag:
+        raise BadCursor(f"cursor {cursor[:40]!r} is not one this listing gave: pass X-Next-Cursor back unchanged")
+    return int(found[2])
+
+
+def _page(found: list[T], limit: int, cursor: Callable[[T], str]) -> Page[T]:
+    """A page of ``limit`` items from ``found`` (up to one more, read ahead to tell whether more follow)."""
+    if limit < 1:
+        raise ValueError(f"a page holds 1 to {MAX_PAGE} items, not {limit}")
+    if len(found) > limit:
+        return Page(found[:limit], cursor(found[limit - 1]))
+    return Page(found, None)
 
 
 def scenario_files(scenario: Scenario) -> list[list[str]]:

@@ -72,7 +72,7 @@ async function api(method, path, { json, yaml, raw } = {}) {
     const text = await response.text();
     let data = text;
     if (!raw) { try { data = parseJSON(text); } catch { /* not JSON: keep the text */ } }
-    return { status: response.status, ok: response.ok, data };
+    return { status: response.status, ok: response.ok, data, next: response.headers.get("X-Next-Cursor") };
   }
 }
 
@@ -435,7 +435,7 @@ function playerRow(p) {
 }
 
 const MAX_PLAYER_ROWS = 500;     // rows shown; search for the others
-const LIVE_PLAYERS = 2000;       // above this many, the list refreshes on demand only
+const LIVE_PLAYERS = 1000;       // above this many (more than one page of /players), the list refreshes on demand only
 let playerCount = 0;
 
 async function refreshPlayers(live = false) {
@@ -444,13 +444,14 @@ async function refreshPlayers(live = false) {
   const q = $("p-search").value.trim();
   const answer = await api("GET", "/players" + (q ? "?q=" + encodeURIComponent(q) : ""));
   if (!answer.ok) { notice(errorText(answer)); return; }
-  playerCount = answer.data.length;
+  playerCount = answer.next ? Infinity : answer.data.length;  // a next page: more than one page holds
   const players = answer.data.slice().sort((a, b) => playerKey(a).localeCompare(playerKey(b)));
+  const total = answer.next ? `more than ${players.length}` : `${players.length}`;
   $("player-rows").replaceChildren(...players.slice(0, MAX_PLAYER_ROWS).map(playerRow));
-  $("players-info").textContent = players.length > MAX_PLAYER_ROWS
-    ? `showing ${MAX_PLAYER_ROWS} of ${players.length} players: search to narrow`
+  $("players-info").textContent = players.length > MAX_PLAYER_ROWS || answer.next
+    ? `showing ${Math.min(MAX_PLAYER_ROWS, players.length)} of ${total} players: search to narrow`
     : `${players.length} player${players.length === 1 ? "" : "s"}`;
-  if (players.length > LIVE_PLAYERS) $("players-info").textContent += " (not refreshed live: too many; switch views to refresh)";
+  if (playerCount > LIVE_PLAYERS) $("players-info").textContent += " (not refreshed live: too many; switch views to refresh)";
 }
 
 async function showTransactions(p) {

@@ -4,10 +4,11 @@ Every ``curl`` command in a document's ``sh`` blocks is sent, in order, to a ser
 starts it (one server per document), and must get a successful answer; every ``python -m simulator
 xpro|fizzy|ambslot call`` and ``validate`` command of those blocks is run against that server and must exit 0.
 
-A small reader turns each curl command (``-X``, ``-H``, ``-d``, ``--data-binary [@file]``, the URL, shell
-variables set earlier in the same block) into the same HTTP request, so the examples need no curl on the
-machine. A file an example names (``@mine.yaml``) is the document's block marked ``<!-- file: mine.yaml -->``,
-else the built-in happy-path scenario.
+A small reader turns each curl command (``-X``, ``-H``, ``-d``, ``--data-binary [@file]``, ``-D FILE``, the
+URL, shell variables set earlier in the same block) into the same HTTP request, so the examples need no curl
+on the machine. A variable set from ``$(sed ... X-Next-Cursor ...)`` is the previous answer's
+``X-Next-Cursor`` (how the paging example reads the next page). A file an example names (``@mine.yaml``)
+is the document's block marked ``<!-- file: mine.yaml -->``, else the built-in happy-path scenario.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ DOCUMENTED = "http://127.0.0.1:8080"
 # the documented server however a page writes it (a deployment page may say localhost:8080)
 SERVER = re.compile(r"^(?:https?://)?(?:127\.0\.0\.1|localhost):8080")
 HELPERS = ("xpro", "fizzy", "ambslot")
+NEXT_CURSOR = "\x00next-cursor\x00"  # a variable set from the previous answer's X-Next-Cursor header
 
 
 @dataclass
@@ -80,6 +82,9 @@ def curls(block: str) -> list[Curl]:
             name, value = words[0].split("=", 1)
             variables[name] = value
             continue
+        if re.fullmatch(r"[A-Z_]+=\$\(sed", words[0]) and any("X-Next-Cursor" in w for w in words):
+            variables[words[0].split("=", 1)[0]] = NEXT_CURSOR
+            continue
         if words[0] != "curl":
             continue
         words = [re.sub(r"\$([A-Z_]+)", lambda m: variables[m.group(1)], w) for w in words]
@@ -98,6 +103,8 @@ def parse(words: list[str]) -> Curl:
         elif word == "-H":
             name, value = next(rest).split(":", 1)
             curl.headers[name.strip()] = value.strip()
+        elif word == "-D":  # the answer's headers to a file: the request is the same
+            next(rest)
         elif word in ("-d", "--data", "--data-binary"):
             value = next(rest)
             if word == "--data-binary" and value.startswith("@"):
@@ -105,7 +112,7 @@ def parse(words: list[str]) -> Curl:
             else:
                 curl.data = value
         elif word.startswith("-"):
-            assert set(word[1:]) <= set("sSfL"), f"the docs use a curl option this reader does not know: {word}"
+            assert set(word[1:]) <= set("sSfLi"), f"the docs use a curl option this reader does not know: {word}"
         else:
             curl.url = word
     return curl
@@ -146,7 +153,10 @@ WITH_CURL = [name for name, text in DOCUMENTS.items() if examples(text)]
 WITH_COMMANDS = [name for name, text in DOCUMENTS.items() if runnable(text)]
 
 
-async def send(http: aiohttp.ClientSession, curl: Curl, base: str, files: dict[str, bytes]) -> tuple[int, str]:
+async def send(
+    http: aiohttp.ClientSession, curl: Curl, base: str, files: dict[str, bytes], cursor: str | None = None
+) -> tuple[int, str, str | None]:
+    """The answer's status, text and X-Next-Cursor; ``cursor`` stands in the URL for NEXT_CURSOR."""
     body: bytes | None = None
     headers = dict(curl.headers)
     if curl.data is not None:
@@ -157,8 +167,12 @@ async def send(http: aiohttp.ClientSession, curl: Curl, base: str, files: dict[s
         body = files[curl.data_file]
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     method = curl.method or ("POST" if body is not None else "GET")
-    async with http.request(method, SERVER.sub(base, curl.url), data=body, headers=headers) as response:
-        return response.status, await response.text()
+    url = SERVER.sub(base, curl.url)
+    if NEXT_CURSOR in url:
+        assert cursor, f"{curl.line}: the answer before it gave no X-Next-Cursor"
+        url = url.replace(NEXT_CURSOR, cursor)
+    async with http.request(method, url, data=body, headers=headers) as response:
+        return response.status, await response.text(), response.headers.get("X-Next-Cursor")
 
 
 def test_the_reader_understands_the_examples() -> None:
@@ -180,8 +194,9 @@ async def test_every_curl_example_succeeds(start: Start, name: str) -> None:
     h = await start(scenario_file="builtin:happy_path")  # what `make run` serves
     files = files_of(DOCUMENTS[name])
     failures = []
+    cursor: str | None = None
     for curl in examples(DOCUMENTS[name]):
-        status, text = await send(h.http, curl, h.url, files)
+        status, text, cursor = await send(h.http, curl, h.url, files, cursor)
         if status >= 400 or ('"code":0' not in text.replace(" ", "") and "/_sim" not in curl.url):
             failures.append(f"{curl.line}\n  -> {status} {text[:300]}")
     assert not failures, "\n".join(failures)
