@@ -20,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 from rich.table import Table
 
@@ -141,55 +140,6 @@ def join(url: str, redis_port: int, scenario: str, count: int, directory: str) -
             name = row_key[: -len("join-t")] + f"j{i}"
             out.write(resp("SET", name, jsonio.dumps(template)) + resp("RPUSH", order, name))
             out.write(resp("RPUSH", history, name))
-    cli = shutil.which("redis-cli") or "redis-cli"
-    create = [cli, "--cluster", "create", *hosts, "--cluster-replicas", "0", "--cluster-yes"]
-    subprocess.run(create, check=True, capture_output=True, timeout=60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        info = subprocess.run([cli, "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True).stdout
-        if "cluster_state:ok" in info:
-            return procs, ports
-        time.sleep(0.1)
-    raise SystemExit("the Redis Cluster did not come up")
-
-
-def resp(*parts: str) -> bytes:
-    out = [f"*{len(parts)}\r\n".encode()]
-    for part in parts:
-        data = part.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def join(url: str, redis_port: int, scenario: str, count: int, directory: str) -> tuple[float, float]:
-    """(seconds to ready, RSS MB) of a replica joining a store holding ``count`` transactions (a stateless
-    replica reads the configuration log only: its time and memory do not depend on ``count``)."""
-    import redis as redis_py
-
-    from simulator import jsonio
-
-    def serve(port: int) -> list[str]:
-        return [sys.executable, "-m", "simulator", "serve", "--host", bench.HOST, "--port", str(port), "--quiet"]
-
-    port = bench.free_port()
-    first = bench.Server([*serve(port), "--scenario", scenario, "--store", url], port, "/_sim/health")
-    try:
-        client = AmbslotClient(f"http://{bench.HOST}:{port}")
-        prepared = client.prepare("/bet", client.fields("b0", "join-r", "0.01", txn="join-t"))
-        bench.post(prepared.url, prepared.body, prepared.headers)
-    finally:
-        first.stop()
-    key = "{join}:log"
-    client_r = redis_py.Redis(host=bench.HOST, port=redis_port, decode_responses=True)
-    entries = cast(list[tuple[str, dict[str, str]]], client_r.xrange(key))
-    sample = next(fields for _, fields in entries if fields["k"] == "op")
-    base_ms = int(entries[-1][0].split("-")[0]) + 1
-    template = jsonio.loads(sample["d"])
-    feed = os.path.join(directory, "join.resp")
-    with open(feed, "wb") as out:
-        for i in range(count):
-            template.update(transaction=f"j{i}", round=f"jr{i}", player=f"b{i % bench.PLAYERS}")
-            out.write(resp("XADD", key, f"{base_ms}-{i}", "k", "op", "t", sample["t"], "d", jsonio.dumps(template)))
     cli = shutil.which("redis-cli") or "redis-cli"
     with open(feed, "rb") as source:
         subprocess.run([cli, "-p", str(redis_port), "--pipe"], stdin=source, check=True, capture_output=True)

@@ -91,18 +91,29 @@ class Harness:
         assert isinstance(answer, dict)
         return answer
 
-    async def players(
-        self, dialect: str | None = None, q: str | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        """``GET /_sim/players``, every one of them: ``limit`` must be above their number (checked)."""
-        return _whole(await self.control("GET", "/players" + _query(dialect=dialect, q=q, limit=limit)), limit)
+    async def players(self, dialect: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
+        """``GET /_sim/players``, every one of them (following ``X-Next-Cursor`` page by page)."""
+        return await self.every("/_sim/players", dialect=dialect, q=q)
 
     async def transactions(
-        self, dialect: str | None = None, player: str | None = None, status: str | None = None, limit: int = 1000
+        self, dialect: str | None = None, player: str | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
-        """``GET /_sim/transactions``, newest first, every one of them: ``limit`` must be above their number."""
-        query = _query(dialect=dialect, player=player, status=status, limit=limit)
-        return _whole(await self.control("GET", "/transactions" + query), limit)
+        """``GET /_sim/transactions``, newest first, every one of them (page by page)."""
+        return await self.every("/_sim/transactions", dialect=dialect, player=player, status=status)
+
+    async def every(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paged control-API listing: pages of 1,000, following ``X-Next-Cursor``."""
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = _query(**params, limit=1000, cursor=cursor)
+            async with self.http.get(self.url + path + query) as response:
+                raw = await response.read()
+                assert response.status == 200, f"GET {path}{query} answered {response.status}: {raw[:300]!r}"
+                found += jsonio.loads(raw)
+                cursor = response.headers.get("X-Next-Cursor")
+            if cursor is None:
+                return found
 
     async def invariants(self) -> dict[str, Any]:
         """``GET /_sim/invariants``: ``{"ok": true, ...}`` (200) or ``{"ok": false, "problems": [...]}`` (409)."""
@@ -134,13 +145,6 @@ class Harness:
 def _query(**params: Any) -> str:
     given = {k: v for k, v in params.items() if v is not None}
     return "?" + urlencode(given) if given else ""
-
-
-def _whole(found: Any, limit: int) -> list[dict[str, Any]]:
-    """A control-API list asked for with ``limit``: a full page may have left some out, so it fails."""
-    assert isinstance(found, list), found
-    assert len(found) < limit, f"{len(found)} rows at limit={limit}: some may be missing, ask for more"
-    return found
 
 
 Start = Callable[..., Awaitable[Harness]]

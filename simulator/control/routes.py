@@ -55,6 +55,7 @@ def player_view(player: Player, transactions: list[Transaction] | None = None) -
         "currency": player.currency,
         **player.flags(),
         "sessions": sorted(player.sessions),
+        **({"site_id": player.site_id} if player.site_id is not None else {}),
         "created": iso_ms(player.created),
         "updated": iso_ms(player.updated),
     }

@@ -32,6 +32,7 @@ class Host(Protocol):
 
     settings: Settings
     ledger: Ledger
+    clock: Callable[[], float]
     engine: Engine
     journal: Journal
 

@@ -34,6 +34,7 @@ with the ledger and it is ready as soon as it has read the (small) configuration
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import logging
@@ -43,6 +44,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -53,10 +55,9 @@ from redis.exceptions import ConnectionError, RedisError
 
 from simulator import jsonio
 from simulator.config import Settings
-from simulator.errors import AuthFailed, DomainError, InternalError, SimulatorError, TransactionPending
+from simulator.errors import AuthFailed, DomainError, InternalError, LedgerFull, SimulatorError, TransactionPending
 from simulator.journal import Entry
-from simulator.ledger import Player
-from simulator.ledger import Transaction
+from simulator.ledger import Player, Transaction
 from simulator.ledger.core import REVERSALS, Tombstone
 from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
@@ -66,8 +67,8 @@ from simulator.store.base import (
     BadCursor,
     Books,
     Command,
-    Page,
     Host,
+    Page,
     Perform,
     Store,
     StoreError,
@@ -238,6 +239,10 @@ class Keys:
         self.epoch = base + "epoch"
         self.tenants = base + "tenants"  # "dialect:tenant" of every tenant that has had a player
 
+    def player_count(self, epoch: int) -> str:
+        """Players in the store (all tenants): taken before a commit that creates one (server.max_players)."""
+        return "{" + self.prefix + "}:" + f"{epoch}:players"
+
     def tag(self, dialect: str, tenant: str) -> str:
         return "{" + self.prefix + ":" + _esc(dialect) + ":" + _esc(tenant) + "}:"
 
@@ -319,6 +324,15 @@ class RedisStore(Store):
         self._genesis = client.register_script(GENESIS)
         self._decide = client.register_script(DECIDE)
 
+    async def _get(self, name: str) -> str | None:
+        return cast("str | None", await self.redis.get(name))  # the client decodes answers
+
+    async def _mget(self, names: list[str]) -> list[str | None]:
+        return cast("list[str | None]", await self.redis.mget(names))
+
+    async def _lrange(self, name: str, start: int, end: int) -> list[str]:
+        return cast("list[str]", await self.redis.lrange(name, start, end))
+
     def bind(self, sim: Host) -> None:
         self.sim = sim
         self.journal_link = JournalLink(self.redis, self.keys.journal, sim.journal, self.token)
@@ -390,12 +404,12 @@ class RedisStore(Store):
                     pipe.set(held[0], held[1], nx=True, px=int(self.sim.settings.server.request_timeout * 1000))
                 if asked is not None:
                     pipe.exists(asked)
-                if predicted:
+                if predicted and not self.where.nodes:  # a cluster pipeline has no MGET: read after it
                     pipe.mget([self.keys.of(k, epoch) for k in predicted])
                 pipe.get(self.keys.identity)
                 pipe.xrange(self.keys.log, self._after(), "+")
                 *taken, identity, entries = await pipe.execute()
-                if predicted:
+                if predicted and not self.where.nodes:
                     values = taken.pop()
                     self._loaded[id(op)] = (epoch, dict(zip(predicted, values, strict=True)))
                 if asked is not None:
@@ -529,7 +543,7 @@ class RedisStore(Store):
     async def _load(self, keys: Any, epoch: int) -> dict[Key, str | None]:
         keys = list(dict.fromkeys(keys))
         with _store_errors():
-            values = await self.redis.mget([self.keys.of(k, epoch) for k in keys])
+            values = await self._mget([self.keys.of(k, epoch) for k in keys])
         return dict(zip(keys, values, strict=True))
 
     async def _write(
@@ -588,8 +602,23 @@ class RedisStore(Store):
         for name, value in [*pushes, *removals]:
             names.append(name)
             args.append(value)
+        counter = keys.player_count(epoch)
         with _store_errors():
-            answer = await self._commit(keys=names, args=args)
+            # a place for each new player is taken first, and given back if the commit fails
+            if created and int(await self.redis.incrby(counter, len(created))) > server.max_players:
+                await self.redis.decrby(counter, len(created))
+                raise LedgerFull(
+                    f"the ledger holds max_players ({server.max_players:,}) players: "
+                    "POST /_sim/reset, or raise server.max_players"
+                )
+            committed = False
+            try:
+                answer = await self._commit(keys=names, args=args)
+                committed = int(answer[0]) == 1
+            finally:
+                if created and not committed:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.redis.decrby(counter, len(created))
         if not int(answer[0]):
             return False
         if created and (epoch, dialect, tenant) not in self._tenants:
@@ -597,25 +626,30 @@ class RedisStore(Store):
                 await self.redis.sadd(keys.tenants, f"{_esc(dialect)}:{_esc(tenant)}")
             self._tenants.add((epoch, dialect, tenant))
         if new:
-            self._retain(dialect, tenant, int(answer[1]))
+            await self._retain(dialect, tenant, int(answer[1]))
         return True
 
     # retention
 
-    def _retain(self, dialect: str, tenant: str, kept: int) -> None:
-        """Start a background trim of the tenant's oldest rows when they exceed the bounds."""
+    async def _retain(self, dialect: str, tenant: str, kept: int) -> None:
+        """Trim the tenant's oldest rows when they exceed the bounds: past the count bound the request that
+        went past it waits for the trim (so the bound holds when it answers, as in memory); the age bound
+        is checked in the background, once a second."""
         server = self.sim.settings.server
         where = (dialect, tenant)
-        if kept <= server.max_transactions:
+        over = kept > server.max_transactions
+        if not over:
             if server.transaction_retention <= 0:
                 return
             now = time.monotonic()
-            if now - self._trimmed_at.get(where, 0.0) < 1.0:  # the age bound is checked once a second
+            if now - self._trimmed_at.get(where, 0.0) < 1.0:
                 return
             self._trimmed_at[where] = now
         task = self._trims.get(where)
         if task is None or task.done():
-            self._trims[where] = asyncio.get_running_loop().create_task(self._trim(dialect, tenant))
+            task = self._trims[where] = asyncio.get_running_loop().create_task(self._trim(dialect, tenant))
+        if over:
+            await asyncio.shield(task)
 
     async def _trim(self, dialect: str, tenant: str) -> None:
         """Drop the tenant's oldest rows beyond the bounds, each by a compare-and-set like any request: its
@@ -626,14 +660,14 @@ class RedisStore(Store):
                 epoch = self.epoch
                 order = self.keys.order(dialect, tenant, epoch)
                 length = await self.redis.llen(order)
-                heads = await self.redis.lrange(order, 0, TRIM_BATCH - 1)
+                heads = await self._lrange(order, 0, TRIM_BATCH - 1)
                 if not heads:
                     return
                 excess = length - server.max_transactions
                 cutoff = time.time() - server.transaction_retention if server.transaction_retention > 0 else None
                 dropped = 0
                 for name in heads:
-                    text = await self.redis.get(name)
+                    text = await self._get(name)
                     if excess <= 0:
                         if cutoff is None or text is None or text == GONE:
                             return
@@ -655,7 +689,7 @@ class RedisStore(Store):
             return True
         row = row_from_text(dialect, tenant, text)
         pkey: Key = ("p", dialect, tenant, row.player)
-        ptext = await self.redis.get(self.keys.of(pkey, epoch))
+        ptext = await self._get(self.keys.of(pkey, epoch))
         if ptext is None:
             await self.redis.lrem(order, 1, name)
             return True
@@ -669,10 +703,10 @@ class RedisStore(Store):
         removals = [(order, name), (self.keys.history(dialect, tenant, row.player, epoch), name)]
         if row.track_round and row.round is not None:
             lkey: Key = ("r", dialect, tenant, row.player, row.round)
-            data[lkey] = await self.redis.get(self.keys.of(lkey, epoch))
+            data[lkey] = await self._get(self.keys.of(lkey, epoch))
             writes[lkey] = None
         fkey: Key = ("f", dialect, tenant, row.scope, row.id)
-        data[fkey] = await self.redis.get(self.keys.of(fkey, epoch))
+        data[fkey] = await self._get(self.keys.of(fkey, epoch))
         writes[fkey] = None
         return await self._drop_commit(dialect, tenant, epoch, data, writes, raw, indexed, removals)
 
@@ -692,7 +726,7 @@ class RedisStore(Store):
         ttl = str(int(self.sim.settings.server.id_retention * 1000))
         seq, order = keys.seq(dialect, tenant), keys.order(dialect, tenant, epoch)
         names = [seq, order, keys.stones(dialect, tenant, epoch), seq, keys.forgotten(dialect, tenant, epoch)]
-        args: list[str] = [str(len(data) + 1), str(len(writes) + 1), "0", "0", "", str(len(removals)), "0"]
+        args = [str(len(data) + 1), str(len(writes) + 1), "0", "0", "", str(len(removals)), "0"]
         for key, value in data.items():
             names.append(keys.of(key, epoch))
             args.append(ABSENT if value is None else value)
@@ -746,7 +780,7 @@ class RedisStore(Store):
         data): its players are written under a new epoch first, then the log names that epoch. Learns the
         store's identity; True if this call started it."""
         if await self.redis.xlen(self.keys.log):
-            identity = await self.redis.get(self.keys.identity)
+            identity = await self._get(self.keys.identity)
             if identity is not None:
                 self.identity = str(identity)
                 return False
@@ -774,6 +808,7 @@ class RedisStore(Store):
                 pipe = self.redis.pipeline(transaction=False)
         for d, t in tenants:
             pipe.sadd(self.keys.tenants, f"{_esc(d)}:{_esc(t)}")
+        pipe.set(self.keys.player_count(epoch), len(self.sim.ledger.players))
         await pipe.execute()
 
     async def _lost(self) -> None:
@@ -975,7 +1010,7 @@ class RedisStore(Store):
         """Tenant by tenant (in name order), each in the order its players were created; the cursor names
         the tenant and the position in its list."""
         at = _decode_cursor(cursor)
-        if at is not None and not (isinstance(at, list) and len(at) == 2 and isinstance(at[1], int)):
+        if at is not None and not (isinstance(at, list) and len(at) == 2 and _whole(at[1])):
             raise BadCursor(f"cursor {cursor!r} was not given by this listing")
         needle = q.lower() if q else None
         found: list[tuple[Player, str]] = []
@@ -987,7 +1022,7 @@ class RedisStore(Store):
                 position = int(at[1]) if at and name == at[0] else 0
                 listing = self.keys.players(d, t, self.epoch)
                 while len(found) <= limit:
-                    ids = [str(i) for i in await self.redis.lrange(listing, position, position + SWEEP_CHUNK - 1)]
+                    ids = [str(i) for i in await self._lrange(listing, position, position + SWEEP_CHUNK - 1)]
                     if not ids:
                         break
                     for index, player in enumerate(await self._players_at(d, t, ids), position):
@@ -1002,17 +1037,17 @@ class RedisStore(Store):
         self, dialect: str, tenant: str, player_id: str, cursor: str | None, limit: int
     ) -> tuple[Player, Page[Transaction]] | None:
         with _store_errors():
-            text = await self.redis.get(self.keys.of(("p", dialect, tenant, player_id), self.epoch))
+            text = await self._get(self.keys.of(("p", dialect, tenant, player_id), self.epoch))
             if text is None:
                 return None
             player = player_from_text(dialect, tenant, player_id, text)[0]
             history = self.keys.history(dialect, tenant, player_id, self.epoch)
             at = _decode_cursor(cursor)
-            if at is not None and not (isinstance(at, list) and len(at) == 1 and isinstance(at[0], int)):
+            if at is not None and not (isinstance(at, list) and len(at) == 1 and _whole(at[0])):
                 raise BadCursor(f"cursor {cursor!r} was not given by this listing")
             end = int(at[0]) if at else int(await self.redis.llen(history))
             start = max(end - limit - 1, 0)
-            names = [str(n) for n in await self.redis.lrange(history, start, end - 1)] if end > 0 else []
+            names = [str(n) for n in await self._lrange(history, start, end - 1)] if end > 0 else []
             rows = await self._rows_at(list(reversed(names)), dialect, tenant)
         positions = range(end - 1, start - 1, -1)
         found = [(r, _encode_cursor([p])) for r, p in zip(rows, positions, strict=False)]
@@ -1025,7 +1060,7 @@ class RedisStore(Store):
         position in the cursor, merge by time. ``load`` reads items from keys, ``keep`` filters them."""
         try:
             at = {str(k): int(v) for k, v in (_decode_cursor(cursor) or [])}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, ArithmeticError):
             raise BadCursor(f"cursor {cursor!r} was not given by this listing") from None
         merged: list[tuple[float, int, str, Any]] = []
         for d, t, listing in lists:
@@ -1034,7 +1069,7 @@ class RedisStore(Store):
             taken = 0
             while end > 0 and taken <= limit:
                 start = max(end - SWEEP_CHUNK, 0)
-                names = [str(n) for n in await self.redis.lrange(listing, start, end - 1)]
+                names = [str(n) for n in await self._lrange(listing, start, end - 1)]
                 items = await load(list(reversed(names)), d, t)
                 for position, item in zip(range(end - 1, start - 1, -1), items, strict=False):
                     if item is not None and keep(item):
@@ -1061,7 +1096,7 @@ class RedisStore(Store):
             return (not player or row.player == player) and (not status or row.status == status)
 
         async def load(names: list[str], d: str, t: str) -> list[Row | None]:
-            texts = await self.redis.mget(names) if names else []
+            texts = await self._mget(names) if names else []
             return [row_from_text(d, t, x) if x and x != GONE else None for x in texts]
 
         with _store_errors():
@@ -1075,7 +1110,7 @@ class RedisStore(Store):
             return not player or stone.player == player
 
         async def load(names: list[str], d: str, t: str) -> list[Tombstone | None]:
-            texts = await self.redis.mget(names) if names else []
+            texts = await self._mget(names) if names else []
             return [stone_from_text(d, t, x) if x else None for x in texts]
 
         with _store_errors():
@@ -1106,14 +1141,14 @@ class RedisStore(Store):
                 listing = self.keys.players(d, t, self.epoch)
                 position = 0
                 while True:
-                    ids = [str(i) for i in await self.redis.lrange(listing, position, position + SWEEP_CHUNK - 1)]
+                    ids = [str(i) for i in await self._lrange(listing, position, position + SWEEP_CHUNK - 1)]
                     if not ids:
                         break
                     position += len(ids)
                     for player in await self._players_at(d, t, ids):
                         players += 1
                         history = self.keys.history(d, t, player.id, self.epoch)
-                        names = [str(n) for n in await self.redis.lrange(history, 0, -1)]
+                        names = [str(n) for n in await self._lrange(history, 0, -1)]
                         rows = await self._rows_at(names, d, t)
                         transactions += len(rows)
                         problems += _player_problems(player, rows)
@@ -1121,7 +1156,7 @@ class RedisStore(Store):
             for stone in stones.items:
                 if stone.transaction is not None:
                     key: Key = ("t", stone.dialect, stone.tenant, stone.scope, stone.transaction)
-                    text = await self.redis.get(self.keys.of(key, self.epoch))
+                    text = await self._get(self.keys.of(key, self.epoch))
                     row = row_from_text(stone.dialect, stone.tenant, text) if text and text != GONE else None
                     if row is not None and row.debit:
                         problems.append(_under_stone(row, stone))
@@ -1140,13 +1175,13 @@ class RedisStore(Store):
     async def _players_at(self, d: str, t: str, ids: list[str]) -> list[Player]:
         if not ids:
             return []
-        texts = await self.redis.mget([self.keys.of(("p", d, t, pid), self.epoch) for pid in ids])
+        texts = await self._mget([self.keys.of(("p", d, t, pid), self.epoch) for pid in ids])
         return [player_from_text(d, t, pid, text)[0] for pid, text in zip(ids, texts, strict=True) if text]
 
     async def _rows_at(self, names: list[str], d: str, t: str) -> list[Row]:
         if not names:
             return []
-        texts = await self.redis.mget(names)
+        texts = await self._mget(names)
         return [row_from_text(d, t, text) for text in texts if text and text != GONE]
 
 
@@ -1225,6 +1260,11 @@ def _decode_cursor(cursor: str | None) -> Any:
         raise BadCursor(f"cursor {cursor[:40]!r} was not given by this listing") from None
 
 
+def _whole(value: Any) -> bool:
+    """A position in a cursor: a whole number (JSON numbers are read as Decimal)."""
+    return isinstance(value, int | Decimal) and value == int(value) and value >= 0
+
+
 def _page_of(found: list[tuple[Any, str]], limit: int) -> Page[Any]:
     if len(found) > limit:
         return Page([item for item, _ in found[:limit]], found[limit - 1][1])
@@ -1257,7 +1297,7 @@ def _sync_client(where: StoreURL) -> Any:
     options: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": CONNECT_TIMEOUT}
     if where.nodes:
         parts = urllib.parse.urlsplit(where.url)
-        nodes = [synccluster.ClusterNode(host, port) for host, port in where.nodes]
+        nodes = [synccluster.ClusterNode(host, port) for host, port in where.nodes]  # type: ignore[no-untyped-call]
         return synccluster.RedisCluster(
             startup_nodes=nodes, password=parts.password, username=parts.username or None, **options
         )

@@ -453,6 +453,7 @@ class WorkingLedger(Ledger):
         their ids for the players' index). Every key written was read (so the store can check it)."""
         writes: dict[Key, str | None] = {}
         created: dict[Key, str] = {}
+        key: Key
         for (d, t, pid), player in self.players.items():
             key = ("p", d, t, pid)
             body = player_json(player)
@@ -480,7 +481,7 @@ class WorkingLedger(Ledger):
             key = ("x", d, t, session)
             if self.data.get(key) != owner:
                 writes[key] = owner
-        for key, text in self.data.items():
-            if key[0] == "x" and text is not None and (key[1], key[2], key[3]) not in self._sessions:
+        for key, loaded in self.data.items():
+            if key[0] == "x" and loaded is not None and (key[1], key[2], key[3]) not in self._sessions:
                 writes[key] = None
         return writes, self.rows.new, created

@@ -361,7 +361,6 @@ async def test_redis_losing_its_data_is_noticed_and_no_replica_diverges(
     assert (await a.amb.bet("member001", "R1", 10, txn="b1")).json["status"]["code"] == 0
     assert await amb_balance(b, "member001") == await amb_balance(a, "member001")
     client = redis_client(url)
-    prefix = "{" + url.split("prefix=")[1] + "}:"
     try:
         pattern = "[{]" + url.split("prefix=")[1] + "[}:]*"  # the store-wide keys and every tenant's
         for key in [k async for k in client.scan_iter(match=pattern)]:

@@ -89,13 +89,13 @@ async def test_create_member_then_duplicate_then_balance(h: Harness) -> None:
     assert (await h.xpro.create_member("player001")).json["code"] == 6
     reply = await h.xpro.balance("player001")
     assert reply.json["data"] == {"agentId": "demo", "username": "player001", "currency": "THB", "balance": 0}
-    assert h.sim.ledger.player("xpro", "demo", "player001").site_id == "site-9"  # type: ignore[union-attr]
+    assert (await h.player_view("xpro", "player001"))["site_id"] == "site-9"
 
 
 async def test_create_accepts_site_id_with_a_space(h: Harness) -> None:
     await h.xpro.authenticate()
     assert (await h.xpro.call("/v2/members", {"username": "bob", "Site ID": 7})).json["code"] == 0
-    assert h.sim.ledger.player("xpro", "demo", "bob").site_id == "7"  # type: ignore[union-attr]
+    assert (await h.player_view("xpro", "bob"))["site_id"] == "7"
 
 
 @pytest.mark.parametrize("username", ["", "a" * 26, "with space", "dash-ed", "plä", "user_1", 12345, None])
