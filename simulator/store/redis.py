@@ -328,6 +328,8 @@ class RedisStore(Store):
         return cast("str | None", await self.redis.get(name))  # the client decodes answers
 
     async def _mget(self, names: list[str]) -> list[str | None]:
+        if not names:  # MGET needs a key (a cluster client cannot even route it)
+            return []
         return cast("list[str | None]", await self.redis.mget(names))
 
     async def _lrange(self, name: str, start: int, end: int) -> list[str]:
