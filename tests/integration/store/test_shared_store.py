@@ -469,6 +469,7 @@ async def test_a_first_control_read_decodes_no_more_than_the_journal_keeps(
 async def test_replicas_on_a_redis_cluster_share_one_wallet(start: Start, redis_cluster: Any) -> None:
     url = redis_cluster.url(f"c{uuid.uuid4().hex[:12]}")
     a, b = await start(store_url=url), await start(store_url=url)
+    await a.xpro.authenticate()  # a request that names no key of the wallet
     assert (await a.fizzy.withdraw("p-1", 10, txn="w1")).status == 200
     assert (await b.fizzy.rollback("p-1", "w1", txn="rb1")).status == 200
     racing = [(a if n % 2 else b).amb.bet("member001", f"R{n}", 1, txn=f"b{n}") for n in range(40)]
