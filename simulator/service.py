@@ -8,8 +8,8 @@ The control API's state changes are the domain commands below (:meth:`Simulator.
 :meth:`~Simulator.replace_scenario`, :meth:`~Simulator.put_player`, :meth:`~Simulator.add_rule`,
 :meth:`~Simulator.replace_rule`, :meth:`~Simulator.remove_rule`, :meth:`~Simulator.clear_journal`): each
 builds a :class:`~simulator.store.Command` and hands it to the store, which carries it out with
-:meth:`Simulator.execute` (a shared store does so under its write lock, and every replica replays the same
-command, never an HTTP request).
+:meth:`Simulator.execute` (a shared store runs a player command on its working set, and logs a configuration
+one for every replica to apply: the same command, never an HTTP request).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Simulator:
     ) -> None:
         self.settings = settings
         self.store = store if store is not None else LocalStore()
-        self.clock = self.store.clock(clock)
+        self.clock = clock
         self.sleep = sleep  # injected latency goes through here (tests shorten it)
         server = settings.server
         self.ledger = Ledger(
@@ -117,10 +117,6 @@ class Simulator:
         return self.engine.scenario
 
     # wiring (the app factory and the server call these)
-
-    def attach(self, performers: dict[str, Perform]) -> None:
-        """Told by the app factory which ``perform`` each dialect has."""
-        self.store.attach(performers)
 
     async def open(self) -> None:
         await self.store.open()
@@ -243,7 +239,6 @@ class Simulator:
                 setattr(player, flag, value)
             if change.bet_limit_given:
                 player.bet_limit = change.bet_limit
-            ledger.touched()
         return player, created
 
     def _adjust(self, dialect: str, tenant: str, pid: str, delta: Decimal) -> Player:

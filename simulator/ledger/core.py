@@ -233,7 +233,6 @@ class Ledger:
         self.max_age = max_age  # seconds a full row is kept at most (0: no age bound)
         self.id_retention = id_retention
         self.max_remembered = max_remembered
-        self.changes = 0  # counts every change of state (a replicated store logs the requests that change it)
         self.store = MemoryStore()
         self._lock = threading.RLock()
         self._undo: list[Callable[[], object]] | None = None  # set inside the outermost atomic()
@@ -253,7 +252,6 @@ class Ledger:
             self.tombstones_buried = 0  # tombstones ever left since the reset (the last one's seq)
             self.remembered = Remembered(self.id_retention, self.max_remembered)
             self.dropped = 0  # full rows dropped by retention
-            self.changes += 1
             self._in_flight: set[TxnKey] = set()
             self._sessions: dict[tuple[str, str, str], str] = {}  # (dialect, tenant, session) -> player id
 
@@ -266,10 +264,6 @@ class Ledger:
     def _on_failure(self, undo: Callable[[], object]) -> None:
         if self._undo is not None:
             self._undo.append(undo)
-
-    def touched(self) -> None:
-        """Note a change made directly on a player (flags, limits)."""
-        self.changes += 1
 
     def retain(self) -> None:
         """Drop the oldest rows beyond ``max_transactions`` or older than ``max_age`` (a few per call, so no
@@ -338,7 +332,6 @@ class Ledger:
                 setattr(player, name, value)
             self.store.enrol(player)
             self.players[key] = player
-            self.changes += 1
 
             def undo() -> None:
                 self.players.pop(key, None)
@@ -386,7 +379,6 @@ class Ledger:
             if owner is None and create:
                 owner = self._sessions[key] = player.id
                 player.sessions[session_id] = self.clock()
-                self.changes += 1
 
                 def unbind() -> None:
                     self._sessions.pop(key, None)
@@ -491,7 +483,6 @@ class Ledger:
         if debit or credit:
             player.balance = player.balance - debit + credit
         player.updated = now
-        self.changes += 1
         return self.store.append(
             player,
             txn_id,
@@ -524,15 +515,10 @@ class Ledger:
 
     def transaction_tombstone(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Tombstone | None:
         """The stone naming this id; the caller counts the late arrival it refuses (a change of state)."""
-        return self._found(self._tombstones.get(("txn", dialect, tenant, scope, txn_id)))
+        return self._tombstones.get(("txn", dialect, tenant, scope, txn_id))
 
     def round_tombstone(self, player: Player, round_id: str) -> Tombstone | None:
-        return self._found(self._tombstones.get(("round", player.dialect, player.tenant, player.id, round_id)))
-
-    def _found(self, stone: Tombstone | None) -> Tombstone | None:
-        if stone is not None:
-            self.changes += 1
-        return stone
+        return self._tombstones.get(("round", player.dialect, player.tenant, player.id, round_id))
 
     def tombstones(self) -> list[Tombstone]:
         """Every kept tombstone, newest first."""
@@ -559,7 +545,6 @@ class Ledger:
             stone = Tombstone(
                 dialect, tenant, player_id, txn_id, round_id, scope, by, self.clock(), seq=self.tombstones_buried
             )
-            self.changes += 1
             if self.max_tombstones > 0:
                 self._tombstones[key] = stone
                 while len(self._tombstones) > self.max_tombstones:

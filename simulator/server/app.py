@@ -23,5 +23,4 @@ def create_app(sim: Simulator, admin_token: str | None = None) -> web.Applicatio
     for dialect in dialects.values():
         app.router.add_routes(dialect.routes())
     control.setup(app, sim, admin_token if admin_token is not None else sim.settings.server.admin_token)
-    sim.attach({name: dialect.perform for name, dialect in dialects.items()})
     return app

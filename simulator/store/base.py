@@ -94,7 +94,7 @@ class StoreUnavailable(InternalError):
 @dataclass(frozen=True)
 class Command:
     """A domain command: its name, its arguments as JSON-able data (what a shared store logs and every
-    replica replays) and, where the caller already built it, the local object (a parsed scenario or rule)
+    replica applies) and, where the caller already built it, the local object (a parsed scenario or rule)
     so the replica that runs it first does not parse it again."""
 
     name: str
@@ -109,16 +109,9 @@ class Store:
     kind = "memory"
     shown = "memory"  # where the state is, for the banner and errors (no password)
 
-    def clock(self, base: Callable[[], float]) -> Callable[[], float]:
-        """The clock the simulator uses (a replicated store freezes it while a change runs)."""
-        return base
-
     def bind(self, sim: Host) -> None:
         """Told which simulator it serves (before ``open``)."""
         self.sim = sim
-
-    def attach(self, performers: dict[str, Perform]) -> None:
-        """Told which ``perform`` each dialect has (a replicated store replays requests with them)."""
 
     async def open(self) -> None:
         """Connect and load (nothing to do in memory)."""
