@@ -24,7 +24,7 @@ Every key of one request shares its ``(dialect, tenant)``: the shared store puts
 
 from __future__ import annotations
 
-import time
+import secrets
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -253,7 +253,9 @@ class WorkingRows:
 
     @property
     def next_row(self) -> int:
-        return int(time.time() * 1000) % 10**9  # only names an adjustment (its id is not indexed)
+        """Only names an adjustment (``admin-N``: its id is not indexed, but its row's key must be unique
+        among every replica's adjustments): 48 random bits."""
+        return secrets.randbits(48)
 
     def enrol(self, player: Player) -> None:
         player.no = 0
@@ -346,12 +348,11 @@ class WorkingLedger(Ledger):
             clock,
             limits.max_tombstones,
             limits.max_transactions,
-            limits.max_players + 1,  # counted by the store, not by a working set
+            1 << 62,  # players are counted by the store, not by a working set
             max_age=0,
             id_retention=limits.id_retention,
             max_remembered=max(limits.max_remembered, 1),
         )
-        self.max_players = 1 << 62
         self.data = data
         self.rows = WorkingRows(self)
         self.store = self.rows  # type: ignore[assignment]
