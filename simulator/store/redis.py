@@ -43,7 +43,7 @@ import random
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -63,7 +63,6 @@ from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
 from simulator.store.base import (
-    MAX_PAGE,
     BadCursor,
     Books,
     Command,
@@ -312,7 +311,7 @@ class RedisStore(Store):
         self._local = asyncio.Lock()  # one configuration change at a time in this process
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
-        self._freed: set[int] = set()  # id(op) of claims the commit released
+        self._released: set[tuple[str, str]] = set()  # claims (key, value) a commit released with its writes
         self._loaded: dict[int, tuple[int, dict[Key, str | None]]] = {}  # id(op) -> (epoch, keys read at admit)
         self._tenants: set[tuple[int, str, str]] = set()  # (epoch, dialect, tenant) registered from here
         self._trims: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -436,25 +435,31 @@ class RedisStore(Store):
         return None
 
     def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
-        return self._holding(op) if id(op) in self._held else contextlib.nullcontext()
+        return self._holding(op)
 
     @contextlib.asynccontextmanager
     async def _holding(self, op: Operation) -> AsyncIterator[None]:
-        """The claim admit() took, released when the pipeline is done with it: by the script that commits
-        the request, or here if the request wrote nothing."""
+        """What admit() took for the request, given back when the pipeline is done with it, whether or not
+        it reached perform(): the keys it read ahead, and its claim (released by the script that commits
+        the request's writes, else here)."""
         key = id(op)
-        claim, held = self._held[key]
-        dialect, tenant, scope, txn_id = claim
+        taken = self._held.get(key)
         try:
-            with self.sim.ledger.claim(dialect, tenant, txn_id, scope):  # what ``in_flight`` reports here
+            if taken is None:
                 yield
-        finally:
-            del self._held[key]
-            self._loaded.pop(key, None)
-            if key in self._freed:
-                self._freed.discard(key)
             else:
-                await self._free(held)
+                dialect, tenant, scope, txn_id = taken[0]
+                with self.sim.ledger.claim(dialect, tenant, txn_id, scope):  # what ``in_flight`` reports here
+                    yield
+        finally:
+            self._loaded.pop(key, None)
+            if taken is not None:
+                del self._held[key]
+                held = taken[1]
+                if held in self._released:
+                    self._released.discard(held)
+                else:
+                    await self._free(held)
 
     async def _free(self, held: tuple[str, str]) -> None:
         with contextlib.suppress(RedisError, OSError):
@@ -484,12 +489,12 @@ class RedisStore(Store):
     async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
         """Run the dialect's money rules on the request's working set and commit what they wrote."""
         epoch, data = self._loaded.pop(id(op), (-1, {}))
-        held = self._held.get(id(op))
-        result: dict[str, Any] = await self._run(
-            op.dialect, op.agent or "", _predict(op), lambda: perform(op), data if epoch == self.epoch else {}, held
-        )
-        if held is not None:
-            self._freed.add(id(op))
+        if epoch != self.epoch:  # read before a reset: read again
+            data = {}
+        taken = self._held.get(id(op))
+        held = taken[1] if taken is not None else None
+        first = [] if data else _predict(op)
+        result: dict[str, Any] = await self._run(op.dialect, op.agent or "", first, lambda: perform(op), data, held)
         return result
 
     async def _run(
@@ -499,7 +504,7 @@ class RedisStore(Store):
         first: list[Key],
         body: Any,
         data: dict[Key, str | None],
-        held: tuple[Any, tuple[str, str]] | None = None,
+        held: tuple[str, str] | None = None,
     ) -> Any:
         """Run ``body`` (which reads and writes ``self.sim.ledger``) on a working set until its commit holds;
         a domain error it raises is committed too (a tombstone, a refusal count) and then raised."""
@@ -509,9 +514,7 @@ class RedisStore(Store):
                 data = await self._load(first, epoch)
             ws, result, error = await self._settle(body, data, epoch)
             writes, new, created = ws.diff()
-            if not writes and not new:
-                if held is not None:
-                    await self._free(held[1])
+            if not writes and not new:  # nothing to commit (its claim, if any, is freed by _holding)
                 if error is not None:
                     raise error
                 return result
@@ -557,10 +560,11 @@ class RedisStore(Store):
         writes: dict[Key, str | None],
         new: list[Row],
         created: dict[Key, str],
-        held: tuple[Any, tuple[str, str]] | None,
-        removals: list[tuple[str, str]] = (),  # type: ignore[assignment]
+        held: tuple[str, str] | None = None,
+        removals: Sequence[tuple[str, str]] = (),
     ) -> bool:
-        """The compare-and-set commit of one working set: False if something it read has changed."""
+        """The compare-and-set commit of one working set (and the release of its claim, ``held``: key and
+        value): False if something it read has changed. ``removals``: (list, member) to remove."""
         keys = self.keys
         for key in (*data, *writes):
             if key[1] != dialect or key[2] != tenant:
@@ -569,7 +573,7 @@ class RedisStore(Store):
             keys.seq(dialect, tenant),
             keys.order(dialect, tenant, epoch),
             keys.stones(dialect, tenant, epoch),
-            held[1][0] if held is not None else keys.seq(dialect, tenant),
+            held[0] if held is not None else keys.seq(dialect, tenant),
             keys.forgotten(dialect, tenant, epoch),
         ]
         server = self.sim.settings.server
@@ -585,7 +589,7 @@ class RedisStore(Store):
             str(len(writes)),
             str(len(new)),
             str(len(pushes)),
-            held[1][1] if held is not None else "",
+            held[1] if held is not None else "",
             str(len(removals)),
             str(max(server.max_tombstones, 0)),
         ]
@@ -623,6 +627,8 @@ class RedisStore(Store):
                         await self.redis.decrby(counter, len(created))
         if not int(answer[0]):
             return False
+        if held is not None:
+            self._released.add(held)
         if created and (epoch, dialect, tenant) not in self._tenants:
             with _store_errors():
                 await self.redis.sadd(keys.tenants, f"{_esc(dialect)}:{_esc(tenant)}")
@@ -681,72 +687,36 @@ class RedisStore(Store):
                     dropped += 1
                 if not dropped:
                     await asyncio.sleep(0.001)
-        except (RedisError, OSError):
+        except (RedisError, OSError, StoreUnavailable):
             log.warning("trimming %s/%s stopped: the store did not answer", dialect, tenant)
 
     async def _drop(self, dialect: str, tenant: str, epoch: int, order: str, name: str, text: str | None) -> bool:
-        """Drop one row (``name``, read as ``text``) by a compare-and-set commit."""
+        """Drop one row (``name``, read as ``text``) by a compare-and-set commit, like any request's: the row
+        becomes :data:`GONE` (or goes, if ids are not remembered), its effect is carried on its player,
+        and it leaves the tenant's order, its player's history and its round and referrer lists."""
         if text is None or text == GONE:
             await self.redis.lrem(order, 1, name)
             return True
         row = row_from_text(dialect, tenant, text)
         pkey: Key = ("p", dialect, tenant, row.player)
-        ptext = await self._get(self.keys.of(pkey, epoch))
-        if ptext is None:
+        rkey: Key = ("t", dialect, tenant, row.scope, row.id if row.indexed else f"#{row.id}")
+        fkey: Key = ("f", dialect, tenant, row.scope, row.id)
+        lists = [fkey]
+        if row.track_round and row.round is not None:
+            lists.append(("r", dialect, tenant, row.player, row.round))
+        data = await self._load([pkey, *lists], epoch)
+        ptext = data[pkey]
+        if ptext is None or self.keys.of(rkey, epoch) != name:
             await self.redis.lrem(order, 1, name)
             return True
         player, version, _ = player_from_text(dialect, tenant, row.player, ptext)
         player.carried += row.credit - row.debit
-        rkey: Key = ("t", dialect, tenant, row.scope, row.id)
-        data: dict[Key, str | None] = {pkey: ptext}
-        writes: dict[Key, str | None] = {pkey: player_text(player, version + 1)}
-        indexed = self.keys.of(rkey, epoch) == name
-        raw: dict[str, str | None] = {name: text}
+        data[rkey] = text
+        remember = row.indexed and self.sim.settings.server.max_remembered_ids > 0
+        writes: dict[Key, str | None] = {pkey: player_text(player, version + 1), rkey: GONE if remember else None}
+        writes.update(dict.fromkeys(lists))
         removals = [(order, name), (self.keys.history(dialect, tenant, row.player, epoch), name)]
-        if row.track_round and row.round is not None:
-            lkey: Key = ("r", dialect, tenant, row.player, row.round)
-            data[lkey] = await self._get(self.keys.of(lkey, epoch))
-            writes[lkey] = None
-        fkey: Key = ("f", dialect, tenant, row.scope, row.id)
-        data[fkey] = await self._get(self.keys.of(fkey, epoch))
-        writes[fkey] = None
-        return await self._drop_commit(dialect, tenant, epoch, data, writes, raw, indexed, removals)
-
-    async def _drop_commit(
-        self,
-        dialect: str,
-        tenant: str,
-        epoch: int,
-        data: dict[Key, str | None],
-        writes: dict[Key, str | None],
-        raw: dict[str, str | None],
-        indexed: bool,
-        removals: list[tuple[str, str]],
-    ) -> bool:
-        ((name, text),) = raw.items()
-        keys = self.keys
-        ttl = str(int(self.sim.settings.server.id_retention * 1000))
-        seq, order = keys.seq(dialect, tenant), keys.order(dialect, tenant, epoch)
-        names = [seq, order, keys.stones(dialect, tenant, epoch), seq, keys.forgotten(dialect, tenant, epoch)]
-        args = [str(len(data) + 1), str(len(writes) + 1), "0", "0", "", str(len(removals)), "0"]
-        for key, value in data.items():
-            names.append(keys.of(key, epoch))
-            args.append(ABSENT if value is None else value)
-        names.append(name)
-        args.append(text or ABSENT)
-        for key, value in writes.items():
-            names.append(keys.of(key, epoch))
-            args += [ABSENT if value is None else value, "0"]
-        names.append(name)
-        if indexed and self.sim.settings.server.max_remembered_ids > 0:
-            args += [GONE, ttl]
-        else:
-            args += [ABSENT, "0"]
-        for list_name, member in removals:
-            names.append(list_name)
-            args.append(member)
-        answer = await self._commit(keys=names, args=args)
-        return bool(int(answer[0]))
+        return await self._write(dialect, tenant, epoch, data, writes, [], {}, None, removals)
 
     # the configuration log
 
@@ -935,6 +905,7 @@ class RedisStore(Store):
                     with contextlib.suppress(RedisError, OSError):
                         await self.journal_link.clear()
                 if command.name in RESETS:
+                    await self._prune(entry_id, command.name == "scenario")
                     self._sweep()
                 return result
         raise StoreUnavailable("the configuration kept changing under this change; nothing applied")
@@ -959,6 +930,21 @@ class RedisStore(Store):
             await self._seed(epoch)
             entry["epoch"] = self.epoch = epoch
         return result, jsonio.dumps(entry)
+
+    async def _prune(self, entry_id: str, scenario: bool) -> None:
+        """Keep the configuration log to what a replica needs to rebuild: a new scenario supersedes every
+        entry before it, a reset every earlier reset and journal clear (rule changes before it stay). A
+        failure is harmless: the next one prunes what this one left."""
+        with contextlib.suppress(RedisError, OSError):
+            if scenario:
+                await self.redis.xtrim(self.keys.log, minid=entry_id, approximate=False)
+                return
+            earlier = cast(
+                list[tuple[str, dict[str, str]]], await self.redis.xrange(self.keys.log, "-", f"({entry_id}")
+            )
+            gone = [eid for eid, fields in earlier if fields["k"] == "cmd" and _superseded(fields["d"])]
+            if gone:
+                await self.redis.xdel(self.keys.log, *gone)
 
     def _sweep(self) -> None:
         """Delete the keys of earlier epochs in the background."""
@@ -1124,10 +1110,14 @@ class RedisStore(Store):
                 pipe.llen(listing)
                 pipe.get(self.keys.forgotten(d, t, self.epoch))
             counts = await pipe.execute() if lists else []
-        count = sum(int(c) for c in counts[::2])
+        count = sum(int(c) for c in counts[::2])  # entries whose stone has expired are counted until pushed out
         forgotten = sum(int(c or 0) for c in counts[1::2])
-        if player:
-            count = len(page.items) if page.next is None and not cursor else count
+        if player:  # the player's stones, counted list by list
+            with _store_errors():
+                count = 0
+                for d, t, listing in lists:
+                    async for names in self._chunks(listing):
+                        count += sum(1 for stone in await load(names, d, t) if stone is not None and keep(stone))
         server = self.sim.settings.server
         return cast("Page[Tombstone]", page), {"count": count, "cap": server.max_tombstones, "forgotten": forgotten}
 
@@ -1136,39 +1126,47 @@ class RedisStore(Store):
         retention carried and its kept rows; none is negative; a reversal refunds exactly the debits it
         reversed; a tracked round is debited once and not paid once refunded."""
         problems: list[dict[str, Any]] = []
-        players = transactions = 0
+        players = transactions = stones = 0
         with _store_errors():
-            tenants = await self._tenant_list()
-            for d, t in tenants:
-                listing = self.keys.players(d, t, self.epoch)
-                position = 0
-                while True:
-                    ids = [str(i) for i in await self._lrange(listing, position, position + SWEEP_CHUNK - 1)]
-                    if not ids:
-                        break
-                    position += len(ids)
+            for d, t in await self._tenant_list():
+                async for ids in self._chunks(self.keys.players(d, t, self.epoch)):
                     for player in await self._players_at(d, t, ids):
                         players += 1
                         history = self.keys.history(d, t, player.id, self.epoch)
-                        names = [str(n) for n in await self._lrange(history, 0, -1)]
-                        rows = await self._rows_at(names, d, t)
+                        rows = await self._rows_at(await self._lrange(history, 0, -1), d, t)
                         transactions += len(rows)
                         problems += _player_problems(player, rows)
-            stones, _ = await self.read_tombstones(None, None, None, MAX_PAGE)
-            for stone in stones.items:
-                if stone.transaction is not None:
-                    key: Key = ("t", stone.dialect, stone.tenant, stone.scope, stone.transaction)
-                    text = await self._get(self.keys.of(key, self.epoch))
-                    row = row_from_text(stone.dialect, stone.tenant, text) if text and text != GONE else None
-                    if row is not None and row.debit:
-                        problems.append(_under_stone(row, stone))
+                async for names in self._chunks(self.keys.stones(d, t, self.epoch)):
+                    for text in await self._mget(names):
+                        if text:
+                            stones += 1
+                            problems += await self._stone_problems(stone_from_text(d, t, text))
         return {
             "ok": not problems,
             "players": players,
             "transactions": transactions,
-            "tombstones": len(stones.items),
+            "tombstones": stones,
             "problems": problems,
         }
+
+    async def _stone_problems(self, stone: Tombstone) -> list[dict[str, Any]]:
+        """A debit applied under a tombstone: on the id it names, or on the player's round it names."""
+        d, t = stone.dialect, stone.tenant
+        if stone.transaction is not None:
+            names = [self.keys.of(("t", d, t, stone.scope, stone.transaction), self.epoch)]
+        else:
+            assert stone.round is not None
+            text = await self._get(self.keys.of(("r", d, t, stone.player, stone.round), self.epoch))
+            members = jsonio.loads(text) if text else []
+            names = [self.keys.of(("t", d, t, scope, txn_id), self.epoch) for scope, txn_id in members]
+        return [_under_stone(row, stone) for row in await self._rows_at(names, d, t) if row.debit]
+
+    async def _chunks(self, listing: str) -> AsyncIterator[list[str]]:
+        """A list's members from the front, SWEEP_CHUNK at a time (never the whole list at once)."""
+        position = 0
+        while names := await self._lrange(listing, position, position + SWEEP_CHUNK - 1):
+            position += len(names)
+            yield names
 
     async def books(self) -> Books:
         """The scorecard's lookups (made from a worker thread): a synchronous client of its own."""
@@ -1271,6 +1269,11 @@ def _page_of(found: list[tuple[Any, str]], limit: int) -> Page[Any]:
     if len(found) > limit:
         return Page([item for item, _ in found[:limit]], found[limit - 1][1])
     return Page([item for item, _ in found], None)
+
+
+def _superseded(data: str) -> bool:
+    """A configuration entry that a later reset makes useless to a rebuild."""
+    return bool(jsonio.loads(data)["name"] in ("reset", "journal_clear"))
 
 
 def _stream_id(text: str) -> tuple[int, int]:
