@@ -286,6 +286,9 @@ def _predict(op: Operation) -> list[Key]:
             keys += [("r", d, t, op.player, op.round), ("s", d, t, "round", op.player, op.round)]
     if op.transaction is not None:
         keys += [("t", d, t, op.scope, op.transaction), ("s", d, t, "txn", op.scope, op.transaction)]
+    session = op.params.get("session")  # a dialect that binds sessions to players names it here (Fizzy)
+    if isinstance(session, str):
+        keys.append(("x", d, t, session))
     return keys
 
 
@@ -311,6 +314,8 @@ class RedisStore(Store):
         self._local = asyncio.Lock()  # one configuration change at a time in this process
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
+        # (dialect, tenant, player) -> (its lock in this replica, the requests holding or awaiting it)
+        self._turns: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
         self._released: set[tuple[str, str]] = set()  # claims (key, value) a commit released with its writes
         self._loaded: dict[int, tuple[int, dict[Key, str | None]]] = {}  # id(op) -> (epoch, keys read at admit)
         self._tenants: set[tuple[int, str, str]] = set()  # (epoch, dialect, tenant) registered from here
@@ -493,39 +498,61 @@ class RedisStore(Store):
             data = {}
         taken = self._held.get(id(op))
         held = taken[1] if taken is not None else None
-        first = [] if data else _predict(op)
-        result: dict[str, Any] = await self._run(op.dialect, op.agent or "", first, lambda: perform(op), data, held)
+        where = (op.dialect, op.agent or "", op.player or "")
+        result: dict[str, Any] = await self._run(where, _predict(op), lambda: perform(op), data, held)
         return result
 
     async def _run(
         self,
-        dialect: str,
-        tenant: str,
+        where: tuple[str, str, str],
         first: list[Key],
         body: Any,
         data: dict[Key, str | None],
         held: tuple[str, str] | None = None,
     ) -> Any:
         """Run ``body`` (which reads and writes ``self.sim.ledger``) on a working set until its commit holds;
-        a domain error it raises is committed too (a tombstone, a refusal count) and then raised."""
-        for attempt in range(RETRIES):
-            epoch = self.epoch
-            if not data:
-                data = await self._load(first, epoch)
-            ws, result, error = await self._settle(body, data, epoch)
-            writes, new, created = ws.diff()
-            if not writes and not new:  # nothing to commit (its claim, if any, is freed by _holding)
-                if error is not None:
-                    raise error
-                return result
-            if await self._write(dialect, tenant, epoch, data, writes, new, created, held):
-                if error is not None:
-                    raise error
-                return result
-            self.conflicts += 1
-            data = {}
-            await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
+        a domain error it raises is committed too (a tombstone, a refusal count) and then raised.
+        ``where``: (dialect, tenant, player). Requests on one player take turns in this replica (they would
+        only conflict), so only requests of different replicas ever run again; other players never wait."""
+        dialect, tenant, _ = where
+        async with self._turn(where) as waited:
+            if waited and data:  # another request on this player committed meanwhile: read it again
+                first, data = list(data), {}
+            for attempt in range(RETRIES):
+                epoch = self.epoch
+                if not data:
+                    data = await self._load(first, epoch)
+                ws, result, error = await self._settle(body, data, epoch)
+                writes, new, created = ws.diff()
+                if not writes and not new:  # nothing to commit (its claim, if any, is freed by _holding)
+                    if error is not None:
+                        raise error
+                    return result
+                if await self._write(dialect, tenant, epoch, data, writes, new, created, held):
+                    if error is not None:
+                        raise error
+                    return result
+                self.conflicts += 1
+                first, data = list(data), {}  # read again, at once, everything the last run read
+                await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
         raise StoreUnavailable(f"the request conflicted with others {RETRIES} times; nothing applied")
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, where: tuple[str, str, str]) -> AsyncIterator[bool]:
+        """One request at a time per player in this replica (True: it waited for another, so what it read
+        before may have changed); the lock goes when no request holds or awaits it."""
+        lock, users = self._turns.get(where, (asyncio.Lock(), 0))
+        self._turns[where] = (lock, users + 1)
+        try:
+            waited = lock.locked()
+            async with lock:
+                yield waited
+        finally:
+            lock, users = self._turns[where]
+            if users == 1:
+                del self._turns[where]
+            else:
+                self._turns[where] = (lock, users - 1)
 
     async def _settle(
         self, body: Any, data: dict[Key, str | None], epoch: int
@@ -885,7 +912,7 @@ class RedisStore(Store):
             d, t, pid = args["dialect"], args["tenant"], args["player"]
             with _store_errors():
                 await self.sync()
-            return await self._run(d, t, [("p", d, t, pid)], lambda: self.sim.execute(command), {})
+            return await self._run((d, t, pid), [("p", d, t, pid)], lambda: self.sim.execute(command), {})
         for _ in range(RETRIES):
             async with self._local:
                 with _store_errors():
