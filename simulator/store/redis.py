@@ -292,6 +292,26 @@ def _predict(op: Operation) -> list[Key]:
     return keys
 
 
+Where = tuple[str, str, str]  # (dialect, tenant, player)
+
+
+def _where(op: Operation) -> Where:
+    return (op.dialect, op.agent or "", op.player or "")
+
+
+class _Turn:
+    """One player's turn in this replica: requests on it run one at a time (they would only conflict).
+    ``users``: the requests that refer to it (in flight, or holding a read-ahead); ``commits``: those made
+    here, so a read-ahead taken before one is read again."""
+
+    __slots__ = ("commits", "lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+        self.commits = 0
+
+
 class RedisStore(Store):
     """The stateless shared store (see the module docstring); given to a Simulator like any store."""
 
@@ -314,10 +334,10 @@ class RedisStore(Store):
         self._local = asyncio.Lock()  # one configuration change at a time in this process
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
-        # (dialect, tenant, player) -> (its lock in this replica, the requests holding or awaiting it)
-        self._turns: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
+        self._turns: dict[Where, _Turn] = {}  # the players requests are in flight for, here
         self._released: set[tuple[str, str]] = set()  # claims (key, value) a commit released with its writes
-        self._loaded: dict[int, tuple[int, dict[Key, str | None]]] = {}  # id(op) -> (epoch, keys read at admit)
+        # id(op) -> (epoch, keys read at admit, the player's commits here then): the request's read-ahead
+        self._loaded: dict[int, tuple[int, dict[Key, str | None], int]] = {}
         self._tenants: set[tuple[int, str, str]] = set()  # (epoch, dialect, tenant) registered from here
         self._trims: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._trimmed_at: dict[tuple[str, str], float] = {}
@@ -417,7 +437,8 @@ class RedisStore(Store):
                 *taken, identity, entries = await pipe.execute()
                 if predicted and not self.where.nodes:
                     values = taken.pop()
-                    self._loaded[id(op)] = (epoch, dict(zip(predicted, values, strict=True)))
+                    turn = self._enter(_where(op))  # kept until perform() or _holding gives the read-ahead back
+                    self._loaded[id(op)] = (epoch, dict(zip(predicted, values, strict=True)), turn.commits)
                 if asked is not None:
                     op.params["in_flight"] = bool(taken.pop())
                 if identity != self.identity:
@@ -425,16 +446,16 @@ class RedisStore(Store):
                 elif entries:
                     await self._catch_up(entries)
         except DomainError as err:
-            self._loaded.pop(id(op), None)
+            self._unload(op)
             return err
         if nonce is not None and not taken.pop(0):
-            self._loaded.pop(id(op), None)
+            self._unload(op)
             if held is not None and taken[0]:
                 await self._free(held)
             return AuthFailed("x-nonce was already used (replay, seen by another replica)")
         if held is not None and claim is not None:
             if not taken[0]:
-                self._loaded.pop(id(op), None)
+                self._unload(op)
                 return TransactionPending(f"transaction {claim[3]!r} is still being processed")
             self._held[id(op)] = (claim, held)
         return None
@@ -457,7 +478,7 @@ class RedisStore(Store):
                 with self.sim.ledger.claim(dialect, tenant, txn_id, scope):  # what ``in_flight`` reports here
                     yield
         finally:
-            self._loaded.pop(key, None)
+            self._unload(op)
             if taken is not None:
                 del self._held[key]
                 held = taken[1]
@@ -493,66 +514,83 @@ class RedisStore(Store):
 
     async def perform(self, op: Operation, perform: Perform) -> dict[str, Any]:
         """Run the dialect's money rules on the request's working set and commit what they wrote."""
-        epoch, data = self._loaded.pop(id(op), (-1, {}))
+        epoch, data, since = self._loaded.get(id(op), (-1, {}, 0))
         if epoch != self.epoch:  # read before a reset: read again
             data = {}
         taken = self._held.get(id(op))
         held = taken[1] if taken is not None else None
-        where = (op.dialect, op.agent or "", op.player or "")
-        result: dict[str, Any] = await self._run(where, _predict(op), lambda: perform(op), data, held)
+        try:
+            result: dict[str, Any] = await self._run(_where(op), _predict(op), lambda: perform(op), data, held, since)
+        finally:
+            self._unload(op)
         return result
+
+    def _unload(self, op: Operation) -> None:
+        """Give back the request's read-ahead (and its reference to the player's turn)."""
+        if self._loaded.pop(id(op), None) is not None:
+            self._leave(_where(op))
 
     async def _run(
         self,
-        where: tuple[str, str, str],
+        where: Where,
         first: list[Key],
         body: Any,
         data: dict[Key, str | None],
         held: tuple[str, str] | None = None,
+        since: int = 0,
     ) -> Any:
         """Run ``body`` (which reads and writes ``self.sim.ledger``) on a working set until its commit holds;
         a domain error it raises is committed too (a tombstone, a refusal count) and then raised.
         ``where``: (dialect, tenant, player). Requests on one player take turns in this replica (they would
-        only conflict), so only requests of different replicas ever run again; other players never wait."""
+        only conflict), so only requests of different replicas ever run again; other players never wait.
+        ``since``: the player's commits here when ``data`` was read (if one came since, it is read again)."""
+        turn = self._enter(where)
+        try:
+            async with turn.lock:
+                if data and turn.commits != since:  # this player changed here after the read-ahead
+                    first, data = list(data), {}
+                return await self._attempts(where, turn, first, body, data, held)
+        finally:
+            self._leave(where)
+
+    async def _attempts(
+        self, where: Where, turn: _Turn, first: list[Key], body: Any, data: dict[Key, str | None], held: Any
+    ) -> Any:
         dialect, tenant, _ = where
-        async with self._turn(where) as waited:
-            if waited and data:  # another request on this player committed meanwhile: read it again
-                first, data = list(data), {}
-            for attempt in range(RETRIES):
-                epoch = self.epoch
-                if not data:
-                    data = await self._load(first, epoch)
-                ws, result, error = await self._settle(body, data, epoch)
-                writes, new, created = ws.diff()
-                if not writes and not new:  # nothing to commit (its claim, if any, is freed by _holding)
-                    if error is not None:
-                        raise error
-                    return result
-                if await self._write(dialect, tenant, epoch, data, writes, new, created, held):
-                    if error is not None:
-                        raise error
-                    return result
-                self.conflicts += 1
-                first, data = list(data), {}  # read again, at once, everything the last run read
-                await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
+        for attempt in range(RETRIES):
+            epoch = self.epoch
+            if not data:
+                data = await self._load(first, epoch)
+            ws, result, error = await self._settle(body, data, epoch)
+            writes, new, created = ws.diff()
+            if not writes and not new:  # nothing to commit (its claim, if any, is freed by _holding)
+                if error is not None:
+                    raise error
+                return result
+            if await self._write(dialect, tenant, epoch, data, writes, new, created, held):
+                turn.commits += 1
+                if error is not None:
+                    raise error
+                return result
+            self.conflicts += 1
+            first, data = list(data), {}  # read again, at once, everything the last run read
+            await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
         raise StoreUnavailable(f"the request conflicted with others {RETRIES} times; nothing applied")
 
-    @contextlib.asynccontextmanager
-    async def _turn(self, where: tuple[str, str, str]) -> AsyncIterator[bool]:
-        """One request at a time per player in this replica (True: it waited for another, so what it read
-        before may have changed); the lock goes when no request holds or awaits it."""
-        lock, users = self._turns.get(where, (asyncio.Lock(), 0))
-        self._turns[where] = (lock, users + 1)
-        try:
-            waited = lock.locked()
-            async with lock:
-                yield waited
-        finally:
-            lock, users = self._turns[where]
-            if users == 1:
-                del self._turns[where]
-            else:
-                self._turns[where] = (lock, users - 1)
+    def _enter(self, where: Where) -> _Turn:
+        """A reference to the player's turn here (made on first use)."""
+        turn = self._turns.get(where)
+        if turn is None:
+            turn = self._turns[where] = _Turn()
+        turn.users += 1
+        return turn
+
+    def _leave(self, where: Where) -> None:
+        """Drop a reference: the turn goes with the last one, so only players in flight are kept."""
+        turn = self._turns[where]
+        turn.users -= 1
+        if not turn.users:
+            del self._turns[where]
 
     async def _settle(
         self, body: Any, data: dict[Key, str | None], epoch: int

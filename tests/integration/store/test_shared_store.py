@@ -552,7 +552,7 @@ async def test_a_request_leaves_nothing_behind_in_the_replica_whether_or_not_it_
     assert (await h.amb.bet("member001", "R1", 1, txn="b1")).json["status"]["code"] == 0
     assert (await h.amb.bet("member001", "R1", 1, txn="b1")).json["status"]["code"] == 0  # a replay: no debit
     store: Any = h.sim.store
-    assert store._loaded == {} and store._held == {} and store._released == set()
+    assert store._loaded == {} and store._held == {} and store._released == set() and store._turns == {}
     assert await amb_balance(h, "member001") == 999  # created on first sight with 1000
 
 
@@ -566,3 +566,18 @@ async def test_concurrent_adjustments_of_one_player_each_keep_their_row(
     assert player["balance"] == 1020 and len([t for t in player["transactions"] if t["kind"] == "adjust"]) == 20
     assert len({t["transaction"] for t in player["transactions"]}) == 20
     assert (await h.invariants())["ok"]
+
+
+async def test_requests_on_one_player_take_turns_inside_a_replica(start: Start, redis_server: RedisServer) -> None:
+    """Within a replica they would only conflict: they wait for each other instead of running again; two
+    replicas on one player still meet in the compare-and-set, and both stay exact."""
+    url = fresh(redis_server)
+    a, b = await start(store_url=url), await start(store_url=url)
+    bets = [a.amb.bet("member001", f"R{n}", 1, txn=f"b{n}") for n in range(40)]
+    assert all(r.json["status"]["code"] == 0 for r in await asyncio.gather(*bets))
+    store: Any = a.sim.store
+    assert store.conflicts == 0 and store._turns == {} and store._loaded == {}
+    both = [(a if n % 2 else b).amb.bet("member001", f"S{n}", 1, txn=f"s{n}") for n in range(40)]
+    assert all(r.json["status"]["code"] == 0 for r in await asyncio.gather(*both))
+    assert await amb_balance(b, "member001") == 1000 - 80
+    assert (await a.invariants())["ok"]
