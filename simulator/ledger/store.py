@@ -63,3 +63,20 @@ class TransactionStore(Protocol):
 
     def mark_reversed(self, target: Transaction, by: Transaction, status: str) -> None:
         """``target``'s debit was refunded by ``by``; its status becomes ``status``."""
+
+
+class Stands(Protocol):
+    """What a lookup by id reads of a transaction (the scorecard: whose it is, and whether it stands)."""
+
+    @property
+    def player(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class Books(Protocol):
+    """The transactions looked up by id: the ledger, or a shared store's reader (what the scorecard judges
+    with)."""
+
+    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Stands | None: ...

@@ -19,9 +19,9 @@ from typing import Any
 from simulator.config import Settings
 from simulator.dialects import registry
 from simulator.journal import Entry
+from simulator.ledger.store import Books
 from simulator.scorecard import faults, hygiene
 from simulator.scorecard import model as m
-from simulator.scorecard.faults import Books
 
 __all__ = ["Books", "build"]
 

@@ -28,10 +28,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from simulator.dialects import registry
 from simulator.journal import Entry
+from simulator.ledger.store import Books
 from simulator.operations import RULE_APPLIED
 from simulator.scorecard import model as m
 
@@ -49,20 +50,6 @@ RECOVERY = {
     "reversal": "reversed it",
     "balance": "checked the balance and did not send it again",
 }
-
-
-class Transactionish(Protocol):
-    @property
-    def player(self) -> str: ...
-
-    @property
-    def status(self) -> str: ...
-
-
-class Books(Protocol):
-    """The ledger's read API, as much of it as the judge needs."""
-
-    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Transactionish | None: ...
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import asyncio
 
 from simulator.config import Settings
+from simulator.ledger.store import Books
 from simulator.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PREFIX,
     MAX_PAGE,
     BadCursor,
-    Books,
     Command,
     Page,
     Store,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from simulator.config import Settings
 from simulator.errors import DomainError, InternalError, SimulatorError
+from simulator.ledger.store import Books
 
 if TYPE_CHECKING:  # the types of the hooks
     from simulator.journal import Entry, Journal
@@ -68,22 +69,6 @@ class Page(Generic[T]):
 
     items: list[T]
     next: str | None = None
-
-
-class Stands(Protocol):
-    """What the scorecard reads of a transaction it looks up."""
-
-    @property
-    def player(self) -> str: ...
-
-    @property
-    def status(self) -> str: ...
-
-
-class Books(Protocol):
-    """The transaction lookup the scorecard judges with (structurally its ``simulator.scorecard.Books``)."""
-
-    def find(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> Stands | None: ...
 
 
 class StoreUnavailable(InternalError):

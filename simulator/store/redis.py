@@ -59,12 +59,12 @@ from simulator.errors import AuthFailed, DomainError, InternalError, LedgerFull,
 from simulator.journal import Entry
 from simulator.ledger import Player, Transaction
 from simulator.ledger.core import REVERSALS, Tombstone
+from simulator.ledger.store import Books
 from simulator.operations import Operation
 from simulator.scenarios.engine import Decision, Engine
 from simulator.scenarios.model import Rule, Scenario
 from simulator.store.base import (
     BadCursor,
-    Books,
     Command,
     Host,
     Page,

@@ -65,7 +65,7 @@ LAYERS: dict[str, set[str]] = {
     "net": {"basics", "config"},
     "codecs": {"basics", "config", "journal", "ledger", "dialect", "service", "net"},
     "ui": {"basics", "config", "journal"},
-    "scorecard": {"basics", "config", "journal", "dialect"},
+    "scorecard": {"basics", "config", "journal", "ledger", "dialect"},  # the ledger's read API (Books)
     "control": {"basics", "config", "journal", "ledger", "dialect", "scenarios", "service", "store", "codecs", "net"}
     | {"ui", "scorecard"},
     "certify": {"basics", "config", "dialect"},
