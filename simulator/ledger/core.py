@@ -233,10 +233,14 @@ class Ledger:
         self.max_age = max_age  # seconds a full row is kept at most (0: no age bound)
         self.id_retention = id_retention
         self.max_remembered = max_remembered
-        self.store = MemoryStore()
+        self.store = self._new_store()
         self._lock = threading.RLock()
         self._undo: list[Callable[[], object]] | None = None  # set inside the outermost atomic()
         self.reset()
+
+    def _new_store(self) -> MemoryStore:
+        """Where the transactions are kept (a working set of the shared store keeps its own kind)."""
+        return MemoryStore()
 
     @property
     def log(self) -> Sequence[Transaction]:

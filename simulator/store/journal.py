@@ -17,12 +17,14 @@ import json
 from dataclasses import fields
 from typing import Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from simulator import jsonio
 from simulator.journal import Entry, Journal
 from simulator.operations import Operation
+from simulator.store.lane import Lane
 
 QUEUE = 10_000  # entries waiting to be published, at most
 QUEUE_BYTES = 16 * 2**20  # and at most this many characters of them: Redis away, a replica stays bounded
@@ -39,14 +41,26 @@ def encode(entry: Entry) -> str:
     if op is not None:
         data["op"] = {name: getattr(op, name) for name in OP_TEXT}
         data["op"].update(amount=None if op.amount is None else str(op.amount), mutating=op.mutating)
-        data["op"].update(authenticated=op.authenticated, params=json.dumps(op.params, default=str))
+        data["op"].update(authenticated=op.authenticated, params=_text(op.params))
         request = jsonio.dumps(op.request)
         if len(request) > BODY_CAP:  # the shared stream keeps a capped body: Redis memory stays bounded
             request = jsonio.dumps({"truncated": True, "chars": len(request), "prefix": request[:BODY_CAP]})
         data["op"]["request"] = request
     data["body"] = jsonio.dumps(entry.body)
     data["received"], data["diagnostics"] = entry.received, entry.diagnostics
-    return json.dumps(data, default=str)
+    return _text(data)
+
+
+# what json.dumps would hand to ``default`` goes there with orjson too (it would write these natively)
+_AS_STR = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _text(value: Any) -> str:
+    """``json.dumps(value, default=str)``, written by orjson (a tenth of the time) where it can."""
+    try:
+        return orjson.dumps(value, default=str, option=_AS_STR).decode("utf-8")
+    except (orjson.JSONEncodeError, TypeError):  # a key that is not a string, a lone surrogate
+        return json.dumps(value, default=str)
 
 
 def decode(text: str, seq: int) -> Entry:
@@ -65,8 +79,11 @@ def decode(text: str, seq: int) -> Entry:
 
 
 class JournalLink:
-    def __init__(self, client: aioredis.Redis, key: str, journal: Journal, origin: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, key: str, journal: Journal, origin: str, lane: Lane | None = None
+    ) -> None:
         self.redis, self.key, self.journal, self.origin = client, key, journal, origin
+        self.lane = lane  # the store's batched connection (one server), else the pooled client
         self.cursor = "0-0"
         self.dropped = 0  # entries dropped unpublished (Redis slow or away)
         self.waiting_chars = 0
@@ -113,10 +130,17 @@ class JournalLink:
     async def _send(self) -> None:
         while self._waiting:
             batch = [self._waiting[i] for i in range(min(BATCH, len(self._waiting)))]
-            pipe = self.redis.pipeline(transaction=False)
-            for text in batch:
-                pipe.xadd(self.key, {"o": self.origin, "e": text}, maxlen=self.journal.size, approximate=True)
-            await pipe.execute()
+            if self.lane is not None:
+                size = self.journal.size
+                adds = [("XADD", self.key, "MAXLEN", "~", size, "*", "o", self.origin, "e", text) for text in batch]
+                for reply in await self.lane.call(adds):
+                    if isinstance(reply, Exception):
+                        raise reply
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                for text in batch:
+                    pipe.xadd(self.key, {"o": self.origin, "e": text}, maxlen=self.journal.size, approximate=True)
+                await pipe.execute()
             for text in batch:  # those publish() dropped meanwhile are gone from the front already
                 if self._waiting and self._waiting[0] is text:
                     self.waiting_chars -= len(self._waiting.popleft())

@@ -37,6 +37,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import random
@@ -51,7 +52,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from simulator import jsonio
 from simulator.config import Settings
@@ -76,6 +77,7 @@ from simulator.store.base import (
     scenario_files,
 )
 from simulator.store.journal import JournalLink
+from simulator.store.lane import Lane
 from simulator.store.working import (
     GONE,
     Key,
@@ -99,6 +101,8 @@ RETRIES = 100  # conflicts on one request before it is answered with the interna
 LOADS = 8  # rounds of loading missing keys for one run, at most
 TRIM_BATCH = 64  # rows dropped by retention per trim step
 SWEEP_CHUNK = 500
+TAGS = 1024  # tenants' key tags kept ready
+NAMES = 10_000  # key names kept ready (those of the requests in flight, and recent ones)
 RESETS = ("reset", "scenario")
 CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
 LEDGER_COMMANDS = ("player", "adjust")
@@ -216,7 +220,9 @@ _ESCAPE = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 
 
 def _esc(text: str) -> str:
-    return text.translate(_ESCAPE)
+    if "%" in text or ":" in text or "{" in text or "}" in text:
+        return text.translate(_ESCAPE)
+    return text  # most names need no escape: four scans in C are cheaper than a translation
 
 
 def _unesc(text: str) -> str:
@@ -237,17 +243,30 @@ class Keys:
         self.identity = base + "identity"  # drawn when the log starts: gone or changed = the data was lost
         self.epoch = base + "epoch"
         self.tenants = base + "tenants"  # "dialect:tenant" of every tenant that has had a player
+        self._tags: dict[tuple[str, str], str] = {}  # (dialect, tenant) -> tag, as many as TAGS at most
+        self._names: dict[tuple[Key, int], str] = {}  # (key, epoch) -> name, as many as NAMES at most
 
     def player_count(self, epoch: int) -> str:
         """Players in the store (all tenants): taken before a commit that creates one (server.max_players)."""
         return "{" + self.prefix + "}:" + f"{epoch}:players"
 
     def tag(self, dialect: str, tenant: str) -> str:
-        return "{" + self.prefix + ":" + _esc(dialect) + ":" + _esc(tenant) + "}:"
+        tag = self._tags.get((dialect, tenant))
+        if tag is None:
+            if len(self._tags) >= TAGS:  # tenants come from requests: the cache stays bounded
+                self._tags.clear()
+            tag = self._tags[(dialect, tenant)] = "{" + self.prefix + ":" + _esc(dialect) + ":" + _esc(tenant) + "}:"
+        return tag
 
     def of(self, key: Key, epoch: int) -> str:
-        """The Redis key of a working-set key."""
-        return self.tag(key[1], key[2]) + str(epoch) + ":" + key[0] + ":" + ":".join(_esc(p) for p in key[3:])
+        """The Redis key of a working-set key (a request names its keys two or three times)."""
+        name = self._names.get((key, epoch))
+        if name is None:
+            if len(self._names) >= NAMES:
+                self._names.clear()
+            name = f"{self.tag(key[1], key[2])}{epoch}:{key[0]}:" + ":".join(map(_esc, key[3:]))
+            self._names[(key, epoch)] = name
+        return name
 
     def claim(self, dialect: str, tenant: str, scope: str, txn_id: str) -> str:
         return self.tag(dialect, tenant) + "c:" + _esc(scope) + ":" + _esc(txn_id)
@@ -331,6 +350,7 @@ class RedisStore(Store):
         self.dirty = True  # the configuration must be rebuilt from the log before it is used
         self.conflicts = 0  # working sets run again because another request changed what they read
         self.token = secrets.token_hex(8)
+        self._claims = itertools.count()  # a claim's value: this replica's token and a number, never reused
         self._local = asyncio.Lock()  # one configuration change at a time in this process
         self._generations: dict[Rule, str] = {}  # rule -> the log entry that (re)started its counters
         self._held: dict[int, tuple[tuple[str, str, str, str], tuple[str, str]]] = {}  # id(op) -> its claim
@@ -347,6 +367,35 @@ class RedisStore(Store):
         self._release = client.register_script(RELEASE)
         self._genesis = client.register_script(GENESIS)
         self._decide = client.register_script(DECIDE)
+        # the request path's commands, batched over one connection with other requests' (one server; a
+        # Cluster routes each command by its slot through redis-py's cluster client)
+        self.lane = None if where.nodes else Lane(client.connection_pool, COMMAND_TIMEOUT)
+
+    async def _batch(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies to ``commands``, sent together (an error reply raises, as a pipeline's does). On a
+        Cluster, redis-py shapes some replies (``SET`` answers True, not ``OK``; see :func:`_entries`)."""
+        if self.lane is not None:
+            replies = await self.lane.call(commands)
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _script(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        """Run a registered script (loaded into the server's cache on first use)."""
+        if self.lane is None:
+            return await script(keys=keys, args=args)
+        (reply,) = await self.lane.call([("EVALSHA", script.sha, len(keys), *keys, *args)])
+        if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+            (reply,) = await self.lane.call([("EVAL", script.script, len(keys), *keys, *args)])  # caches it
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     async def _get(self, name: str) -> str | None:
         return cast("str | None", await self.redis.get(name))  # the client decodes answers
@@ -354,6 +403,8 @@ class RedisStore(Store):
     async def _mget(self, names: list[str]) -> list[str | None]:
         if not names:  # MGET needs a key (a cluster client cannot even route it)
             return []
+        if self.lane is not None:
+            return cast("list[str | None]", (await self._batch([("MGET", *names)]))[0])
         return cast("list[str | None]", await self.redis.mget(names))
 
     async def _lrange(self, name: str, start: int, end: int) -> list[str]:
@@ -361,7 +412,7 @@ class RedisStore(Store):
 
     def bind(self, sim: Host) -> None:
         self.sim = sim
-        self.journal_link = JournalLink(self.redis, self.keys.journal, sim.journal, self.token)
+        self.journal_link = JournalLink(self.redis, self.keys.journal, sim.journal, self.token, self.lane)
 
     async def open(self) -> None:
         """Start the log with this replica's scenario if it is empty, then read the configuration."""
@@ -383,6 +434,8 @@ class RedisStore(Store):
             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                 await task
         await self.journal_link.stop()
+        if self.lane is not None:
+            await self.lane.close()
         await self.redis.aclose()
 
     def record(self, entry: Entry) -> None:
@@ -411,7 +464,7 @@ class RedisStore(Store):
         d, t = op.dialect, op.agent or ""
         nonce = f"{self.keys.nonce}{op.agent}:{op.params['nonce']}" if "nonce" in op.params and op.agent else None
         claim = (d, t, op.scope, op.transaction) if op.mutating and op.transaction else None
-        held = (self.keys.claim(*claim), secrets.token_hex(8)) if claim else None
+        held = (self.keys.claim(*claim), f"{self.token}.{next(self._claims)}") if claim else None
         # a status check asks whether another replica holds the transaction in flight (XPro answers 35 then)
         asked = self.keys.claim(d, t, op.scope, op.transaction) if op.operation == "check" and op.transaction else None
         predicted = _predict(op)
@@ -421,20 +474,22 @@ class RedisStore(Store):
                 if self.dirty:
                     await self.sync()
                     epoch = self.epoch
-                pipe = self.redis.pipeline(transaction=False)
+                commands: list[tuple[Any, ...]] = []
                 if nonce is not None:
                     # as long as any replica keeps a nonce locally: twice the skew (a timestamp up to the skew
                     # in the future stays acceptable until the skew has passed after it)
-                    pipe.set(nonce, 1, nx=True, ex=max(1, math.ceil(2 * self.sim.settings.xpro.timestamp_skew)))
+                    skew = max(1, math.ceil(2 * self.sim.settings.xpro.timestamp_skew))
+                    commands.append(("SET", nonce, 1, "NX", "EX", skew))
                 if held is not None:
-                    pipe.set(held[0], held[1], nx=True, px=int(self.sim.settings.server.request_timeout * 1000))
+                    ttl = int(self.sim.settings.server.request_timeout * 1000)
+                    commands.append(("SET", held[0], held[1], "NX", "PX", ttl))
                 if asked is not None:
-                    pipe.exists(asked)
+                    commands.append(("EXISTS", asked))
                 if predicted and not self.where.nodes:  # a cluster pipeline has no MGET: read after it
-                    pipe.mget([self.keys.of(k, epoch) for k in predicted])
-                pipe.get(self.keys.identity)
-                pipe.xrange(self.keys.log, self._after(), "+")
-                *taken, identity, entries = await pipe.execute()
+                    commands.append(("MGET", *[self.keys.of(k, epoch) for k in predicted]))
+                commands.append(("GET", self.keys.identity))
+                commands.append(("XRANGE", self.keys.log, self._after(), "+"))
+                *taken, identity, entries = await self._batch(commands)
                 if predicted and not self.where.nodes:
                     values = taken.pop()
                     turn = self._enter(_where(op))  # kept until perform() or _holding gives the read-ahead back
@@ -444,7 +499,7 @@ class RedisStore(Store):
                 if identity != self.identity:
                     await self._lost()
                 elif entries:
-                    await self._catch_up(entries)
+                    await self._catch_up(_entries(entries))
         except DomainError as err:
             self._unload(op)
             return err
@@ -489,7 +544,7 @@ class RedisStore(Store):
 
     async def _free(self, held: tuple[str, str]) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self._release(keys=[held[0]], args=[held[1]])
+            await self._script(self._release, [held[0]], [held[1]])
 
     async def in_flight(self, dialect: str, tenant: str, txn_id: str, scope: str = "") -> bool:
         with _store_errors():
@@ -505,7 +560,7 @@ class RedisStore(Store):
                 m = rule.match
                 keys.append(self._counter(rule))
                 args += [_opt(rule.times), _opt(m.nth), _opt(m.after), _opt(m.probability), rule.rng_seed]
-            index, seen = await self._decide(keys=keys, args=args)
+            index, seen = await self._script(self._decide, keys, args)
         if not index:
             return None
         rule = candidates[int(index) - 1]
@@ -684,7 +739,7 @@ class RedisStore(Store):
                 )
             committed = False
             try:
-                answer = await self._commit(keys=names, args=args)
+                answer = await self._script(self._commit, names, args)
                 committed = int(answer[0]) == 1
             finally:
                 if created and not committed:
@@ -1339,6 +1394,16 @@ def _page_of(found: list[tuple[Any, str]], limit: int) -> Page[Any]:
 def _superseded(data: str) -> bool:
     """A configuration entry that a later reset makes useless to a rebuild."""
     return bool(jsonio.loads(data)["name"] in ("reset", "journal_clear"))
+
+
+def _entries(raw: list[Any]) -> list[tuple[str, dict[str, str]]]:
+    """Stream entries as redis-py's client shapes them, ``(id, {field: value})``, from either shape."""
+    out = []
+    for entry_id, fields in raw:
+        if isinstance(fields, list):
+            fields = dict(zip(fields[::2], fields[1::2], strict=True))
+        out.append((entry_id, fields))
+    return out
 
 
 def _stream_id(text: str) -> tuple[int, int]:

@@ -28,11 +28,14 @@ import secrets
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
+
+import orjson
 
 from simulator import jsonio
 from simulator.ledger import Ledger, Player
 from simulator.ledger.core import Tombstone, id_fingerprint
+from simulator.ledger.memory import MemoryStore
 
 Key = tuple[str, ...]
 #: a transaction id dropped by retention and remembered (its fingerprint lives as long as the key)
@@ -187,7 +190,7 @@ def player_json(player: Player) -> str:
 def player_from_text(dialect: str, tenant: str, pid: str, text: str) -> tuple[Player, int, str]:
     """(the player, its version, its JSON as stored)."""
     version, _, body = text.partition("|")
-    data = jsonio.loads(body)
+    data = orjson.loads(body)  # its amounts are strings (read as Decimal below), its times floats
     player = Player(
         dialect,
         tenant,
@@ -224,7 +227,7 @@ def stone_text(stone: Tombstone) -> str:
 
 
 def stone_from_text(dialect: str, tenant: str, text: str) -> Tombstone:
-    d = jsonio.loads(text)
+    d = orjson.loads(text)  # no amounts
     return Tombstone(
         dialect, tenant, d["player"], d["transaction"], d["round"], d["scope"], d["by"], float(d["time"]), d["refused"]
     )
@@ -354,13 +357,15 @@ class WorkingLedger(Ledger):
             max_remembered=max(limits.max_remembered, 1),
         )
         self.data = data
-        self.rows = WorkingRows(self)
-        self.store = self.rows  # type: ignore[assignment]
         self.versions: dict[Key, int] = {}
         self.loaded_json: dict[Key, str] = {}
         for key, text in data.items():
             if text is not None:
                 self._load(key, text)
+
+    def _new_store(self) -> MemoryStore:
+        self.rows = WorkingRows(self)
+        return cast("MemoryStore", self.rows)  # the methods Ledger calls (TransactionStore), over the keys
 
     def _load(self, key: Key, text: str) -> None:
         kind, d, t = key[0], key[1], key[2]
@@ -375,7 +380,7 @@ class WorkingLedger(Ledger):
             else:
                 self.rows.rows[key] = row_from_text(d, t, text)
         elif kind in ("r", "f"):
-            self.rows.lists[key] = jsonio.loads(text)
+            self.rows.lists[key] = orjson.loads(text)  # lists of [scope, id]
         elif kind == "s":
             self._tombstones[(key[3], d, t, *key[4:])] = stone_from_text(d, t, text)
         elif kind == "x":
