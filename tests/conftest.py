@@ -274,6 +274,18 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A server of the test's own (it is stopped and started again), persisting to its directory."""
+    with tempfile.TemporaryDirectory(prefix="sim-redis-own-") as directory:
+        server = RedisServer(directory, persist=True)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
 def store(request: pytest.FixtureRequest) -> str:
     """The store of the ``start`` fixture: "memory", or the one the test is parametrized with (a module
     marked ``both_stores`` runs every test on each of :data:`STORES`)."""

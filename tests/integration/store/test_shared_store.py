@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -165,18 +163,6 @@ async def test_a_restarted_simulator_serves_the_same_state(start: Start, redis_s
 
 
 # Redis lost and back
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A server of this test's own (it is stopped and started again), persisting to its directory."""
-    with tempfile.TemporaryDirectory(prefix="sim-redis-own-") as directory:
-        server = RedisServer(directory, persist=True)
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
 
 async def test_redis_lost_then_back(start: Start, own_redis: RedisServer) -> None:
