@@ -76,10 +76,13 @@ class Lane:
     async def _once(self, commands: Sequence[Command]) -> list[Any]:
         if self._writer is None:
             await self._open()
+        # packed before the call is queued: an argument hiredis refuses raises here, and no reply can be
+        # handed to the wrong caller
+        packed = [hiredis.pack_command(cast(Any, tuple(command))) for command in commands]
         loop = asyncio.get_running_loop()
         call = _Call(loop.create_future(), len(commands))
         self._calls.append(call)
-        self._out += [hiredis.pack_command(cast(Any, tuple(command))) for command in commands]
+        self._out += packed
         if self._flush_at is None:
             self._flush_at = loop.call_soon(self._flush)
         if self._watch is None:

@@ -94,3 +94,10 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_replies(lane: tupl
     gone.cancel()
     assert await kept == ["kept"]
     assert await one.call([("ECHO", "next")]) == ["next"]
+
+
+async def test_a_command_that_cannot_be_sent_shifts_no_reply(lane: tuple[Lane, aioredis.Redis]) -> None:
+    one, _ = lane
+    with pytest.raises(TypeError):
+        await one.call([("SET", "lane:bad", None)])  # type: ignore[list-item]
+    assert await one.call([("ECHO", "mine")]) == ["mine"]
