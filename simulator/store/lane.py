@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -34,8 +33,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = str | bytes | int
 Command = Sequence[Arg]
-
-READ_CHUNK = 1 << 16
 
 
 class _Call:
@@ -50,20 +47,50 @@ class _Call:
         self.sent = time.monotonic()
 
 
+class _Replies(asyncio.Protocol):
+    """Reads one connection's replies and hands them to the lane (the connection's protocol once redis-py
+    has opened it: the bytes go straight to hiredis, with no stream or task in between)."""
+
+    def __init__(self, lane: Lane) -> None:
+        self.lane = lane
+        self.parser = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
+        self.transport: asyncio.Transport | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def data_received(self, data: bytes) -> None:
+        calls = self.lane._calls
+        try:
+            self.parser.feed(data)
+            while (reply := self.parser.gets()) is not False:
+                call = calls[0]
+                call.replies.append(reply)
+                if len(call.replies) == call.want:
+                    calls.popleft()
+                    if not call.future.done():
+                        call.future.set_result(call.replies)
+        except (hiredis.ProtocolError, IndexError) as exc:  # not Redis, or a reply nobody asked for
+            self.lane._lost(self, ConnectionError(f"Redis answered what it cannot have: {exc}"))
+
+    def eof_received(self) -> bool:
+        self.lane._lost(self, ConnectionError("Redis closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lane._lost(self, ConnectionError(f"the connection to Redis was lost: {exc or 'closed'}"))
+
+
 class Lane:
     """Commands of many callers on one connection (see the module docstring)."""
 
     def __init__(self, pool: aioredis.ConnectionPool, timeout: float) -> None:
         self.pool = pool
         self.timeout = timeout
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
+        self._replies: _Replies | None = None  # the open connection's
         self._calls: collections.deque[_Call] = collections.deque()
         self._out: list[bytes] = []
         self._flush_at: asyncio.Handle | None = None
         self._watch: asyncio.TimerHandle | None = None
         self._opening = asyncio.Lock()
-        self._connection: Any = None
 
     async def call(self, commands: Sequence[Command]) -> list[Any]:
         """The replies to ``commands`` (sent together, in order); an error reply comes back as a
@@ -74,7 +101,7 @@ class Lane:
             return await self._once(commands)  # once more, on a fresh connection
 
     async def _once(self, commands: Sequence[Command]) -> list[Any]:
-        if self._writer is None:
+        if self._replies is None:
             await self._open()
         # packed before the call is queued: an argument hiredis refuses raises here, and no reply can be
         # handed to the wrong caller
@@ -91,47 +118,30 @@ class Lane:
 
     async def _open(self) -> None:
         async with self._opening:
-            if self._writer is not None:
+            if self._replies is not None:
                 return
             connection = self.pool.make_connection()  # type: ignore[no-untyped-call]
             await connection.connect()  # redis-py's handshake: AUTH, SELECT, TLS as the URL says
-            reader, writer = connection._reader, connection._writer
-            if reader is None or writer is None:
+            writer = connection._writer
+            if writer is None:
                 raise ConnectionError("the connection to Redis did not open")
-            self._connection, self._writer = connection, writer
-            self._reader_task = asyncio.get_running_loop().create_task(self._read(reader, writer))
+            connection._reader = connection._writer = None  # the connection is the lane's from here on
+            replies = _Replies(self)
+            replies.writer = writer  # kept: a stream writer that is collected closes its transport
+            replies.transport = cast(asyncio.Transport, writer.transport)
+            replies.transport.set_protocol(replies)
+            self._replies = replies
 
     def _flush(self) -> None:
         self._flush_at = None
         out, self._out = self._out, []
-        if self._writer is None:  # lost meanwhile: its callers were failed with it
+        replies = self._replies
+        if replies is None or replies.transport is None:  # lost meanwhile: its callers were failed with it
             return
         try:
-            self._writer.write(b"".join(out))
+            replies.transport.write(b"".join(out))
         except (OSError, RuntimeError) as exc:
-            self._lost(ConnectionError(f"writing to Redis failed: {exc}"))
-
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        parser = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
-        calls = self._calls
-        try:
-            while True:
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    raise ConnectionError("Redis closed the connection")
-                parser.feed(data)
-                while (reply := parser.gets()) is not False:
-                    call = calls[0]
-                    call.replies.append(reply)
-                    if len(call.replies) == call.want:
-                        calls.popleft()
-                        if not call.future.done():
-                            call.future.set_result(call.replies)
-        except asyncio.CancelledError:
-            raise
-        except (OSError, ConnectionError, hiredis.ProtocolError, IndexError) as exc:
-            if writer is self._writer:
-                self._lost(exc if isinstance(exc, ConnectionError) else ConnectionError(f"Redis: {exc}"))
+            self._lost(replies, ConnectionError(f"writing to Redis failed: {exc}"))
 
     def _check(self) -> None:
         """A reply overdue by ``timeout``: the connection is given up (every waiting call fails)."""
@@ -140,20 +150,19 @@ class Lane:
             return
         overdue = time.monotonic() - self._calls[0].sent
         if overdue >= self.timeout:
-            self._lost(RedisTimeoutError(f"Redis did not answer within {self.timeout:g} s"))
+            if self._replies is not None:
+                self._lost(self._replies, RedisTimeoutError(f"Redis did not answer within {self.timeout:g} s"))
         else:
             self._watch = asyncio.get_running_loop().call_later(self.timeout - overdue, self._check)
 
-    def _lost(self, exc: Exception) -> None:
-        writer, self._writer = self._writer, None
-        task, self._reader_task = self._reader_task, None
-        connection, self._connection = self._connection, None
-        if writer is not None:
-            writer.transport.abort()
-        if connection is not None:
-            connection._close()  # redis-py's: forget the streams (no "unclosed" warning later)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+    def _lost(self, replies: _Replies, exc: Exception) -> None:
+        """The connection ``replies`` reads is given up: every call waiting on it fails with ``exc``."""
+        if replies is not self._replies:
+            return  # an earlier connection's late news
+        self._replies = None
+        transport, replies.transport = replies.transport, None
+        if transport is not None:
+            transport.abort()
         calls, self._calls = self._calls, collections.deque()
         self._out = []
         for call in calls:
@@ -161,11 +170,8 @@ class Lane:
                 call.future.set_exception(exc)
 
     async def close(self) -> None:
-        task = self._reader_task
-        self._lost(ConnectionError("the lane was closed"))
+        if self._replies is not None:
+            self._lost(self._replies, ConnectionError("the lane was closed"))
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
