@@ -102,7 +102,6 @@ LOADS = 8  # rounds of loading missing keys for one run, at most
 TRIM_BATCH = 64  # rows dropped by retention per trim step
 SWEEP_CHUNK = 500
 TAGS = 1024  # tenants' key tags kept ready
-NAMES = 10_000  # key names kept ready (those of the requests in flight, and recent ones)
 RESETS = ("reset", "scenario")
 CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
 LEDGER_COMMANDS = ("player", "adjust")
@@ -244,7 +243,6 @@ class Keys:
         self.epoch = base + "epoch"
         self.tenants = base + "tenants"  # "dialect:tenant" of every tenant that has had a player
         self._tags: dict[tuple[str, str], str] = {}  # (dialect, tenant) -> tag, as many as TAGS at most
-        self._names: dict[tuple[Key, int], str] = {}  # (key, epoch) -> name, as many as NAMES at most
 
     def player_count(self, epoch: int) -> str:
         """Players in the store (all tenants): taken before a commit that creates one (server.max_players)."""
@@ -259,14 +257,8 @@ class Keys:
         return tag
 
     def of(self, key: Key, epoch: int) -> str:
-        """The Redis key of a working-set key (a request names its keys two or three times)."""
-        name = self._names.get((key, epoch))
-        if name is None:
-            if len(self._names) >= NAMES:
-                self._names.clear()
-            name = f"{self.tag(key[1], key[2])}{epoch}:{key[0]}:" + ":".join(map(_esc, key[3:]))
-            self._names[(key, epoch)] = name
-        return name
+        """The Redis key of a working-set key."""
+        return f"{self.tag(key[1], key[2])}{epoch}:{key[0]}:" + ":".join(map(_esc, key[3:]))
 
     def claim(self, dialect: str, tenant: str, scope: str, txn_id: str) -> str:
         return self.tag(dialect, tenant) + "c:" + _esc(scope) + ":" + _esc(txn_id)

@@ -25,6 +25,7 @@ Every key of one request shares its ``(dialect, tenant)``: the shared store puts
 from __future__ import annotations
 
 import secrets
+import weakref
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -241,7 +242,9 @@ class WorkingRows:
     """The transaction store of a working set (the methods :class:`~simulator.ledger.core.Ledger` calls)."""
 
     def __init__(self, ws: WorkingLedger) -> None:
-        self.ws = ws
+        # a weak reference: with a strong one, every working set would be a reference cycle, garbage that
+        # only the cyclic collector frees (it was most of what the collector walked on the Redis store)
+        self.ws = cast("WorkingLedger", weakref.proxy(ws))
         self.rows: dict[Key, Row] = {}  # ("t", d, t, scope, id) -> row, loaded or new
         self.new: list[Row] = []
         self.lists: dict[Key, list[list[str]]] = {}  # round and referrer lists, as loaded then appended
