@@ -4,7 +4,10 @@ side; then the join time and RSS of a replica joining a store that already holds
 
 It starts its own ``redis-server`` processes (Debian's, as the tests do) on free loopback ports with no
 persistence, and stops them by their PIDs. The load is bench/run.py's: requests prepared before the timed
-part, replayed by bench/loadgen.py in another process, bounded in time. The store for the join is filled
+part, replayed by bench/loadgen.py in another process, bounded in time. The stores are measured in
+interleaved rounds (``--rounds``, memory, Redis, 2 workers, Cluster, then again) and each keeps its better
+round, as bench/run.py does: this kind of VM drifts by tens of percent within a minute, and a store measured
+only in a slow minute would be compared with one measured in a fast one. The store for the join is filled
 directly (the row one bet left, copied with new ids, streamed with ``redis-cli --pipe``).
 """
 
@@ -170,6 +173,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each store keeps its best")
     parser.add_argument("--join", type=int, default=1_000_000, help="transactions in the store a replica joins")
     args = parser.parse_args()
     began = time.perf_counter()
@@ -187,14 +191,21 @@ def main() -> int:
                 ("redis, 2 workers", ["--store", f"{url}?prefix=two", "--workers", "2"]),
                 ("cluster, 1 worker", ["--store", f"{cluster}?prefix=three"]),
             ]
-            results = {label: measure(extra, scenario, args) for label, extra in configs}
+            results: dict[str, dict[str, dict[str, float]]] = {}
+            for _ in range(max(args.rounds, 1)):
+                for label, extra in configs:
+                    for name, got in measure(extra, scenario, args).items():
+                        best = results.setdefault(label, {}).get(name)
+                        if best is None or got["rps"] > best["rps"]:
+                            results[label][name] = got
             joined = join(f"{url}?prefix=join", redis_port, scenario, args.join, directory) if args.join else None
         finally:
             for proc in (redis, *nodes):
                 proc.kill()
                 proc.wait(10)
     bench.CONSOLE.print(
-        f"\nStores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run"
+        f"\nStores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run, "
+        f"the better of {args.rounds} interleaved rounds"
     )
     table = Table()
     table.add_column("endpoint")
