@@ -16,6 +16,7 @@ from aiohttp import web
 from simulator import __version__
 from simulator.control.http import PREFIX, reply
 from simulator.dialects import registry
+from simulator.store import DEFAULT_PAGE, MAX_PAGE
 
 JSON = "application/json"
 ANY: dict[str, Any] = {}
@@ -142,8 +143,8 @@ PAGING = [
         "name": "limit",
         "in": "query",
         "required": False,
-        "schema": {"type": "integer", "minimum": 0, "maximum": 10_000},
-        "description": "page size, 1 to 10000 (absent or 0: 1000)",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_PAGE},
+        "description": f"page size, 1 to {MAX_PAGE} (absent or 0: {DEFAULT_PAGE})",
     },
     {
         "name": "cursor",

@@ -72,7 +72,7 @@ class Page(Generic[T]):
 
 
 class StoreUnavailable(InternalError):
-    """A shared store did not answer (or its write lock could not be had): the dialects' internal-error
+    """A shared store did not answer (or a request kept conflicting with others): the dialects' internal-error
     code, and 503 in the control API. Nothing was changed."""
 
 
@@ -126,7 +126,8 @@ class Store:
         return perform(op)
 
     async def command(self, command: Command) -> Any:
-        """Carry out a domain command (a shared store does it under its write lock and logs it)."""
+        """Carry out a domain command (a shared store runs a player command on its working set, and logs a
+        configuration one for every replica)."""
         return self.sim.execute(command)
 
     async def refresh(self) -> None:
