@@ -77,18 +77,30 @@ class Control:
             with exc:
                 return exc.code, exc.read(), dict(exc.headers)
 
-    def _call(self, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, Any]:
-        status, raw = self.send(method, path, body, text)
+    def _answer(
+        self, method: str, path: str, body: Any = None, text: str | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
+        """One call: ``(HTTP status, the body as JSON, or as text if it is not JSON, response headers)``."""
+        status, raw, headers = self.exchange(method, path, body, text)
         try:
-            return status, jsonio.loads(raw)
+            return status, jsonio.loads(raw), headers
         except jsonio.JSONError:
-            return status, raw.decode("utf-8", "replace")
+            return status, raw.decode("utf-8", "replace"), headers
+
+    def _call(self, method: str, path: str, body: Any = None, text: str | None = None) -> tuple[int, Any]:
+        status, answer, _ = self._answer(method, path, body, text)
+        return status, answer
 
     def _ok(self, method: str, path: str, body: Any = None, text: str | None = None) -> Any:
-        status, answer = self._call(method, path, body, text)
+        return self._ok_with_headers(method, path, body, text)[0]
+
+    def _ok_with_headers(
+        self, method: str, path: str, body: Any = None, text: str | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        status, answer, headers = self._answer(method, path, body, text)
         if status >= 400:
             raise WalletSimulatorError(f"{method} /_sim{path} answered {status}: {answer}")
-        return answer
+        return answer, headers
 
     def _every_page(self, path: str) -> list[Any]:
         """A paged listing (``GET /_sim/players``, ``/transactions``) whole: its pages, following
@@ -100,13 +112,7 @@ class Control:
             query = f"{sep}limit={self.page_size}" + (
                 f"&cursor={urllib.parse.quote(cursor, safe='')}" if cursor else ""
             )
-            status, raw, headers = self.exchange("GET", path + query)
-            try:
-                answer = jsonio.loads(raw)
-            except jsonio.JSONError:
-                answer = raw.decode("utf-8", "replace")
-            if status >= 400:
-                raise WalletSimulatorError(f"GET /_sim{path} answered {status}: {answer}")
+            answer, headers = self._ok_with_headers("GET", path + query)
             found.extend(answer)
             cursor = next((v for k, v in headers.items() if k.lower() == "x-next-cursor"), None)
             if not cursor:
