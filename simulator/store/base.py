@@ -160,7 +160,7 @@ class Store:
                 found.append(player)
                 if len(found) > limit:  # one more than the page: there is a next page
                     break
-        return _page(found, limit, lambda p: f"p.{p.no}")
+        return page_of(found, limit, lambda p: f"p.{p.no}")
 
     async def read_player(
         self, dialect: str, tenant: str, player_id: str, cursor: str | None, limit: int
@@ -173,7 +173,7 @@ class Store:
         end = len(player.rows) if below is None else bisect.bisect_left(player.rows, below - 1)  # rows are seq - 1
         start = max(end - limit - 1, 0)
         found = [player.history[i] for i in range(end - 1, start - 1, -1)]
-        return player, _page(found, limit, lambda t: f"h.{t.seq}")
+        return player, page_of(found, limit, lambda t: f"h.{t.seq}")
 
     async def read_transactions(
         self, dialect: str | None, player: str | None, status: str | None, cursor: str | None, limit: int
@@ -195,7 +195,7 @@ class Store:
                     found.append(txn)
                     if len(found) > limit:
                         break
-        return _page(found, limit, lambda t: f"t.{t.seq}")
+        return page_of(found, limit, lambda t: f"t.{t.seq}")
 
     async def read_tombstones(
         self, dialect: str | None, player: str | None, cursor: str | None, limit: int
@@ -211,7 +211,7 @@ class Store:
         ]
         found = [s for s in matching if below is None or s.seq < below][: limit + 1]
         counters = {"count": len(matching), "cap": ledger.max_tombstones, "forgotten": ledger.tombstones_forgotten}
-        return _page(found, limit, lambda s: f"s.{s.seq}"), counters
+        return page_of(found, limit, lambda s: f"s.{s.seq}"), counters
 
     async def read_invariants(self) -> dict[str, Any]:
         """The ledger's self-check (:meth:`simulator.ledger.Ledger.invariants`)."""
@@ -250,7 +250,7 @@ def _position(tag: str, cursor: str | None) -> int | None:
     return int(found[2])
 
 
-def _page(found: list[T], limit: int, cursor: Callable[[T], str]) -> Page[T]:
+def page_of(found: list[T], limit: int, cursor: Callable[[T], str]) -> Page[T]:
     """A page of ``limit`` items from ``found`` (up to one more, read ahead to tell whether more follow)."""
     if limit < 1:
         raise ValueError(f"a page holds 1 to {MAX_PAGE} items, not {limit}")

@@ -74,6 +74,7 @@ from simulator.store.base import (
     StoreError,
     StoreUnavailable,
     StoreURL,
+    page_of,
     scenario_files,
 )
 from simulator.store.journal import JournalLink
@@ -839,17 +840,20 @@ class RedisStore(Store):
     async def sync(self) -> None:
         """Apply the configuration entries other replicas appended (all of them, after a rebuild)."""
         async with self._local:
-            if self.dirty:
-                await self._rebuild()
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.get(self.keys.identity)
-            pipe.xrange(self.keys.log, self._after(), "+")
-            identity, entries = await pipe.execute()
-            if identity != self.identity:
-                await self._lost_locked()
-                return
-            for entry_id, fields in entries:
-                self._apply(entry_id, fields)
+            await self._sync_locked()
+
+    async def _sync_locked(self) -> None:
+        if self.dirty:
+            await self._rebuild()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.identity)
+        pipe.xrange(self.keys.log, self._after(), "+")
+        identity, entries = await pipe.execute()
+        if identity != self.identity:
+            await self._lost_locked()
+            return
+        for entry_id, fields in entries:
+            self._apply(entry_id, fields)
 
     def _after(self) -> str:
         return "-" if self.cursor == "0-0" else "(" + self.cursor
@@ -1005,9 +1009,7 @@ class RedisStore(Store):
         for _ in range(RETRIES):
             async with self._local:
                 with _store_errors():
-                    if self.dirty:
-                        await self._rebuild()
-                    await self._catch_up_locked()
+                    await self._sync_locked()
                     result, entry = await self._make(command)
                     entry_id = await self._append(
                         keys=[self.keys.log], args=[self.cursor, "cmd", repr(time.time()), entry]
@@ -1025,11 +1027,6 @@ class RedisStore(Store):
                     self._sweep()
                 return result
         raise StoreUnavailable("the configuration kept changing under this change; nothing applied")
-
-    async def _catch_up_locked(self) -> None:
-        entries = cast(list[tuple[str, dict[str, str]]], await self.redis.xrange(self.keys.log, self._after(), "+"))
-        for entry_id, fields in entries:
-            self._apply(entry_id, fields)
 
     async def _make(self, command: Command) -> tuple[Any, str]:
         """Carry out a configuration command here; (its result, its log entry)."""
@@ -1382,9 +1379,9 @@ def _whole(value: Any) -> bool:
 
 
 def _page_of(found: list[tuple[Any, str]], limit: int) -> Page[Any]:
-    if len(found) > limit:
-        return Page([item for item, _ in found[:limit]], found[limit - 1][1])
-    return Page([item for item, _ in found], None)
+    """A page of ``found``'s items, each paired with the cursor that follows it (:func:`page_of`'s rule)."""
+    page = page_of(found, limit, lambda pair: pair[1])
+    return Page([item for item, _ in page.items], page.next)
 
 
 def _superseded(data: str) -> bool:
