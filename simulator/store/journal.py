@@ -133,9 +133,7 @@ class JournalLink:
             if self.lane is not None:
                 size = self.journal.size
                 adds = [("XADD", self.key, "MAXLEN", "~", size, "*", "o", self.origin, "e", text) for text in batch]
-                for reply in await self.lane.call(adds):
-                    if isinstance(reply, Exception):
-                        raise reply
+                await self.lane.execute(adds)
             else:
                 pipe = self.redis.pipeline(transaction=False)
                 for text in batch:

@@ -100,6 +100,14 @@ class Lane:
         except ConnectionError:
             return await self._once(commands)  # once more, on a fresh connection
 
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """The replies to ``commands``; an error reply raises (the first one), as a redis-py pipeline's does."""
+        replies = await self.call(commands)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
     async def _once(self, commands: Sequence[Command]) -> list[Any]:
         if self._replies is None:
             await self._open()

@@ -373,16 +373,11 @@ class RedisStore(Store):
         """The replies to ``commands``, sent together (an error reply raises, as a pipeline's does). On a
         Cluster, redis-py shapes some replies (``SET`` answers True, not ``OK``; see :func:`_entries`)."""
         if self.lane is not None:
-            replies = await self.lane.call(commands)
-        else:
-            pipe = self.redis.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            replies = await pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+            return await self.lane.execute(commands)
+        pipe = self.redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return await pipe.execute()  # an error reply raises
 
     async def _script(self, script: Any, keys: list[str], args: list[str]) -> Any:
         """Run a registered script (loaded into the server's cache on first use)."""

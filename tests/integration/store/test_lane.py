@@ -53,6 +53,8 @@ async def test_an_error_reply_stays_in_its_place(lane: tuple[Lane, aioredis.Redi
     assert first[0] == "OK" and first[2] == "text"
     assert isinstance(first[1], ResponseError) and "not an integer" in str(first[1])
     assert second == ["after"]
+    with pytest.raises(ResponseError, match="not an integer"):  # execute: the error reply raises
+        await one.execute([("GET", "lane:e"), ("INCR", "lane:e")])
 
 
 async def test_a_restarted_redis_costs_the_next_call_nothing(own_redis: RedisServer) -> None:
