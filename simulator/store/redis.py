@@ -103,6 +103,7 @@ LOADS = 8  # rounds of loading missing keys for one run, at most
 TRIM_BATCH = 64  # rows dropped by retention per trim step
 SWEEP_CHUNK = 500
 TAGS = 1024  # tenants' key tags kept ready
+NAMES = 8192  # working-set keys' Redis names kept ready (a request names its keys two or three times)
 RESETS = ("reset", "scenario")
 CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
 LEDGER_COMMANDS = ("player", "adjust")
@@ -244,6 +245,10 @@ class Keys:
         self.epoch = base + "epoch"
         self.tenants = base + "tenants"  # "dialect:tenant" of every tenant that has had a player
         self._tags: dict[tuple[str, str], str] = {}  # (dialect, tenant) -> tag, as many as TAGS at most
+        self._names: dict[Key, str] = {}  # working-set key -> its name in ``_names_epoch``, NAMES at most
+        self._names_epoch = -1
+        self._tenants: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}  # see tenant()
+        self._tenants_epoch = -1
 
     def player_count(self, epoch: int) -> str:
         """Players in the store (all tenants): taken before a commit that creates one (server.max_players)."""
@@ -258,13 +263,44 @@ class Keys:
         return tag
 
     def of(self, key: Key, epoch: int) -> str:
-        """The Redis key of a working-set key."""
+        """The Redis key of a working-set key (remembered: the read-ahead, a load and the commit all name the
+        same keys; keys come from requests, so at most NAMES are kept)."""
+        if epoch != self._names_epoch:
+            self._names.clear()
+            self._names_epoch = epoch
+        name = self._names.get(key)
+        if name is None:
+            if len(self._names) >= NAMES:
+                self._names.clear()
+            name = self._names[key] = self._name(key, epoch)
+        return name
+
+    def _name(self, key: Key, epoch: int) -> str:
         rest = ":".join(key[3:])
         # one check of the joined names instead of one a name (a request names about a dozen keys): only a
         # name holding % { } or : needs escaping, and a : in a name shows as one more than the joins made
         if "%" in rest or "{" in rest or "}" in rest or rest.count(":") != len(key) - 4:
             rest = ":".join(map(_esc, key[3:]))
         return f"{self.tag(key[1], key[2])}{epoch}:{key[0]}:{rest}"
+
+    def tenant(self, dialect: str, tenant: str, epoch: int) -> tuple[str, str, str, str, str]:
+        """The names every commit of a tenant passes: seq, order, stones, forgotten, players (kept ready
+        with the tags, as many)."""
+        if epoch != self._tenants_epoch:
+            self._tenants.clear()
+            self._tenants_epoch = epoch
+        names = self._tenants.get((dialect, tenant))
+        if names is None:
+            if len(self._tenants) >= TAGS:
+                self._tenants.clear()
+            names = self._tenants[(dialect, tenant)] = (
+                self.seq(dialect, tenant),
+                self.order(dialect, tenant, epoch),
+                self.stones(dialect, tenant, epoch),
+                self.forgotten(dialect, tenant, epoch),
+                self.players(dialect, tenant, epoch),
+            )
+        return names
 
     def claim(self, dialect: str, tenant: str, scope: str, txn_id: str) -> str:
         return self.tag(dialect, tenant) + "c:" + _esc(scope) + ":" + _esc(txn_id)
@@ -327,6 +363,38 @@ class _Turn:
         self.lock = asyncio.Lock()
         self.users = 0
         self.commits = 0
+
+
+class _Holding:
+    """What admit() took for a request, given back when the pipeline is done with it, whether or not it
+    reached perform(): the keys it read ahead, and its claim (released by the script that commits the
+    request's writes, else here). A class, not a generator: it is entered on every request."""
+
+    __slots__ = ("local", "op", "store", "taken")
+
+    def __init__(self, store: RedisStore, op: Operation) -> None:
+        self.store, self.op = store, op
+        self.taken = store._held.get(id(op))
+        self.local: contextlib.AbstractContextManager[None] | None = None
+
+    async def __aenter__(self) -> None:
+        if self.taken is None:
+            return
+        dialect, tenant, scope, txn_id = self.taken[0]
+        local = self.store.sim.ledger.claim(dialect, tenant, txn_id, scope)  # what ``in_flight`` reports here
+        try:
+            local.__enter__()
+        except BaseException:
+            await self.store._give_back(self.op, self.taken)
+            raise
+        self.local = local
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if self.local is not None:
+                self.local.__exit__(kind, exc, tb)
+        finally:
+            await self.store._give_back(self.op, self.taken)
 
 
 class RedisStore(Store):
@@ -485,7 +553,7 @@ class RedisStore(Store):
                 *taken, identity, entries = await self._batch(commands)
                 if predicted and not self.where.nodes:
                     values = taken.pop()
-                    turn = self._enter(_where(op))  # kept until perform() or _holding gives the read-ahead back
+                    turn = self._enter(_where(op))  # kept until perform() or _give_back gives the read-ahead back
                     self._loaded[id(op)] = (epoch, dict(zip(predicted, values, strict=True)), turn.commits)
                 if asked is not None:
                     op.params["in_flight"] = bool(taken.pop())
@@ -509,31 +577,19 @@ class RedisStore(Store):
         return None
 
     def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
-        return self._holding(op)
+        return _Holding(self, op)
 
-    @contextlib.asynccontextmanager
-    async def _holding(self, op: Operation) -> AsyncIterator[None]:
-        """What admit() took for the request, given back when the pipeline is done with it, whether or not
-        it reached perform(): the keys it read ahead, and its claim (released by the script that commits
-        the request's writes, else here)."""
-        key = id(op)
-        taken = self._held.get(key)
-        try:
-            if taken is None:
-                yield
-            else:
-                dialect, tenant, scope, txn_id = taken[0]
-                with self.sim.ledger.claim(dialect, tenant, txn_id, scope):  # what ``in_flight`` reports here
-                    yield
-        finally:
-            self._unload(op)
-            if taken is not None:
-                del self._held[key]
-                held = taken[1]
-                if held in self._released:
-                    self._released.discard(held)
-                else:
-                    await self._free(held)
+    async def _give_back(self, op: Operation, taken: tuple[tuple[str, str, str, str], tuple[str, str]] | None) -> None:
+        """Give back what admit() took for ``op`` (see :class:`_Holding`)."""
+        self._unload(op)
+        if taken is None:
+            return
+        del self._held[id(op)]
+        held = taken[1]
+        if held in self._released:
+            self._released.discard(held)
+        else:
+            await self._free(held)
 
     async def _free(self, held: tuple[str, str]) -> None:
         with contextlib.suppress(RedisError, OSError):
@@ -568,7 +624,8 @@ class RedisStore(Store):
         taken = self._held.get(id(op))
         held = taken[1] if taken is not None else None
         try:
-            result: dict[str, Any] = await self._run(_where(op), _predict(op), lambda: perform(op), data, held, since)
+            first = [] if data else _predict(op)  # what to read if nothing was read ahead
+            result: dict[str, Any] = await self._run(_where(op), first, lambda: perform(op), data, held, since)
         finally:
             self._unload(op)
         return result
@@ -611,7 +668,10 @@ class RedisStore(Store):
                 data = await self._load(first, epoch)
             ws, result, error = await self._settle(body, data, epoch)
             writes, new, created = ws.diff()
-            if not writes and not new:  # nothing to commit (its claim, if any, is freed by _holding)
+            # the working set goes before the commit's round trip: objects alive across an await are what the
+            # cyclic collector walks again and again with dozens of requests in flight
+            del ws
+            if not writes and not new:  # nothing to commit (its claim, if any, is freed by _give_back)
                 if error is not None:
                     raise error
                 return result
@@ -682,19 +742,14 @@ class RedisStore(Store):
         for key in (*data, *writes):
             if key[1] != dialect or key[2] != tenant:
                 raise InternalError(f"a request of {dialect}/{tenant} touched {key[1]}/{key[2]}")
-        names = [
-            keys.seq(dialect, tenant),
-            keys.order(dialect, tenant, epoch),
-            keys.stones(dialect, tenant, epoch),
-            held[0] if held is not None else keys.seq(dialect, tenant),
-            keys.forgotten(dialect, tenant, epoch),
-        ]
+        seq, order, stones_list, forgotten, players = keys.tenant(dialect, tenant, epoch)
+        names = [seq, order, stones_list, held[0] if held is not None else seq, forgotten]
         server = self.sim.settings.server
         ttl = str(int(server.id_retention * 1000))
-        pushes = [(keys.players(dialect, tenant, epoch), pid) for pid in created.values()]
+        pushes = [(players, pid) for pid in created.values()]
         stones = [k for k in writes if k[0] == "s" and data.get(k) is None]
         if stones:
-            pushes += [(keys.stones(dialect, tenant, epoch), keys.of(k, epoch)) for k in stones]
+            pushes += [(stones_list, keys.of(k, epoch)) for k in stones]
         args: list[str] = [
             str(len(data)),
             str(len(writes)),
@@ -704,12 +759,11 @@ class RedisStore(Store):
             str(len(removals)),
             str(max(server.max_tombstones, 0)),
         ]
-        read = {key: keys.of(key, epoch) for key in data}  # every key written was read: named once
         for key, text in data.items():
-            names.append(read[key])
+            names.append(keys.of(key, epoch))
             args.append(ABSENT if text is None else text)
         for key, text in writes.items():
-            names.append(read.get(key) or keys.of(key, epoch))
+            names.append(keys.of(key, epoch))
             args += [ABSENT if text is None else text, ttl if key[0] == "s" or text == GONE else "0"]
         for row in new:
             names += [
