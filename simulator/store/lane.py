@@ -44,7 +44,7 @@ class _Call:
         self.future = future
         self.want = want
         self.replies: list[Any] = []
-        self.sent = time.monotonic()
+        self.sent = 0.0  # when its commands were written (a reply is overdue from then, not from the call)
 
 
 class _Replies(asyncio.Protocol):
@@ -88,6 +88,7 @@ class Lane:
         self._replies: _Replies | None = None  # the open connection's
         self._calls: collections.deque[_Call] = collections.deque()
         self._out: list[bytes] = []
+        self._unsent: list[_Call] = []  # the calls whose commands are in ``_out``
         self._flush_at: asyncio.Handle | None = None
         self._watch: asyncio.TimerHandle | None = None
         self._opening = asyncio.Lock()
@@ -117,6 +118,7 @@ class Lane:
         loop = asyncio.get_running_loop()
         call = _Call(loop.create_future(), len(commands))
         self._calls.append(call)
+        self._unsent.append(call)
         self._out += packed
         if self._flush_at is None:
             self._flush_at = loop.call_soon(self._flush)
@@ -143,6 +145,10 @@ class Lane:
     def _flush(self) -> None:
         self._flush_at = None
         out, self._out = self._out, []
+        now = time.monotonic()
+        for call in self._unsent:
+            call.sent = now
+        self._unsent = []
         replies = self._replies
         if replies is None or replies.transport is None:  # lost meanwhile: its callers were failed with it
             return
@@ -156,7 +162,10 @@ class Lane:
         self._watch = None
         if not self._calls:
             return
-        overdue = time.monotonic() - self._calls[0].sent
+        # from the write: a loop kept busy longer than the timeout before it wrote (a stall here, not in
+        # Redis) does not count against Redis
+        sent = self._calls[0].sent or time.monotonic()
+        overdue = time.monotonic() - sent
         if overdue >= self.timeout:
             if self._replies is not None:
                 self._lost(self._replies, RedisTimeoutError(f"Redis did not answer within {self.timeout:g} s"))
@@ -172,7 +181,7 @@ class Lane:
         if transport is not None:
             transport.abort()
         calls, self._calls = self._calls, collections.deque()
-        self._out = []
+        self._out, self._unsent = [], []
         for call in calls:
             if not call.future.done():
                 call.future.set_exception(exc)

@@ -5,6 +5,7 @@ a connection lost or stalled failing only the calls on it, and the next call on 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -83,6 +84,22 @@ async def test_a_stalled_redis_times_the_calls_out_and_the_lane_recovers(redis_s
             await one.call([("SET", "lane:stall", "1")])
         await asyncio.sleep(1.0)
         assert await one.call([("GET", "lane:stall")]) in (["1"], [None])  # answered, on a fresh connection
+    finally:
+        await one.close()
+        await client.aclose()
+
+
+async def test_a_loop_busy_before_the_write_does_not_count_against_redis(redis_server: RedisServer) -> None:
+    """The timeout runs from when the commands were written: a loop kept busy longer than the timeout
+    between a call and its write (a stall of this process) is not a Redis that did not answer."""
+    client = aioredis.Redis.from_url(redis_server.url(), decode_responses=True)
+    one = Lane(client.connection_pool, timeout=0.2)
+    try:
+        assert await one.call([("PING",)]) == ["PONG"]  # the connection is open
+        call = asyncio.ensure_future(one.call([("ECHO", "late")]))
+        await asyncio.sleep(0)  # the call is queued and its write scheduled...
+        time.sleep(0.3)  # ...and the loop is busy longer than the timeout before it writes
+        assert await call == ["late"]
     finally:
         await one.close()
         await client.aclose()
