@@ -98,7 +98,7 @@ async def test_a_loop_busy_before_the_write_does_not_count_against_redis(redis_s
         assert await one.call([("PING",)]) == ["PONG"]  # the connection is open
         call = asyncio.ensure_future(one.call([("ECHO", "late")]))
         await asyncio.sleep(0)  # the call is queued and its write scheduled...
-        time.sleep(0.3)  # ...and the loop is busy longer than the timeout before it writes
+        time.sleep(0.3)  # noqa: ASYNC251 (on purpose: the loop is busy longer than the timeout before it writes)
         assert await call == ["late"]
     finally:
         await one.close()
