@@ -32,7 +32,7 @@ from simulator.scenarios import loader
 from simulator.scenarios.engine import Engine
 from simulator.scenarios.model import Rule, Scenario
 from simulator.scenarios.seeding import seed_players
-from simulator.store import Command, Store, connect, scenario_files
+from simulator.store import Command, Rerun, Store, StoreUnavailable, connect, scenario_files
 from simulator.store import base as store_base
 from simulator.store.memory import LocalStore
 
@@ -42,6 +42,7 @@ Perform = store_base.Perform  # a dialect's money rules for one request (the sto
 
 #: the player flags a control call may set
 FLAGS = ("locked", "blocked", "disabled", "session_expired", "reality_check")
+RERUNS = 5  # times a request is decided again because the shared configuration changed under it
 
 
 class PlayerConflict(SimulatorError):
@@ -256,6 +257,14 @@ class Simulator:
 
     async def run(self, op: Operation, perform: Perform) -> Outcome:
         """Decide and carry out one decoded request. Domain errors come back in the outcome."""
+        for _ in range(RERUNS):
+            try:
+                return await self._run(op, perform)
+            except Rerun:  # the configuration changed under the request (a shared store): decide it again
+                continue
+        return Outcome(error=StoreUnavailable(f"the configuration changed under the request {RERUNS} times"))
+
+    async def _run(self, op: Operation, perform: Perform) -> Outcome:
         store = self.store
         refused = await store.admit(op)
         if refused is not None:

@@ -76,6 +76,12 @@ class StoreUnavailable(InternalError):
     code, and 503 in the control API. Nothing was changed."""
 
 
+class Rerun(Exception):
+    """Raised by a store's ``perform`` when the request must go through the whole pipeline again (admit,
+    decide, perform): the configuration it was decided on changed under it (a rule added on another
+    replica, a reset). Nothing was applied. The memory store never raises it."""
+
+
 @dataclass(frozen=True)
 class Command:
     """A domain command: its name, its arguments as JSON-able data (what a shared store logs and every

@@ -70,6 +70,7 @@ from simulator.store.base import (
     Host,
     Page,
     Perform,
+    Rerun,
     Store,
     StoreError,
     StoreUnavailable,
@@ -104,6 +105,8 @@ TRIM_BATCH = 64  # rows dropped by retention per trim step
 SWEEP_CHUNK = 500
 TAGS = 1024  # tenants' key tags kept ready
 NAMES = 8192  # working-set keys' Redis names kept ready (a request names its keys two or three times)
+KNOWN = 10_000  # stored texts this replica last committed or read, kept to guess a hot player's keys with
+CONTENDED = 1.0  # seconds a player whose guessed keys another replica had changed is read ahead again
 RESETS = ("reset", "scenario")
 CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
 LEDGER_COMMANDS = ("player", "adjust")
@@ -129,15 +132,25 @@ if tail ~= ARGV[1] then return false end
 return redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 't', ARGV[3], 'd', ARGV[4])
 """
 # The commit of one working set, all keys in one slot. KEYS: seq, order, the tenant's tombstones, claim,
-# tombstones forgotten, then the checked keys, the written keys, (row, history) per new row, the lists to
-# push to, then the lists to remove a member from. ARGV: #checks, #writes, #new rows, #pushes, claim value
-# ('' none), #removals, the most tombstones kept (0: no bound), then the expected values (ABSENT: none),
-# (value, ttl ms) per write (value ABSENT: delete), each new row's text without its opening '{"seq":N,',
-# the values pushed, the members removed.
-# Returns {1, transactions kept in the tenant, the last seq given} or {0} on a conflict (nothing written).
+# tombstones forgotten, the store's identity and log (checked only by a commit of guessed keys, on one
+# server; else two of the slot's keys again), then the checked keys, the written keys, (row, history) per
+# new row, the lists to push to, then the lists to remove a member from. ARGV: #checks, #writes, #new rows,
+# #pushes, claim value ('' none), #removals, the most tombstones kept (0: no bound), the store's identity
+# and the log's tail as the replica knows them ('' '': not checked), then the expected values (ABSENT:
+# none), (value, ttl ms) per write (value ABSENT: delete), each new row's text without its opening
+# '{"seq":N,', the values pushed, the members removed.
+# Returns {1, transactions kept in the tenant, the last seq given}, {0} on a conflict, {-1} if the store's
+# identity changed, {-2} if the log has entries the replica has not applied (nothing written but {1}).
 COMMIT = """
 local C, W, R, U, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
-local k, a = 6, 8
+if ARGV[8] ~= '' then
+  if redis.call('GET', KEYS[6]) ~= ARGV[8] then return {-1} end
+  local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
+  local tail = '0-0'
+  if #last > 0 then tail = last[1][1] end
+  if tail ~= ARGV[9] then return {-2} end
+end
+local k, a = 8, 10
 for i = 1, C do
   local v = redis.call('GET', KEYS[k])
   if v then
@@ -365,6 +378,10 @@ class _Turn:
         self.commits = 0
 
 
+class _Moved(Exception):
+    """A commit of guessed keys found the store's identity or its configuration log changed."""
+
+
 class _Holding:
     """What admit() took for a request, given back when the pipeline is done with it, whether or not it
     reached perform(): the keys it read ahead, and its claim (released by the script that commits the
@@ -424,6 +441,14 @@ class RedisStore(Store):
         self._released: set[tuple[str, str]] = set()  # claims (key, value) a commit released with its writes
         # id(op) -> (epoch, keys read at admit, the player's commits here then): the request's read-ahead
         self._loaded: dict[int, tuple[int, dict[Key, str | None], int]] = {}
+        # key -> its stored text as this replica last committed or read it (in ``_known_epoch``), KNOWN at
+        # most: a request on a player found here skips admit's round trip and runs on these texts, the
+        # keys not found here taken as absent; its commit checks all of them (see admit())
+        self._known: dict[Key, str] = {}
+        self._known_epoch = -1
+        self._guessed: set[int] = set()  # id(op) of the requests admitted that way
+        self._contended: dict[Key, float] = {}  # player key -> until when it is read ahead, not guessed
+        self.missed_guesses = 0  # guessed working sets found stale by their commit (then read and run again)
         self._tenants: set[tuple[int, str, str]] = set()  # (epoch, dialect, tenant) registered from here
         self._trims: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._trimmed_at: dict[tuple[str, str], float] = {}
@@ -528,6 +553,22 @@ class RedisStore(Store):
         held = (self.keys.claim(*claim), f"{self.token}.{next(self._claims)}") if claim else None
         # a status check asks whether another replica holds the transaction in flight (XPro answers 35 then)
         asked = self.keys.claim(d, t, op.scope, op.transaction) if op.operation == "check" and op.transaction else None
+        if (
+            nonce is None
+            and asked is None
+            and self.lane is not None
+            and not self.dirty
+            and op.player is not None
+            and self._known_epoch == self.epoch
+            and ("p", d, t, op.player) in self._known
+            and not any(rule.match.holds(op) for rule in self.sim.engine.rules)
+            and not self._is_contended(("p", d, t, op.player))
+        ):
+            # a player this replica served last, no rule to decide and no nonce: no round trip here, and no
+            # claim (a duplicate on another replica is refused by the compare-and-set, then replayed); the
+            # commit checks what was guessed, the store's identity and the configuration log's tail
+            self._guessed.add(id(op))
+            return None
         predicted = _predict(op)
         epoch = self.epoch
         try:
@@ -623,15 +664,17 @@ class RedisStore(Store):
             data = {}
         taken = self._held.get(id(op))
         held = taken[1] if taken is not None else None
+        guess = id(op) in self._guessed
         try:
-            first = [] if data else _predict(op)  # what to read if nothing was read ahead
-            result: dict[str, Any] = await self._run(_where(op), first, lambda: perform(op), data, held, since)
+            first = [] if data else _predict(op)  # what to read (or guess) if nothing was read ahead
+            result: dict[str, Any] = await self._run(_where(op), first, lambda: perform(op), data, held, since, guess)
         finally:
             self._unload(op)
         return result
 
     def _unload(self, op: Operation) -> None:
         """Give back the request's read-ahead (and its reference to the player's turn)."""
+        self._guessed.discard(id(op))
         if self._loaded.pop(id(op), None) is not None:
             self._leave(_where(op))
 
@@ -643,45 +686,69 @@ class RedisStore(Store):
         data: dict[Key, str | None],
         held: tuple[str, str] | None = None,
         since: int = 0,
+        guess: bool = False,
     ) -> Any:
         """Run ``body`` (which reads and writes ``self.sim.ledger``) on a working set until its commit holds;
         a domain error it raises is committed too (a tombstone, a refusal count) and then raised.
         ``where``: (dialect, tenant, player). Requests on one player take turns in this replica (they would
         only conflict), so only requests of different replicas ever run again; other players never wait.
-        ``since``: the player's commits here when ``data`` was read (if one came since, it is read again)."""
+        ``since``: the player's commits here when ``data`` was read (if one came since, it is read again).
+        ``guess``: run first on what this replica knows of ``first`` (see admit()); the commit checks it."""
         turn = self._enter(where)
         try:
             async with turn.lock:
                 if data and turn.commits != since:  # this player changed here after the read-ahead
                     first, data = list(data), {}
-                return await self._attempts(where, turn, first, body, data, held)
+                if guess:
+                    data = self._guess(first)
+                    guess = bool(data)
+                return await self._attempts(where, turn, first, body, data, held, guess)
         finally:
             self._leave(where)
 
     async def _attempts(
-        self, where: Where, turn: _Turn, first: list[Key], body: Any, data: dict[Key, str | None], held: Any
+        self,
+        where: Where,
+        turn: _Turn,
+        first: list[Key],
+        body: Any,
+        data: dict[Key, str | None],
+        held: Any,
+        guess: bool = False,
     ) -> Any:
         dialect, tenant, _ = where
         for attempt in range(RETRIES):
             epoch = self.epoch
             if not data:
-                data = await self._load(first, epoch)
+                data, guess = await self._load(first, epoch), False
             ws, result, error = await self._settle(body, data, epoch)
             writes, new, created = ws.diff()
             # the working set goes before the commit's round trip: objects alive across an await are what the
             # cyclic collector walks again and again with dozens of requests in flight
             del ws
-            if not writes and not new:  # nothing to commit (its claim, if any, is freed by _give_back)
-                if error is not None:
-                    raise error
-                return result
-            if await self._write(dialect, tenant, epoch, data, writes, new, created, held):
-                turn.commits += 1
-                if error is not None:
-                    raise error
-                return result
-            self.conflicts += 1
+            try:
+                # nothing to commit: an answer from read keys stands; one from guessed keys is checked first
+                if (not writes and not new and not guess) or await self._write(
+                    dialect, tenant, epoch, data, writes, new, created, held, check=guess
+                ):
+                    if writes or new:
+                        turn.commits += 1
+                    if error is not None:
+                        raise error
+                    return result
+            except _Moved:
+                self._forget(data)
+                with _store_errors():
+                    await self.sync()  # the configuration (or the whole store) changed: decide again on it
+                raise Rerun() from None
+            self._forget(data)
             first, data = list(data), {}  # read again, at once, everything the last run read
+            if guess:  # another replica serves this player too: read it ahead for a while
+                self.missed_guesses += 1
+                self._contend(("p", *where))
+                guess = False
+                continue
+            self.conflicts += 1
             await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 20)))
         raise StoreUnavailable(f"the request conflicted with others {RETRIES} times; nothing applied")
 
@@ -718,6 +785,52 @@ class RedisStore(Store):
             data.update(await self._load(missing, epoch))
         raise InternalError(f"a request read more than {LOADS} rounds of keys")
 
+    def _guess(self, keys: list[Key]) -> dict[Key, str | None]:
+        """``keys`` as this replica last committed or read them (those it does not know taken as absent);
+        empty if it does not know the first (the player) any more."""
+        known = self._known
+        if self._known_epoch != self.epoch or not keys or keys[0] not in known:
+            return {}
+        return {key: known.get(key) for key in keys}
+
+    def _remember(
+        self, epoch: int, data: dict[Key, str | None], writes: dict[Key, str | None], rows: list[Any], seq: int
+    ) -> None:
+        """What a commit read and wrote, as now stored (the oldest known texts go first past KNOWN)."""
+        known = self._known
+        if epoch != self._known_epoch:
+            known.clear()
+            self._known_epoch = epoch
+        seq -= len(rows)
+        texts = [*data.items(), *writes.items()]
+        for key, body in rows:
+            seq += 1
+            texts.append((key, f'{{"seq":{seq},{body}'))
+        for key, text in texts:
+            known.pop(key, None)
+            if text is not None:
+                if len(known) >= KNOWN:
+                    del known[next(iter(known))]
+                known[key] = text
+
+    def _is_contended(self, player: Key) -> bool:
+        until = self._contended.get(player)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._contended[player]
+        return False
+
+    def _contend(self, player: Key) -> None:
+        if len(self._contended) >= KNOWN:
+            self._contended.clear()
+        self._contended[player] = time.monotonic() + CONTENDED
+
+    def _forget(self, keys: Any) -> None:
+        for key in keys:
+            self._known.pop(key, None)
+
     async def _load(self, keys: Any, epoch: int) -> dict[Key, str | None]:
         keys = list(dict.fromkeys(keys))
         with _store_errors():
@@ -735,15 +848,27 @@ class RedisStore(Store):
         created: dict[Key, str],
         held: tuple[str, str] | None = None,
         removals: Sequence[tuple[str, str]] = (),
+        check: bool = False,
     ) -> bool:
         """The compare-and-set commit of one working set (and the release of its claim, ``held``: key and
-        value): False if something it read has changed. ``removals``: (list, member) to remove."""
+        value): False if something it read has changed. ``removals``: (list, member) to remove. ``check``:
+        the keys were guessed, so the store's identity and the log's tail are checked too (raises
+        :class:`_Moved` if either changed); only on one server, where a script may name any key."""
         keys = self.keys
         for key in (*data, *writes):
             if key[1] != dialect or key[2] != tenant:
                 raise InternalError(f"a request of {dialect}/{tenant} touched {key[1]}/{key[2]}")
         seq, order, stones_list, forgotten, players = keys.tenant(dialect, tenant, epoch)
-        names = [seq, order, stones_list, held[0] if held is not None else seq, forgotten]
+        check = check and self.lane is not None
+        names = [
+            seq,
+            order,
+            stones_list,
+            held[0] if held is not None else seq,
+            forgotten,
+            keys.identity if check else seq,
+            keys.log if check else seq,
+        ]
         server = self.sim.settings.server
         ttl = str(int(server.id_retention * 1000))
         pushes = [(players, pid) for pid in created.values()]
@@ -758,6 +883,8 @@ class RedisStore(Store):
             held[1] if held is not None else "",
             str(len(removals)),
             str(max(server.max_tombstones, 0)),
+            self.identity if check else "",
+            self.cursor if check else "",
         ]
         for key, text in data.items():
             names.append(keys.of(key, epoch))
@@ -765,12 +892,12 @@ class RedisStore(Store):
         for key, text in writes.items():
             names.append(keys.of(key, epoch))
             args += [ABSENT if text is None else text, ttl if key[0] == "s" or text == GONE else "0"]
+        rows: list[tuple[Key, str]] = []
         for row in new:
-            names += [
-                keys.of(("t", dialect, tenant, row.scope, row.id if row.indexed else f"#{row.id}"), epoch),
-                keys.history(dialect, tenant, row.player, epoch),
-            ]
-            args.append(row.body())
+            rkey: Key = ("t", dialect, tenant, row.scope, row.id if row.indexed else f"#{row.id}")
+            names += [keys.of(rkey, epoch), keys.history(dialect, tenant, row.player, epoch)]
+            rows.append((rkey, row.body()))
+            args.append(rows[-1][1])
         for name, value in [*pushes, *removals]:
             names.append(name)
             args.append(value)
@@ -791,10 +918,15 @@ class RedisStore(Store):
                 if created and not committed:
                     with contextlib.suppress(RedisError, OSError):
                         await self.redis.decrby(counter, len(created))
-        if not int(answer[0]):
+        outcome = int(answer[0])
+        if outcome < 0:
+            raise _Moved()
+        if not outcome:
             return False
         if held is not None:
             self._released.add(held)
+        if self.lane is not None:
+            self._remember(epoch, data, writes, rows, int(answer[2]))
         if created and (epoch, dialect, tenant) not in self._tenants:
             with _store_errors():
                 await self.redis.sadd(keys.tenants, f"{_esc(dialect)}:{_esc(tenant)}")

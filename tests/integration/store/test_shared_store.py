@@ -545,6 +545,7 @@ async def test_a_request_leaves_nothing_behind_in_the_replica_whether_or_not_it_
     assert (await h.amb.bet("member001", "R1", 1, txn="b1")).json["status"]["code"] == 0  # a replay: no debit
     store: Any = h.sim.store
     assert store._loaded == {} and store._held == {} and store._released == set() and store._turns == {}
+    assert store._guessed == set()
     assert await amb_balance(h, "member001") == 999  # created on first sight with 1000
 
 
@@ -573,3 +574,49 @@ async def test_requests_on_one_player_take_turns_inside_a_replica(start: Start, 
     assert all(r.json["status"]["code"] == 0 for r in await asyncio.gather(*both))
     assert await amb_balance(b, "member001") == 1000 - 80
     assert (await a.invariants())["ok"]
+
+
+async def test_a_player_served_here_is_guessed_and_every_guess_is_checked(
+    start: Start, redis_server: RedisServer
+) -> None:
+    """A replica runs a request on a player it served last with what it knows (no read ahead); the commit
+    checks every key it guessed, so a player another replica changed meanwhile is read and run again, even
+    for an answer that writes nothing (a balance), and is then read ahead for a while."""
+    url = fresh(redis_server)
+    a, b = await start(store_url=url), await start(store_url=url)
+    store: Any = a.sim.store
+    assert (await a.amb.bet("member001", "R1", 1, txn="a1")).json["status"]["code"] == 0  # known to a from here
+    assert (await a.amb.bet("member001", "R2", 1, txn="a2")).json["status"]["code"] == 0  # guessed, and right
+    assert store.missed_guesses == 0
+    assert (await b.amb.bet("member001", "R3", 1, txn="b1")).json["status"]["code"] == 0
+    assert await amb_balance(a, "member001") == 997  # a guessed 998; its check found b's bet
+    assert store.missed_guesses == 1
+    assert (await b.amb.bet("member001", "R4", 1, txn="b2")).json["status"]["code"] == 0
+    assert (await a.amb.bet("member001", "R5", 1, txn="a3")).json["status"]["code"] == 0  # read ahead now
+    assert store.missed_guesses == 1 and store.conflicts == 0
+    assert await amb_balance(b, "member001") == 995
+    # a duplicate of a bet the other replica applied: refused by the check, then answered as a replay
+    assert (await b.amb.bet("member001", "R6", 1, txn="b3")).json["status"]["code"] == 0
+    assert (await a.amb.bet("member001", "R6", 1, txn="b3")).json["status"]["code"] == 0
+    assert await amb_balance(a, "member001") == 994
+    assert (await a.invariants())["ok"] and store._guessed == set()
+
+
+async def test_a_rule_added_on_another_replica_holds_for_a_guessed_request(
+    start: Start, redis_server: RedisServer
+) -> None:
+    """A guessed request skips reading the configuration log ahead; its commit finds the log moved, and the
+    request is decided again on the new configuration (the rule answers; nothing is applied)."""
+    url = fresh(redis_server)
+    a, b = await start(store_url=url), await start(store_url=url)
+    assert (await a.amb.bet("member001", "R1", 1, txn="a1")).json["status"]["code"] == 0
+    rule = {
+        "name": "refuse",
+        "match": {"dialect": "ambslot", "operation": "bet"},
+        "respond": {"error": "insufficient_funds"},
+    }
+    assert (await b.admin("POST", "/_sim/rules", rule))[0] == 201
+    assert (await a.amb.bet("member001", "R2", 1, txn="a2")).json["status"]["code"] == 800
+    assert await amb_balance(a, "member001") == 999
+    rules = (await a.admin("GET", "/_sim/rules"))[1]["rules"]
+    assert [(r["name"], r["hits"]) for r in rules] == [("refuse", 1)]
