@@ -132,7 +132,7 @@ if tail ~= ARGV[1] then return false end
 return redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 't', ARGV[3], 'd', ARGV[4])
 """
 # The commit of one working set, all keys in one slot. KEYS: seq, order, the tenant's tombstones, claim,
-# tombstones forgotten, the store's identity and log (checked only by a commit of guessed keys, on one
+# tombstones forgotten, the store's identity and log (checked only by a request that skipped admit, on one
 # server; else two of the slot's keys again), then the checked keys, the written keys, (row, history) per
 # new row, the lists to push to, then the lists to remove a member from. ARGV: #checks, #writes, #new rows,
 # #pushes, claim value ('' none), #removals, the most tombstones kept (0: no bound), the store's identity
@@ -379,7 +379,7 @@ class _Turn:
 
 
 class _Moved(Exception):
-    """A commit of guessed keys found the store's identity or its configuration log changed."""
+    """The commit of a request that skipped admit() found the store's identity or its log changed."""
 
 
 class _Holding:
@@ -693,16 +693,18 @@ class RedisStore(Store):
         ``where``: (dialect, tenant, player). Requests on one player take turns in this replica (they would
         only conflict), so only requests of different replicas ever run again; other players never wait.
         ``since``: the player's commits here when ``data`` was read (if one came since, it is read again).
-        ``guess``: run first on what this replica knows of ``first`` (see admit()); the commit checks it."""
+        ``guess``: admit() was skipped (see there): run first on what this replica knows of ``first``, and
+        have every outcome checked by the commit script, with the store's identity and the log's tail."""
         turn = self._enter(where)
         try:
             async with turn.lock:
                 if data and turn.commits != since:  # this player changed here after the read-ahead
                     first, data = list(data), {}
+                skipped = guess
                 if guess:
                     data = self._guess(first)
                     guess = bool(data)
-                return await self._attempts(where, turn, first, body, data, held, guess)
+                return await self._attempts(where, turn, first, body, data, held, guess, skipped)
         finally:
             self._leave(where)
 
@@ -715,7 +717,10 @@ class RedisStore(Store):
         data: dict[Key, str | None],
         held: Any,
         guess: bool = False,
+        skipped: bool = False,
     ) -> Any:
+        """``guess``: ``data`` is guessed; ``skipped``: admit()'s round trip was skipped, so every outcome,
+        even one that writes nothing, goes through the commit script and its identity and log checks."""
         dialect, tenant, _ = where
         for attempt in range(RETRIES):
             epoch = self.epoch
@@ -728,8 +733,8 @@ class RedisStore(Store):
             del ws
             try:
                 # nothing to commit: an answer from read keys stands; one from guessed keys is checked first
-                if (not writes and not new and not guess) or await self._write(
-                    dialect, tenant, epoch, data, writes, new, created, held, check=guess
+                if (not writes and not new and not skipped) or await self._write(
+                    dialect, tenant, epoch, data, writes, new, created, held, check=skipped
                 ):
                     if writes or new:
                         turn.commits += 1
@@ -852,7 +857,7 @@ class RedisStore(Store):
     ) -> bool:
         """The compare-and-set commit of one working set (and the release of its claim, ``held``: key and
         value): False if something it read has changed. ``removals``: (list, member) to remove. ``check``:
-        the keys were guessed, so the store's identity and the log's tail are checked too (raises
+        admit() was skipped, so the store's identity and the log's tail are checked too (raises
         :class:`_Moved` if either changed); only on one server, where a script may name any key."""
         keys = self.keys
         for key in (*data, *writes):

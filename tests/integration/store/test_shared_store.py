@@ -620,3 +620,11 @@ async def test_a_rule_added_on_another_replica_holds_for_a_guessed_request(
     assert await amb_balance(a, "member001") == 999
     rules = (await a.admin("GET", "/_sim/rules"))[1]["rules"]
     assert [(r["name"], r["hits"]) for r in rules] == [("refuse", 1)]
+    # a request admitted that way whose player was forgotten before it ran (read, not guessed): the same
+    assert (await b.admin("DELETE", "/_sim/rules/refuse"))[0] == 200
+    assert (await a.amb.bet("member001", "R3", 1, txn="a3")).json["status"]["code"] == 0
+    store: Any = a.sim.store
+    store._guess = lambda keys: {}
+    assert (await b.admin("POST", "/_sim/rules", {**rule, "name": "again"}))[0] == 201
+    assert (await a.amb.bet("member001", "R4", 1, txn="a4")).json["status"]["code"] == 800
+    assert await amb_balance(b, "member001") == 998
