@@ -588,17 +588,23 @@ async def test_a_player_served_here_is_guessed_and_every_guess_is_checked(
     assert (await a.amb.bet("member001", "R1", 1, txn="a1")).json["status"]["code"] == 0  # known to a from here
     assert (await a.amb.bet("member001", "R2", 1, txn="a2")).json["status"]["code"] == 0  # guessed, and right
     assert store.missed_guesses == 0
+    # what a replica remembers is what Redis holds, text for text (a new row's number included)
+    names = {store.keys.of(key, store.epoch): text for key, text in store._known.items()}
+    assert len(names) >= 5 and await store.redis.mget(list(names)) == list(names.values())
+    # a payout reads the round and the bet this replica wrote: guessed right, no round trip before it
+    assert (await a.amb.payout("member001", "R2", 3, txn="p2")).json["status"]["code"] == 0
+    assert store.missed_guesses == 0 and await amb_balance(a, "member001") == 1001
     assert (await b.amb.bet("member001", "R3", 1, txn="b1")).json["status"]["code"] == 0
-    assert await amb_balance(a, "member001") == 997  # a guessed 998; its check found b's bet
+    assert await amb_balance(a, "member001") == 1000  # a guessed 1001; its check found b's bet
     assert store.missed_guesses == 1
     assert (await b.amb.bet("member001", "R4", 1, txn="b2")).json["status"]["code"] == 0
     assert (await a.amb.bet("member001", "R5", 1, txn="a3")).json["status"]["code"] == 0  # read ahead now
     assert store.missed_guesses == 1 and store.conflicts == 0
-    assert await amb_balance(b, "member001") == 995
+    assert await amb_balance(b, "member001") == 998
     # a duplicate of a bet the other replica applied: refused by the check, then answered as a replay
     assert (await b.amb.bet("member001", "R6", 1, txn="b3")).json["status"]["code"] == 0
     assert (await a.amb.bet("member001", "R6", 1, txn="b3")).json["status"]["code"] == 0
-    assert await amb_balance(a, "member001") == 994
+    assert await amb_balance(a, "member001") == 997
     assert (await a.invariants())["ok"] and store._guessed == set()
 
 
