@@ -220,6 +220,7 @@ def main() -> int:
         f"\nStores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run, "
         f"the better of {args.rounds} interleaved rounds; the ratio is the median of the rounds' own"
     )
+    medians = {name: statistics.median(each) for name, each in ratios.items()}
     table = Table()
     table.add_column("endpoint")
     table.add_column("store")
@@ -231,13 +232,11 @@ def main() -> int:
             figures = (f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{int(r['failures'])}")
             table.add_row(name, label, *figures)
         added = results["redis, 1 worker"][name]["p50_ms"] - results["memory"][name]["p50_ms"]
-        ratio = statistics.median(ratios[name])
-        table.add_row("", "redis adds (p50)", f"{ratio:.2f}x", f"{added:.2f}", "", "", end_section=True)
+        table.add_row("", "redis adds (p50)", f"{medians[name]:.2f}x", f"{added:.2f}", "", "", end_section=True)
     bench.CONSOLE.print(table)
     for name, _, _ in DIALECTS:
         each = ", ".join(f"{r:.2f}" for r in ratios[name])
-        median = statistics.median(ratios[name])
-        print(f"{name}: one worker on Redis vs memory, round by round: {each} (median {median:.2f})")
+        print(f"{name}: one worker on Redis vs memory, round by round: {each} (median {medians[name]:.2f})")
     if joined is not None:
         print(f"\njoin: a replica joining a store of {args.join:,} transactions was ready in {joined[0]:.1f} s, "
               f"RSS {joined[1]:.0f} MB")  # fmt: skip

@@ -243,6 +243,26 @@ def _unesc(text: str) -> str:
     return urllib.parse.unquote(text)
 
 
+class _EpochNames:
+    """Names made for one epoch, kept ready: forgotten when the epoch changes, and all at once when
+    ``bound`` are kept (what they are named after comes from requests)."""
+
+    __slots__ = ("bound", "epoch", "names")
+
+    def __init__(self, bound: int) -> None:
+        self.bound, self.epoch = bound, -1
+        self.names: dict[Any, Any] = {}
+
+    def at(self, epoch: int) -> dict[Any, Any]:
+        """The names kept for ``epoch``, with room for one more."""
+        if epoch != self.epoch:
+            self.names.clear()
+            self.epoch = epoch
+        elif len(self.names) >= self.bound:
+            self.names.clear()
+        return self.names
+
+
 class Keys:
     """Where everything is (docs/replicas.md has the table)."""
 
@@ -258,10 +278,8 @@ class Keys:
         self.epoch = base + "epoch"
         self.tenants = base + "tenants"  # "dialect:tenant" of every tenant that has had a player
         self._tags: dict[tuple[str, str], str] = {}  # (dialect, tenant) -> tag, as many as TAGS at most
-        self._names: dict[Key, str] = {}  # working-set key -> its name in ``_names_epoch``, NAMES at most
-        self._names_epoch = -1
-        self._tenants: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}  # see tenant()
-        self._tenants_epoch = -1
+        self._names = _EpochNames(NAMES)  # working-set key -> its Redis name
+        self._tenants = _EpochNames(TAGS)  # (dialect, tenant) -> the names its commits pass (tenant())
 
     def player_count(self, epoch: int) -> str:
         """Players in the store (all tenants): taken before a commit that creates one (server.max_players)."""
@@ -278,14 +296,10 @@ class Keys:
     def of(self, key: Key, epoch: int) -> str:
         """The Redis key of a working-set key (remembered: the read-ahead, a load and the commit all name the
         same keys; keys come from requests, so at most NAMES are kept)."""
-        if epoch != self._names_epoch:
-            self._names.clear()
-            self._names_epoch = epoch
-        name = self._names.get(key)
+        names = self._names.at(epoch)
+        name: str | None = names.get(key)
         if name is None:
-            if len(self._names) >= NAMES:
-                self._names.clear()
-            name = self._names[key] = self._name(key, epoch)
+            name = names[key] = self._name(key, epoch)
         return name
 
     def _name(self, key: Key, epoch: int) -> str:
@@ -299,14 +313,10 @@ class Keys:
     def tenant(self, dialect: str, tenant: str, epoch: int) -> tuple[str, str, str, str, str]:
         """The names every commit of a tenant passes: seq, order, stones, forgotten, players (kept ready
         with the tags, as many)."""
-        if epoch != self._tenants_epoch:
-            self._tenants.clear()
-            self._tenants_epoch = epoch
-        names = self._tenants.get((dialect, tenant))
+        kept = self._tenants.at(epoch)
+        names: tuple[str, str, str, str, str] | None = kept.get((dialect, tenant))
         if names is None:
-            if len(self._tenants) >= TAGS:
-                self._tenants.clear()
-            names = self._tenants[(dialect, tenant)] = (
+            names = kept[(dialect, tenant)] = (
                 self.seq(dialect, tenant),
                 self.order(dialect, tenant, epoch),
                 self.stones(dialect, tenant, epoch),
@@ -903,9 +913,10 @@ class RedisStore(Store):
         rows: list[tuple[Key, str]] = []
         for row in new:
             rkey: Key = ("t", dialect, tenant, row.scope, row.id if row.indexed else f"#{row.id}")
+            body = row.body()
             names += [keys.of(rkey, epoch), keys.history(dialect, tenant, row.player, epoch)]
-            rows.append((rkey, row.body()))
-            args.append(rows[-1][1])
+            rows.append((rkey, body))
+            args.append(body)
         for name, value in [*pushes, *removals]:
             names.append(name)
             args.append(value)

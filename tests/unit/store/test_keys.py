@@ -8,6 +8,7 @@ import urllib.parse
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simulator.store.redis import NAMES as NAMES_KEPT
 from simulator.store.redis import Keys
 
 KEYS = Keys("wallet-sim")
@@ -33,3 +34,14 @@ def test_every_name_is_escaped_and_read_back(tenant: str, first: str, second: st
 def test_distinct_keys_have_distinct_names(one: tuple[str, str], other: tuple[str, str]) -> None:
     if one != other:
         assert KEYS.of(("t", "fizzy", "", *one), 1) != KEYS.of(("t", "fizzy", "", *other), 1)
+
+
+def test_names_kept_ready_are_those_of_the_epoch_and_bounded() -> None:
+    keys = Keys("bounded")
+    first = keys.of(("p", "xpro", "a", "p1"), 1)
+    assert keys.of(("p", "xpro", "a", "p1"), 2) == first.replace(":1:", ":2:")  # not the last epoch's name
+    assert keys.tenant("xpro", "a", 2)[1] == "{bounded:xpro:a}:2:o"
+    assert keys.tenant("xpro", "a", 3)[1] == "{bounded:xpro:a}:3:o"
+    for n in range(NAMES_KEPT + 10):  # as many as requests make: never more than the bound kept
+        keys.of(("t", "xpro", "a", "", f"id{n}"), 3)
+    assert len(keys._names.names) <= NAMES_KEPT
