@@ -6,6 +6,10 @@ replica's requests). Entries from other replicas are kept in the order the store
 Publishing never blocks a request: entries wait in a bounded queue that one task writes in batches; if
 Redis is slow or gone the oldest waiting entries are dropped (``dropped`` counts them) and the replica's
 own journal still has them.
+
+A stream entry has the fields ``o`` (the replica that published it), ``e`` (the entry's metadata and
+operation, JSON), ``q`` (the decoded request, if any) and ``b`` (the answer's body), the last two JSON
+with exact numbers.
 """
 
 from __future__ import annotations
@@ -27,28 +31,58 @@ from simulator.operations import Operation
 from simulator.store.lane import Lane
 
 QUEUE = 10_000  # entries waiting to be published, at most
-QUEUE_BYTES = 16 * 2**20  # and at most this many characters of them: Redis away, a replica stays bounded
+QUEUE_BYTES = 16 * 2**20  # and at most this many bytes of them: Redis away, a replica stays bounded
 BATCH = 500
-BODY_CAP = 16_384  # characters of a request's decoded body published to the shared stream, at most
+BODY_CAP = 16_384  # bytes of a request's decoded body published to the shared stream, at most
 DECODE_CHUNK = 200  # entries decoded between two yields to the event loop
-SCALARS = ("seq", "time", "dialect", "endpoint", "status", "code", "rule", "fault", "detail", "ms", "delay", "size")
 OP_TEXT = ("dialect", "operation", "endpoint", "agent", "player", "transaction", "scope", "round", "game", "currency")
 
+Fields = tuple[str, bytes | None, bytes]  # a stream entry's: metadata, request (None: none decoded), body
 
-def encode(entry: Entry) -> str:
-    data: dict[str, Any] = {name: getattr(entry, name) for name in SCALARS}
+
+def encode(entry: Entry) -> Fields:
+    """A stream entry's fields: the entry's metadata (JSON), the decoded request and the answer's body
+    (JSON with exact numbers, each in its own field: nothing is escaped into a string of a string)."""
     op = entry.op
+    data: dict[str, Any] = {
+        "seq": entry.seq,
+        "time": entry.time,
+        "dialect": entry.dialect,
+        "endpoint": entry.endpoint,
+        "status": entry.status,
+        "code": entry.code,
+        "rule": entry.rule,
+        "fault": entry.fault,
+        "detail": entry.detail,
+        "ms": entry.ms,
+        "delay": entry.delay,
+        "size": entry.size,
+        "received": entry.received,
+        "diagnostics": entry.diagnostics,
+    }
+    request = None
     if op is not None:
-        data["op"] = {name: getattr(op, name) for name in OP_TEXT}
-        data["op"].update(amount=None if op.amount is None else str(op.amount), mutating=op.mutating)
-        data["op"].update(authenticated=op.authenticated, params=_text(op.params))
-        request = jsonio.dumps(op.request)
+        data["op"] = {
+            "dialect": op.dialect,
+            "operation": op.operation,
+            "endpoint": op.endpoint,
+            "agent": op.agent,
+            "player": op.player,
+            "transaction": op.transaction,
+            "scope": op.scope,
+            "round": op.round,
+            "game": op.game,
+            "currency": op.currency,
+            "amount": None if op.amount is None else str(op.amount),
+            "mutating": op.mutating,
+            "authenticated": op.authenticated,
+            "params": op.params,
+        }
+        request = jsonio.dumpb(op.request)
         if len(request) > BODY_CAP:  # the shared stream keeps a capped body: Redis memory stays bounded
-            request = jsonio.dumps({"truncated": True, "chars": len(request), "prefix": request[:BODY_CAP]})
-        data["op"]["request"] = request
-    data["body"] = jsonio.dumps(entry.body)
-    data["received"], data["diagnostics"] = entry.received, entry.diagnostics
-    return _text(data)
+            prefix = request[:BODY_CAP].decode("utf-8", "ignore")
+            request = jsonio.dumpb({"truncated": True, "bytes": len(request), "prefix": prefix})
+    return _text(data), request, jsonio.dumpb(entry.body)
 
 
 # what json.dumps would hand to ``default`` goes there with orjson too (it would write these natively)
@@ -63,19 +97,32 @@ def _text(value: Any) -> str:
         return json.dumps(value, default=str)
 
 
-def decode(text: str, seq: int) -> Entry:
-    data = json.loads(text)
+def decode(item: dict[str, str], seq: int) -> Entry:
+    """The entry of a stream item's fields (see :func:`encode`), numbered ``seq`` here."""
+    data = json.loads(item["e"])
     op = None
     if data.get("op") is not None:
         raw = data["op"]
         op = Operation(**{name: raw[name] for name in OP_TEXT})
         op.amount = None if raw["amount"] is None else jsonio.loads(raw["amount"])
         op.mutating, op.authenticated = raw["mutating"], raw["authenticated"]
-        op.params, op.request = json.loads(raw["params"]), jsonio.loads(raw["request"])
+        op.params, op.request = raw["params"], jsonio.loads(item["q"])
     known = {f.name for f in fields(Entry)}
     values = {k: v for k, v in data.items() if k in known and k not in ("op", "body")}
     values["seq"] = seq
-    return Entry(op=op, body=jsonio.loads(data["body"]), **values)
+    return Entry(op=op, body=jsonio.loads(item["b"]), **values)
+
+
+def _size(fields: Fields) -> int:
+    return len(fields[0]) + len(fields[1] or b"") + len(fields[2])
+
+
+def _pairs(origin: str, fields: Fields) -> list[str | bytes]:
+    """The field-value pairs of a stream entry (``o``: the replica that published it)."""
+    meta, request, body = fields
+    if request is None:
+        return ["o", origin, "e", meta, "b", body]
+    return ["o", origin, "e", meta, "q", request, "b", body]
 
 
 class JournalLink:
@@ -88,17 +135,17 @@ class JournalLink:
         self.dropped = 0  # entries dropped unpublished (Redis slow or away)
         self.waiting_chars = 0
         self.decoded_last = 0  # entries the last pull decoded
-        self._waiting: collections.deque[str] = collections.deque()
+        self._waiting: collections.deque[Fields] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sending = asyncio.Lock()
 
     def publish(self, entry: Entry) -> None:
-        text = encode(entry)
-        self._waiting.append(text)
-        self.waiting_chars += len(text)
+        fields = encode(entry)
+        self._waiting.append(fields)
+        self.waiting_chars += _size(fields)
         while len(self._waiting) > QUEUE or (self.waiting_chars > QUEUE_BYTES and len(self._waiting) > 1):
-            self.waiting_chars -= len(self._waiting.popleft())  # the oldest go first, counted
+            self.waiting_chars -= _size(self._waiting.popleft())  # the oldest go first, counted
             self.dropped += 1
         self._wake.set()
 
@@ -132,16 +179,22 @@ class JournalLink:
             batch = [self._waiting[i] for i in range(min(BATCH, len(self._waiting)))]
             if self.lane is not None:
                 size = self.journal.size
-                adds = [("XADD", self.key, "MAXLEN", "~", size, "*", "o", self.origin, "e", text) for text in batch]
-                await self.lane.execute(adds)
+                head = ("XADD", self.key, "MAXLEN", "~", size, "*")
+                await self.lane.execute([(*head, *_pairs(self.origin, fields)) for fields in batch])
             else:
                 pipe = self.redis.pipeline(transaction=False)
-                for text in batch:
-                    pipe.xadd(self.key, {"o": self.origin, "e": text}, maxlen=self.journal.size, approximate=True)
+                for fields in batch:
+                    pairs = _pairs(self.origin, fields)
+                    pipe.xadd(
+                        self.key,
+                        dict(zip(pairs[::2], pairs[1::2], strict=True)),
+                        maxlen=self.journal.size,
+                        approximate=True,
+                    )
                 await pipe.execute()
-            for text in batch:  # those publish() dropped meanwhile are gone from the front already
-                if self._waiting and self._waiting[0] is text:
-                    self.waiting_chars -= len(self._waiting.popleft())
+            for fields in batch:  # those publish() dropped meanwhile are gone from the front already
+                if self._waiting and self._waiting[0] is fields:
+                    self.waiting_chars -= _size(self._waiting.popleft())
 
     async def pull(self) -> None:
         """Append what the other replicas published since the last pull: only the newest ``journal.size``
@@ -154,7 +207,7 @@ class JournalLink:
         for n, (entry_id, item) in enumerate(found):
             self.cursor = entry_id
             if item["o"] != self.origin:
-                self.journal.append(decode(item["e"], self.journal.next_seq()))
+                self.journal.append(decode(item, self.journal.next_seq()))
                 self.decoded_last += 1
             if n % DECODE_CHUNK == DECODE_CHUNK - 1:
                 await asyncio.sleep(0)
