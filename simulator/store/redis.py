@@ -112,27 +112,40 @@ CLEARS_JOURNAL = ("reset", "scenario", "journal_clear")
 LEDGER_COMMANDS = ("player", "adjust")
 ABSENT = "\x00"  # in a compare-and-set: the key must not exist
 
-# KEYS: log, identity; ARGV: time, genesis data, a new identity. Starts the log (with its identity) if it
-# is empty; returns {identity, 1 if this call started it}.
+# KEYS: log, identity, tail; ARGV: time, genesis data, a new identity. Starts the log (with its identity)
+# if it is empty; returns {identity, 1 if this call started it}. The tail key names the log's last entry:
+# a commit checks it with one GET (the stream's last entry, read in a script, cost a request 25 us of Redis).
 GENESIS = """
 if redis.call('XLEN', KEYS[1]) == 0 then
-  redis.call('XADD', KEYS[1], '*', 'k', 'genesis', 't', ARGV[1], 'd', ARGV[2])
+  redis.call('SET', KEYS[3], redis.call('XADD', KEYS[1], '*', 'k', 'genesis', 't', ARGV[1], 'd', ARGV[2]))
   redis.call('SET', KEYS[2], ARGV[3])
   return {ARGV[3], 1}
 end
 redis.call('SET', KEYS[2], ARGV[3], 'NX')
 return {redis.call('GET', KEYS[2]), 0}
 """
-# KEYS: log; ARGV: the log's tail as this replica knows it, kind, time, data. Appends only after that tail.
+# KEYS: log, tail. Names the log's last entry in the tail key if it is missing (a log started before the
+# tail key was kept).
+TAIL = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if #last > 0 then redis.call('SET', KEYS[2], last[1][1]) end
+end
+return 0
+"""
+# KEYS: log, tail; ARGV: the log's tail as this replica knows it, kind, time, data. Appends only after that
+# tail, and names the new entry in the tail key.
 APPEND = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local tail = '0-0'
 if #last > 0 then tail = last[1][1] end
 if tail ~= ARGV[1] then return false end
-return redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 't', ARGV[3], 'd', ARGV[4])
+local id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 't', ARGV[3], 'd', ARGV[4])
+redis.call('SET', KEYS[2], id)
+return id
 """
 # The commit of one working set, all keys in one slot. KEYS: seq, order, the tenant's tombstones, claim,
-# tombstones forgotten, the store's identity and log (checked only by a request that skipped admit, on one
+# tombstones forgotten, the store's identity and log tail (checked only by a request that skipped admit, on one
 # server; else two of the slot's keys again), then the checked keys, the written keys, (row, history) per
 # new row, the lists to push to, then the lists to remove a member from. ARGV: #checks, #writes, #new rows,
 # #pushes, claim value ('' none), #removals, the most tombstones kept (0: no bound), the store's identity
@@ -145,10 +158,7 @@ COMMIT = """
 local C, W, R, U, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
 if ARGV[8] ~= '' then
   if redis.call('GET', KEYS[6]) ~= ARGV[8] then return {-1} end
-  local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
-  local tail = '0-0'
-  if #last > 0 then tail = last[1][1] end
-  if tail ~= ARGV[9] then return {-2} end
+  if redis.call('GET', KEYS[7]) ~= ARGV[9] then return {-2} end
 end
 local k, a = 8, 10
 for i = 1, C do
@@ -270,6 +280,7 @@ class Keys:
         self.prefix = prefix
         base = "{" + prefix + "}:"  # the store-wide keys: one slot
         self.log = base + "log"
+        self.tail = base + "tail"  # the id of the log's last entry (set by the scripts that append)
         self.token_secret = base + "token-secret"
         self.nonce = base + "nonce:"
         self.rule = base + "rule:"
@@ -292,6 +303,10 @@ class Keys:
                 self._tags.clear()
             tag = self._tags[(dialect, tenant)] = "{" + self.prefix + ":" + _esc(dialect) + ":" + _esc(tenant) + "}:"
         return tag
+
+    def names(self, epoch: int) -> dict[Key, str]:
+        """The names :meth:`of` keeps ready for ``epoch`` (a name not found there is made by :meth:`of`)."""
+        return cast("dict[Key, str]", self._names.at(epoch))
 
     def of(self, key: Key, epoch: int) -> str:
         """The Redis key of a working-set key (remembered: the read-ahead, a load and the commit all name the
@@ -467,6 +482,7 @@ class RedisStore(Store):
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
         self._genesis = client.register_script(GENESIS)
+        self._tail = client.register_script(TAIL)
         self._decide = client.register_script(DECIDE)
         # the request path's commands, batched over one connection with other requests' (one server; a
         # Cluster routes each command by its slot through redis-py's cluster client)
@@ -559,26 +575,27 @@ class RedisStore(Store):
         keys the request will read."""
         d, t = op.dialect, op.agent or ""
         nonce = f"{self.keys.nonce}{op.agent}:{op.params['nonce']}" if "nonce" in op.params and op.agent else None
-        claim = (d, t, op.scope, op.transaction) if op.mutating and op.transaction else None
-        held = (self.keys.claim(*claim), f"{self.token}.{next(self._claims)}") if claim else None
         # a status check asks whether another replica holds the transaction in flight (XPro answers 35 then)
-        asked = self.keys.claim(d, t, op.scope, op.transaction) if op.operation == "check" and op.transaction else None
+        checks = op.operation == "check" and bool(op.transaction)
         if (
             nonce is None
-            and asked is None
+            and not checks
             and self.lane is not None
             and not self.dirty
             and op.player is not None
             and self._known_epoch == self.epoch
-            and ("p", d, t, op.player) in self._known
-            and not any(rule.match.holds(op) for rule in self.sim.engine.rules)
-            and not self._is_contended(("p", d, t, op.player))
+            and (player := ("p", d, t, op.player)) in self._known
+            and not (self.sim.engine.rules and any(rule.match.holds(op) for rule in self.sim.engine.rules))
+            and not (self._contended and self._is_contended(player))
         ):
             # a player this replica served last, no rule to decide and no nonce: no round trip here, and no
             # claim (a duplicate on another replica is refused by the compare-and-set, then replayed); the
             # commit checks what was guessed, the store's identity and the configuration log's tail
             self._guessed.add(id(op))
             return None
+        claim = (d, t, op.scope, op.transaction) if op.mutating and op.transaction else None
+        held = (self.keys.claim(*claim), f"{self.token}.{next(self._claims)}") if claim else None
+        asked = self.keys.claim(d, t, op.scope, op.transaction or "") if checks else None
         predicted = _predict(op)
         epoch = self.epoch
         try:
@@ -819,11 +836,13 @@ class RedisStore(Store):
         if epoch != self._known_epoch:
             known.clear()
             self._known_epoch = epoch
+        # a key read as this replica knew it stays where it is (a text that changed goes last, as the newest)
+        texts = [(key, text) for key, text in data.items() if key not in writes and known.get(key) != text]
         seq -= len(rows)
-        texts = [*data.items(), *writes.items()]
         for key, body in rows:
             seq += 1
             texts.append((key, f'{{"seq":{seq},{body}'))
+        texts += writes.items()
         for key, text in texts:
             known.pop(key, None)
             if text is not None:
@@ -885,7 +904,7 @@ class RedisStore(Store):
             held[0] if held is not None else seq,
             forgotten,
             keys.identity if check else seq,
-            keys.log if check else seq,
+            keys.tail if check else seq,
         ]
         server = self.sim.settings.server
         ttl = str(int(server.id_retention * 1000))
@@ -904,11 +923,12 @@ class RedisStore(Store):
             self.identity if check else "",
             self.cursor if check else "",
         ]
+        kept = keys.names(epoch)  # the names of most keys are kept ready (Keys.of)
         for key, text in data.items():
-            names.append(keys.of(key, epoch))
+            names.append(kept.get(key) or keys.of(key, epoch))
             args.append(ABSENT if text is None else text)
         for key, text in writes.items():
-            names.append(keys.of(key, epoch))
+            names.append(kept.get(key) or keys.of(key, epoch))
             args += [ABSENT if text is None else text, ttl if key[0] == "s" or text == GONE else "0"]
         rows: list[tuple[Key, str]] = []
         for row in new:
@@ -1075,12 +1095,13 @@ class RedisStore(Store):
             identity = await self._get(self.keys.identity)
             if identity is not None:
                 self.identity = str(identity)
+                await self._tail(keys=[self.keys.log, self.keys.tail])
                 return False
         epoch = int(await self.redis.incr(self.keys.epoch))
         await self._seed(epoch)
         genesis = jsonio.dumps({"files": scenario_files(self.sim.scenario), "epoch": epoch})
         args = [repr(time.time()), genesis, secrets.token_hex(8)]
-        identity, started = await self._genesis(keys=[self.keys.log, self.keys.identity], args=args)
+        identity, started = await self._genesis(keys=[self.keys.log, self.keys.identity, self.keys.tail], args=args)
         self.identity = str(identity)
         return bool(started)
 
@@ -1212,7 +1233,7 @@ class RedisStore(Store):
                     await self._sync_locked()
                     result, entry = await self._make(command)
                     entry_id = await self._append(
-                        keys=[self.keys.log], args=[self.cursor, "cmd", repr(time.time()), entry]
+                        keys=[self.keys.log, self.keys.tail], args=[self.cursor, "cmd", repr(time.time()), entry]
                     )
                 if entry_id is None:  # another replica appended first: apply theirs, then make this again
                     self.dirty = True

@@ -634,3 +634,28 @@ async def test_a_rule_added_on_another_replica_holds_for_a_guessed_request(
     assert (await b.admin("POST", "/_sim/rules", {**rule, "name": "again"}))[0] == 201
     assert (await a.amb.bet("member001", "R4", 1, txn="a4")).json["status"]["code"] == 800
     assert await amb_balance(b, "member001") == 998
+
+
+async def test_a_log_started_without_its_tail_key_gets_one_when_a_replica_joins(
+    start: Start, redis_server: RedisServer
+) -> None:
+    """A guessed commit checks the log's tail by one key (set by whatever appends to the log). A store whose
+    log began before that key was kept gets it from the first replica that joins, so guessed requests still
+    see rules added after it."""
+    url = fresh(redis_server)
+    a = await start(store_url=url)
+    store: Any = a.sim.store
+    assert await store.redis.get(store.keys.tail) == store.cursor  # the genesis entry
+    await store.redis.delete(store.keys.tail)
+    b = await start(store_url=url)  # joins: the tail is named again
+    assert await store.redis.get(store.keys.tail) == store.cursor
+    assert (await b.amb.bet("member001", "R1", 1, txn="b1")).json["status"]["code"] == 0
+    rule = {
+        "name": "refuse",
+        "match": {"dialect": "ambslot", "operation": "bet"},
+        "respond": {"error": "insufficient_funds"},
+    }
+    assert (await a.admin("POST", "/_sim/rules", rule))[0] == 201
+    assert await store.redis.get(store.keys.tail) == store.cursor  # the rule's entry
+    assert (await b.amb.bet("member001", "R2", 1, txn="b2")).json["status"]["code"] == 800  # guessed, moved, decided
+    assert await amb_balance(b, "member001") == 999
