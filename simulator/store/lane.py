@@ -97,9 +97,12 @@ class Lane:
         """The replies to ``commands`` (sent together, in order); an error reply comes back as a
         :class:`redis.exceptions.ResponseError` in its place, not raised."""
         try:
-            return await self._once(commands)
+            if self._replies is None:
+                await self._open()
+            return await self._queue(commands)
         except ConnectionError:
-            return await self._once(commands)  # once more, on a fresh connection
+            await self._open()
+            return await self._queue(commands)  # once more, on a fresh connection
 
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
         """The replies to ``commands``; an error reply raises (the first one), as a redis-py pipeline's does."""
@@ -109,9 +112,9 @@ class Lane:
                 raise reply
         return replies
 
-    async def _once(self, commands: Sequence[Command]) -> list[Any]:
-        if self._replies is None:
-            await self._open()
+    def _queue(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]]:
+        """Queue ``commands`` for the next write (at the end of this turn of the event loop): the future
+        of their replies. Not a coroutine: a request makes two calls, and each coroutine frame costs."""
         # packed before the call is queued: an argument hiredis refuses raises here, and no reply can be
         # handed to the wrong caller
         packed = [hiredis.pack_command(cast(Any, tuple(command))) for command in commands]
@@ -124,7 +127,7 @@ class Lane:
             self._flush_at = loop.call_soon(self._flush)
         if self._watch is None:
             self._watch = loop.call_later(self.timeout, self._check)
-        return await call.future
+        return call.future
 
     async def _open(self) -> None:
         async with self._opening:
