@@ -148,45 +148,57 @@ return id
 # tombstones forgotten, the store's identity and log tail (checked only by a request that skipped admit, on one
 # server; else two of the slot's keys again), then the checked keys, the written keys, (row, history) per
 # new row, the lists to push to, then the lists to remove a member from. ARGV: #checks, #writes, #new rows,
-# #pushes, claim value ('' none), #removals, the most tombstones kept (0: no bound), the store's identity
+# #pushes, claim value ('' none), #removals, the most tombstones kept (0: no bound, or no tombstone pushed
+# by this commit, so no trim to check), the store's identity
 # and the log's tail as the replica knows them ('' '': not checked), then the expected values (ABSENT:
 # none), (value, ttl ms) per write (value ABSENT: delete), each new row's text without its opening
 # '{"seq":N,', the values pushed, the members removed.
-# Returns {1, transactions kept in the tenant, the last seq given}, {0} on a conflict, {-1} if the store's
-# identity changed, {-2} if the log has entries the replica has not applied (nothing written but {1}).
+# Returns {1, transactions kept in the tenant (0 if no new row), the last seq given}, {0} on a conflict, {-1}
+# if the store's identity changed, {-2} if the log has entries the replica has not applied (nothing written
+# but {1}). The identity, the tail and the checked keys are read by one MGET, and the plain writes and new
+# rows written by one MSET: each redis.call costs the script about as much as the command itself.
 COMMIT = """
 local C, W, R, U, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
+local got = redis.call('MGET', unpack(KEYS, 6, 7 + C))
 if ARGV[8] ~= '' then
-  if redis.call('GET', KEYS[6]) ~= ARGV[8] then return {-1} end
-  if redis.call('GET', KEYS[7]) ~= ARGV[9] then return {-2} end
+  if got[1] ~= ARGV[8] then return {-1} end
+  if got[2] ~= ARGV[9] then return {-2} end
 end
-local k, a = 8, 10
 for i = 1, C do
-  local v = redis.call('GET', KEYS[k])
+  local v, want = got[i + 2], ARGV[9 + i]
   if v then
-    if v ~= ARGV[a] then return {0} end
-  elseif ARGV[a] ~= '\\0' then return {0} end
-  k = k + 1
-  a = a + 1
+    if v ~= want then return {0} end
+  elseif want ~= '\\0' then return {0} end
 end
+local k, a = 8 + C, 10 + C
+local sets = {}
 for i = 1, W do
   local v, ttl = ARGV[a], tonumber(ARGV[a + 1])
   if v == '\\0' then redis.call('DEL', KEYS[k])
   elseif ttl > 0 then redis.call('SET', KEYS[k], v, 'PX', ttl)
-  else redis.call('SET', KEYS[k], v) end
+  else
+    sets[#sets + 1] = KEYS[k]
+    sets[#sets + 1] = v
+  end
   k = k + 1
   a = a + 2
 end
-local seq = 0
-if R > 0 then seq = redis.call('INCRBY', KEYS[1], R) - R end
-for i = 1, R do
-  seq = seq + 1
-  redis.call('SET', KEYS[k], '{"seq":' .. seq .. ',' .. ARGV[a])
-  redis.call('RPUSH', KEYS[k + 1], KEYS[k])
-  redis.call('RPUSH', KEYS[2], KEYS[k])
-  k = k + 2
-  a = a + 1
+local seq, kept = 0, 0
+if R > 0 then
+  seq = redis.call('INCRBY', KEYS[1], R) - R
+  local rows = {}
+  for i = 1, R do
+    seq = seq + 1
+    sets[#sets + 1] = KEYS[k]
+    sets[#sets + 1] = '{"seq":' .. seq .. ',' .. ARGV[a]
+    redis.call('RPUSH', KEYS[k + 1], KEYS[k])
+    rows[i] = KEYS[k]
+    k = k + 2
+    a = a + 1
+  end
+  kept = redis.call('RPUSH', KEYS[2], unpack(rows))
 end
+if #sets > 0 then redis.call('MSET', unpack(sets)) end
 for i = 1, U do
   redis.call('RPUSH', KEYS[k], ARGV[a])
   k = k + 1
@@ -205,7 +217,7 @@ if most > 0 then
   end
 end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
-return {1, redis.call('LLEN', KEYS[2]), seq}
+return {1, kept, seq}
 """
 # KEYS: the claims to free; ARGV: the value each must still hold (else it is someone else's)
 RELEASE = """
@@ -432,6 +444,9 @@ class _Holding:
         self.local = local
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self.taken is None:  # no claim (a guessed request, a read): only the read-ahead to give back
+            self.store._unload(self.op)
+            return
         try:
             if self.local is not None:
                 self.local.__exit__(kind, exc, tb)
@@ -668,8 +683,11 @@ class RedisStore(Store):
             return bool(await self.redis.exists(self.keys.claim(dialect, tenant, scope, txn_id)))
 
     async def decide(self, op: Operation) -> Decision | None:
+        rules = self.sim.engine.rules
+        if not rules:
+            return None
         with _store_errors():  # the log was read by admit(), in the same round trip as the claim
-            candidates = [rule for rule in self.sim.engine.rules if rule.match.holds(op)]
+            candidates = [rule for rule in rules if rule.match.holds(op)]
             if not candidates:
                 return None
             # a rule came (another request caught up with the log) after admit() found none and let the
@@ -756,7 +774,15 @@ class RedisStore(Store):
             epoch = self.epoch
             if not data:
                 data, guess = await self._load(first, epoch), False
-            ws, result, error = await self._settle(body, data, epoch)
+            tried = self._try(body, data)
+            loads = 0
+            while isinstance(tried, Miss):  # load what it lacked, and run it again from the start
+                loads += 1
+                if loads >= LOADS:
+                    raise InternalError(f"a request read more than {LOADS} rounds of keys")
+                data.update(await self._load(tried.keys, epoch))
+                tried = self._try(body, data)
+            ws, result, error = tried
             writes, new, created = ws.diff()
             # the working set goes before the commit's round trip: objects alive across an await are what the
             # cyclic collector walks again and again with dozens of requests in flight
@@ -802,23 +828,19 @@ class RedisStore(Store):
         if not turn.users:
             del self._turns[where]
 
-    async def _settle(
-        self, body: Any, data: dict[Key, str | None], epoch: int
-    ) -> tuple[WorkingLedger, Any, DomainError | None]:
-        """Run ``body`` on a working set, loading what it misses (each time running it again from the start)."""
-        for _ in range(LOADS):
-            ws = WorkingLedger(self.sim.clock, self.sim.ledger, data)
-            home, self.sim.ledger = self.sim.ledger, ws
-            try:
-                return ws, body(), None
-            except Miss as miss:
-                missing = miss.keys
-            except DomainError as exc:
-                return ws, None, exc
-            finally:
-                self.sim.ledger = home
-            data.update(await self._load(missing, epoch))
-        raise InternalError(f"a request read more than {LOADS} rounds of keys")
+    def _try(self, body: Any, data: dict[Key, str | None]) -> tuple[WorkingLedger, Any, DomainError | None] | Miss:
+        """Run ``body`` once on a working set of ``data``: (the set, its result, the domain error it raised),
+        or the :class:`Miss` of the keys it lacked. Not a coroutine: most runs need nothing loaded."""
+        ws = WorkingLedger(self.sim.clock, self.sim.ledger, data)
+        home, self.sim.ledger = self.sim.ledger, ws
+        try:
+            return ws, body(), None
+        except Miss as miss:
+            return miss
+        except DomainError as exc:
+            return ws, None, exc
+        finally:
+            self.sim.ledger = home
 
     def _guess(self, keys: list[Key]) -> dict[Key, str | None]:
         """``keys`` as this replica last committed or read them (those it does not know taken as absent);
@@ -919,7 +941,7 @@ class RedisStore(Store):
             str(len(pushes)),
             held[1] if held is not None else "",
             str(len(removals)),
-            str(max(server.max_tombstones, 0)),
+            str(max(server.max_tombstones, 0)) if stones else "0",  # only a tombstone pushed here can pass it
             self.identity if check else "",
             self.cursor if check else "",
         ]
@@ -970,31 +992,30 @@ class RedisStore(Store):
             with _store_errors():
                 await self.redis.sadd(keys.tenants, f"{_esc(dialect)}:{_esc(tenant)}")
             self._tenants.add((epoch, dialect, tenant))
-        if new:
-            await self._retain(dialect, tenant, int(answer[1]))
+        if new and (trim := self._retain(dialect, tenant, int(answer[1]))) is not None:
+            await asyncio.shield(trim)
         return True
 
     # retention
 
-    async def _retain(self, dialect: str, tenant: str, kept: int) -> None:
+    def _retain(self, dialect: str, tenant: str, kept: int) -> asyncio.Task[None] | None:
         """Trim the tenant's oldest rows when they exceed the bounds: past the count bound the request that
-        went past it waits for the trim (so the bound holds when it answers, as in memory); the age bound
-        is checked in the background, once a second."""
+        went past it waits for the trim (returned: so the bound holds when it answers, as in memory); the
+        age bound is checked in the background, once a second."""
         server = self.sim.settings.server
         where = (dialect, tenant)
         over = kept > server.max_transactions
         if not over:
             if server.transaction_retention <= 0:
-                return
+                return None
             now = time.monotonic()
             if now - self._trimmed_at.get(where, 0.0) < 1.0:
-                return
+                return None
             self._trimmed_at[where] = now
         task = self._trims.get(where)
         if task is None or task.done():
             task = self._trims[where] = asyncio.get_running_loop().create_task(self._trim(dialect, tenant))
-        if over:
-            await asyncio.shield(task)
+        return task if over else None
 
     async def _trim(self, dialect: str, tenant: str) -> None:
         """Drop the tenant's oldest rows beyond the bounds, each by a compare-and-set like any request: its

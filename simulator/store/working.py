@@ -392,9 +392,10 @@ class WorkingLedger(Ledger):
     # the loaded keys
 
     def need(self, *keys: Key) -> None:
-        missing = [k for k in keys if k not in self.data]
-        if missing:
-            raise Miss(missing)
+        data = self.data
+        for key in keys:
+            if key not in data:
+                raise Miss([k for k in keys if k not in data])
 
     def row(self, key: Key) -> Row | None:
         self.need(key)
