@@ -5,12 +5,13 @@ side; then the join time and RSS of a replica joining a store that already holds
 It starts its own ``redis-server`` processes (Debian's, as the tests do) on free loopback ports with no
 persistence, and stops them by their PIDs. The load is bench/run.py's: requests prepared before the timed
 part, replayed by bench/loadgen.py in another process, bounded in time. The stores are measured in
-interleaved rounds (``--rounds``, memory, Redis, 2 workers, Cluster, then again) and each keeps its better
-round, as bench/run.py does: this kind of VM drifts by tens of percent within a minute, and a store
-measured only in a slow minute would be compared with one measured in a fast one. For the same reason the
-Redis-to-memory ratio is the median of each round's own ratio (the two measured seconds apart), not the
-best of one store over the best of the other. The store for the join is filled directly (the row one bet
-left, copied with new ids, streamed with ``redis-cli --pipe``).
+rounds (``--rounds``): a round starts every store's server, then measures each dialect on each store in
+turn (memory and one worker on Redis taking turns at going first), and each store keeps its better round,
+as bench/run.py does: this kind of VM drifts by tens of percent within a minute, and a store measured only
+in a slow minute would be compared with one measured in a fast one. For the same reason the
+Redis-to-memory ratio is the median of each round's own ratio (the two measured one right after the
+other), not the best of one store over the best of the other. The store for the join is filled directly
+(the row one bet left, copied with new ids, streamed with ``redis-cli --pipe``).
 """
 
 from __future__ import annotations
@@ -159,16 +160,33 @@ def join(url: str, redis_port: int, scenario: str, count: int, directory: str) -
         replica.stop()
 
 
-def measure(extra: list[str], scenario: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def start(extra: list[str], scenario: str) -> tuple[bench.Server, str, int]:
     port = bench.free_port()
     argv = [sys.executable, "-m", "simulator", "serve", "--host", bench.HOST, "--port", str(port), "--quiet"]
     server = bench.Server([*argv, "--scenario", scenario, *extra], port, "/_sim/health")
-    base = f"http://{bench.HOST}:{port}"
-    budget = int((args.seconds + args.warmup) * 6_000)
+    return server, f"http://{bench.HOST}:{port}", port
+
+
+def measure_round(
+    configs: list[tuple[str, list[str]]], scenario: str, args: argparse.Namespace
+) -> dict[str, dict[str, dict[str, float]]]:
+    """(store) -> (dialect) -> figures, for one round: every store's server is started first, then each
+    dialect is measured on each store in turn, so that the figures of one dialect on two stores are taken
+    seconds apart (the VM drifts by tens of percent within a minute)."""
+    servers = {}
     try:
-        return {name: bench.load(prepare(base, port, budget), port, args, ok) for name, prepare, ok in DIALECTS}
+        for label, extra in configs:
+            servers[label] = start(extra, scenario)
+        budget = int((args.seconds + args.warmup) * 6_000)
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for name, prepare, ok in DIALECTS:
+            for label, _ in configs:
+                _, base, port = servers[label]
+                out.setdefault(label, {})[name] = bench.load(prepare(base, port, budget), port, args, ok)
+        return out
     finally:
-        server.stop()
+        for server, _, _ in servers.values():
+            server.stop()
 
 
 def main() -> int:
@@ -176,9 +194,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds: each store keeps its best; ratios are per round"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds: each store keeps its best; ratios are per round")
     parser.add_argument("--join", type=int, default=1_000_000, help="transactions in the store a replica joins")
     args = parser.parse_args()
     began = time.perf_counter()
@@ -200,11 +216,13 @@ def main() -> int:
             # (dialect) -> one worker on Redis / memory, in each round: the two measured a few seconds apart,
             # so a drift of the VM between rounds does not pair a fast minute with a slow one
             ratios: dict[str, list[float]] = {}
-            for _ in range(max(args.rounds, 1)):
-                this_round: dict[str, dict[str, dict[str, float]]] = {}
-                for label, extra in configs:
-                    for name, got in measure(extra, scenario, args).items():
-                        this_round.setdefault(label, {})[name] = got
+            for n in range(max(args.rounds, 1)):
+                # memory and one worker on Redis take turns at going first: a drift within a round then
+                # favours neither
+                order = configs if n % 2 == 0 else [configs[1], configs[0], *configs[2:]]
+                this_round = measure_round(order, scenario, args)
+                for label, measured in this_round.items():
+                    for name, got in measured.items():
                         best = results.setdefault(label, {}).get(name)
                         if best is None or got["rps"] > best["rps"]:
                             results[label][name] = got
@@ -218,7 +236,7 @@ def main() -> int:
                 proc.wait(10)
     bench.CONSOLE.print(
         f"\nStores: {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s per run, "
-        f"the better of {args.rounds} interleaved rounds; the ratio is the median of the rounds' own"
+        f"the better of {args.rounds} rounds; the ratio is the median of the rounds' own"
     )
     medians = {name: statistics.median(each) for name, each in ratios.items()}
     table = Table()
