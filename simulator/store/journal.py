@@ -101,19 +101,23 @@ def _text(value: Any) -> str:
 
 
 def decode(item: dict[str, str], seq: int) -> Entry:
-    """The entry of a stream item's fields (see :func:`encode`), numbered ``seq`` here."""
+    """The entry of a stream item's fields (see :func:`encode`), numbered ``seq`` here. An item published
+    by an earlier version (no ``b`` field: the request, the params and the body were strings inside ``e``)
+    reads the same, so a store upgraded in place keeps its journal."""
     data = json.loads(item["e"])
+    old = "b" not in item
     op = None
     if data.get("op") is not None:
         raw = data["op"]
         op = Operation(**{name: raw[name] for name in OP_TEXT})
         op.amount = None if raw["amount"] is None else jsonio.loads(raw["amount"])
         op.mutating, op.authenticated = raw["mutating"], raw["authenticated"]
-        op.params, op.request = raw["params"], jsonio.loads(item["q"])
+        op.params = json.loads(raw["params"]) if old else raw["params"]
+        op.request = jsonio.loads(raw["request"] if old else item["q"])
     known = {f.name for f in fields(Entry)}
     values = {k: v for k, v in data.items() if k in known and k not in ("op", "body")}
     values["seq"] = seq
-    return Entry(op=op, body=jsonio.loads(item["b"]), **values)
+    return Entry(op=op, body=jsonio.loads(data["body"] if old else item["b"]), **values)
 
 
 def _pairs(origin: str, fields: Fields) -> list[str | bytes]:
