@@ -570,6 +570,9 @@ class RedisStore(Store):
 
     async def health(self) -> dict[str, Any]:
         health: dict[str, Any] = {"kind": "redis", "url": self.where.shown, "epoch": self.epoch}
+        # since this replica started: working sets run again because another request changed what they read,
+        # and guessed ones found stale by their commit (a player another replica serves too)
+        health["conflicts"], health["missed_guesses"] = self.conflicts, self.missed_guesses
         if self.journal_link.dropped:  # journal entries dropped unpublished while Redis was slow or away
             health["journal_dropped"] = self.journal_link.dropped
         if self.lost:  # the store lost its data: said here until this replica restarts

@@ -597,6 +597,8 @@ async def test_a_player_served_here_is_guessed_and_every_guess_is_checked(
     assert (await b.amb.bet("member001", "R3", 1, txn="b1")).json["status"]["code"] == 0
     assert await amb_balance(a, "member001") == 1000  # a guessed 1001; its check found b's bet
     assert store.missed_guesses == 1
+    health = (await a.admin("GET", "/_sim/health"))[1]["store"]
+    assert (health["missed_guesses"], health["conflicts"]) == (1, 0)  # said where an operator looks
     assert (await b.amb.bet("member001", "R4", 1, txn="b2")).json["status"]["code"] == 0
     assert (await a.amb.bet("member001", "R5", 1, txn="a3")).json["status"]["code"] == 0  # read ahead now
     assert store.missed_guesses == 1 and store.conflicts == 0
