@@ -114,7 +114,8 @@ ABSENT = "\x00"  # in a compare-and-set: the key must not exist
 
 # KEYS: log, identity, tail; ARGV: time, genesis data, a new identity. Starts the log (with its identity)
 # if it is empty; returns {identity, 1 if this call started it}. The tail key names the log's last entry:
-# a commit checks it with one GET (the stream's last entry, read in a script, cost a request 25 us of Redis).
+# a guessed commit reads it with the keys it checks (the stream's last entry, read in a script, cost a
+# request 25 us of Redis CPU).
 GENESIS = """
 if redis.call('XLEN', KEYS[1]) == 0 then
   redis.call('SET', KEYS[3], redis.call('XADD', KEYS[1], '*', 'k', 'genesis', 't', ARGV[1], 'd', ARGV[2]))
