@@ -32,6 +32,13 @@ rules:
   - {name: every-third, match: {dialect: ambslot, operation: payout, nth: 3}, respond: {error: duplicate}}
 """
 
+# a rule added while requests are guessed: every AMBSlot bet is refused (800), nothing applied
+REFUSE_BETS = {
+    "name": "refuse",
+    "match": {"dialect": "ambslot", "operation": "bet"},
+    "respond": {"error": "insufficient_funds"},
+}
+
 
 @pytest.fixture
 def store() -> str:
@@ -618,12 +625,7 @@ async def test_a_rule_added_on_another_replica_holds_for_a_guessed_request(
     url = fresh(redis_server)
     a, b = await start(store_url=url), await start(store_url=url)
     assert (await a.amb.bet("member001", "R1", 1, txn="a1")).json["status"]["code"] == 0
-    rule = {
-        "name": "refuse",
-        "match": {"dialect": "ambslot", "operation": "bet"},
-        "respond": {"error": "insufficient_funds"},
-    }
-    assert (await b.admin("POST", "/_sim/rules", rule))[0] == 201
+    assert (await b.admin("POST", "/_sim/rules", REFUSE_BETS))[0] == 201
     assert (await a.amb.bet("member001", "R2", 1, txn="a2")).json["status"]["code"] == 800
     assert await amb_balance(a, "member001") == 999
     rules = (await a.admin("GET", "/_sim/rules"))[1]["rules"]
@@ -633,7 +635,7 @@ async def test_a_rule_added_on_another_replica_holds_for_a_guessed_request(
     assert (await a.amb.bet("member001", "R3", 1, txn="a3")).json["status"]["code"] == 0
     store: Any = a.sim.store
     store._guess = lambda keys: {}
-    assert (await b.admin("POST", "/_sim/rules", {**rule, "name": "again"}))[0] == 201
+    assert (await b.admin("POST", "/_sim/rules", {**REFUSE_BETS, "name": "again"}))[0] == 201
     assert (await a.amb.bet("member001", "R4", 1, txn="a4")).json["status"]["code"] == 800
     assert await amb_balance(b, "member001") == 998
 
@@ -652,12 +654,7 @@ async def test_a_log_started_without_its_tail_key_gets_one_when_a_replica_joins(
     b = await start(store_url=url)  # joins: the tail is named again
     assert await store.redis.get(store.keys.tail) == store.cursor
     assert (await b.amb.bet("member001", "R1", 1, txn="b1")).json["status"]["code"] == 0
-    rule = {
-        "name": "refuse",
-        "match": {"dialect": "ambslot", "operation": "bet"},
-        "respond": {"error": "insufficient_funds"},
-    }
-    assert (await a.admin("POST", "/_sim/rules", rule))[0] == 201
+    assert (await a.admin("POST", "/_sim/rules", REFUSE_BETS))[0] == 201
     assert await store.redis.get(store.keys.tail) == store.cursor  # the rule's entry
     assert (await b.amb.bet("member001", "R2", 1, txn="b2")).json["status"]["code"] == 800  # guessed, moved, decided
     assert await amb_balance(b, "member001") == 999
