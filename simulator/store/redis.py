@@ -317,10 +317,6 @@ class Keys:
             tag = self._tags[(dialect, tenant)] = "{" + self.prefix + ":" + _esc(dialect) + ":" + _esc(tenant) + "}:"
         return tag
 
-    def names(self, epoch: int) -> dict[Key, str]:
-        """The names :meth:`of` keeps ready for ``epoch`` (a name not found there is made by :meth:`of`)."""
-        return cast("dict[Key, str]", self._names.at(epoch))
-
     def of(self, key: Key, epoch: int) -> str:
         """The Redis key of a working-set key (remembered: the read-ahead, a load and the commit all name the
         same keys; keys come from requests, so at most NAMES are kept)."""
@@ -949,12 +945,11 @@ class RedisStore(Store):
             self.identity if check else "",
             self.cursor if check else "",
         ]
-        kept = keys.names(epoch)  # the names of most keys are kept ready (Keys.of)
         for key, text in data.items():
-            names.append(kept.get(key) or keys.of(key, epoch))
+            names.append(keys.of(key, epoch))
             args.append(ABSENT if text is None else text)
         for key, text in writes.items():
-            names.append(kept.get(key) or keys.of(key, epoch))
+            names.append(keys.of(key, epoch))
             args += [ABSENT if text is None else text, ttl if key[0] == "s" or text == GONE else "0"]
         rows: list[tuple[Key, str]] = []
         for row in new:
