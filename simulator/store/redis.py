@@ -37,6 +37,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import heapq
 import itertools
 import logging
 import math
@@ -1398,38 +1399,41 @@ class RedisStore(Store):
     async def _newest(
         self, lists: list[tuple[str, str, str]], cursor: str | None, limit: int, keep: Any, load: Any
     ) -> Page[Any]:
-        """Newest first over several tenants' lists (oldest first each): read backwards from each list's
-        position in the cursor, merge by time. ``load`` reads items from keys, ``keep`` filters them."""
+        """Newest first over several tenants' lists (each oldest first, in the order the store committed its
+        items): each list is read backwards from its position in the cursor, and the lists are merged by the
+        time of the item each would give next. Inside one list the list's order stands: an item stamped
+        before another can be committed after it (two replicas), so ordering a list by time would give one
+        item on two pages and skip another. ``load`` reads items from keys, ``keep`` filters them."""
         try:
             at = {str(k): int(v) for k, v in (_decode_cursor(cursor) or [])}
         except (TypeError, ValueError, ArithmeticError):
             raise BadCursor(f"cursor {cursor!r} was not given by this listing") from None
-        merged: list[tuple[float, int, str, Any]] = []
+        ends: dict[str, int] = {}  # per list: where the next page continues (below the last item given)
+        streams: list[_Backwards] = []
         for d, t, listing in lists:
             name = f"{_esc(d)}:{_esc(t)}"
-            end = int(at[name]) if name in at else int(await self.redis.llen(listing))
-            taken = 0
-            while end > 0 and taken <= limit:
-                start = max(end - SWEEP_CHUNK, 0)
-                names = [str(n) for n in await self._lrange(listing, start, end - 1)]
-                items = await load(list(reversed(names)), d, t)
-                for position, item in zip(range(end - 1, start - 1, -1), items, strict=False):
-                    if item is not None and keep(item):
-                        merged.append((item.time, position, name, item))
-                        taken += 1
-                end = start
-        merged.sort(key=lambda m: (m[0], m[1]), reverse=True)
-        page = merged[: limit + 1]
-        if len(page) <= limit:
-            return Page([m[3] for m in page], None)
-        ends = {n: int(at[n]) if n in at else -1 for n in at}
-        for _, position, name, _ in page[:limit]:
-            ends[name] = position
-        for d, t, listing in lists:  # lists with nothing on this page continue from where they were
-            name = f"{_esc(d)}:{_esc(t)}"
-            if name not in ends or ends[name] < 0:
-                ends[name] = int(at[name]) if name in at else int(await self.redis.llen(listing))
-        return Page([m[3] for m in page[:limit]], _encode_cursor(sorted(ends.items())))
+            # a list missing from a cursor was started after its first page: newer than all it lists
+            end = at.get(name, 0) if cursor else int(await self.redis.llen(listing))
+            ends[name] = end
+            streams.append(_Backwards(name, d, t, listing, end))
+        heads: list[tuple[float, str, int]] = []  # (-time of the list's next item, its name, its index)
+        for index, stream in enumerate(streams):
+            if await stream.next(self, keep, load):
+                heapq.heappush(heads, (-stream.head_time(), stream.name, index))
+        taken: list[Any] = []
+        following: dict[str, int] = dict(ends)
+        while heads and len(taken) <= limit:
+            _, name, index = heapq.heappop(heads)
+            stream = streams[index]
+            position, item = stream.take()
+            if len(taken) < limit:
+                following[name] = position
+            taken.append(item)
+            if await stream.next(self, keep, load):
+                heapq.heappush(heads, (-stream.head_time(), stream.name, index))
+        if len(taken) <= limit:
+            return Page(taken, None)
+        return Page(taken[:limit], _encode_cursor(sorted(following.items())))
 
     async def read_transactions(
         self, dialect: str | None, player: str | None, status: str | None, cursor: str | None, limit: int
@@ -1537,6 +1541,36 @@ class RedisStore(Store):
             return []
         texts = await self._mget(names)
         return [row_from_text(d, t, text) for text in texts if text and text != GONE]
+
+
+class _Backwards:
+    """One list of :meth:`RedisStore._newest`, read backwards a chunk at a time: the items ``keep`` accepts,
+    each with its position."""
+
+    __slots__ = ("d", "end", "listing", "name", "ready", "t")
+
+    def __init__(self, name: str, d: str, t: str, listing: str, end: int) -> None:
+        self.name, self.d, self.t, self.listing = name, d, t, listing
+        self.end = end  # the lowest position read so far (everything from it up is read)
+        self.ready: list[tuple[int, Any]] = []  # read and kept, not given yet: the next one last
+
+    async def next(self, store: RedisStore, keep: Any, load: Any) -> bool:
+        """Whether the list has another item (reading the next chunk if need be)."""
+        while not self.ready and self.end > 0:
+            start = max(self.end - SWEEP_CHUNK, 0)
+            names = [str(n) for n in await store._lrange(self.listing, start, self.end - 1)]
+            items = await load(names, self.d, self.t)
+            self.ready = [
+                (p, i) for p, i in zip(range(start, self.end), items, strict=False) if i is not None and keep(i)
+            ]
+            self.end = start
+        return bool(self.ready)
+
+    def head_time(self) -> float:
+        return float(self.ready[-1][1].time)
+
+    def take(self) -> tuple[int, Any]:
+        return self.ready.pop()
 
 
 class _SyncBooks:
