@@ -149,7 +149,7 @@ return id
 # The commit of one working set, all keys in one slot. KEYS: seq, order, the tenant's tombstones, claim,
 # tombstones forgotten, the store's identity and log tail (checked only by a request that skipped admit, on one
 # server; else two of the slot's keys again), then the checked keys, the written keys, (row, history) per
-# new row, the lists to push to, then the lists to remove a member from. ARGV: #checks, #writes, #new rows,
+# new row, the lists to push to, then (list, its cut counter) per member to remove. ARGV: #checks, #writes, #new rows,
 # #pushes, claim value ('' none), #removals, the most tombstones kept (0: no bound, or no tombstone pushed
 # by this commit, so no trim to check), the store's identity
 # and the log's tail as the replica knows them ('' '': not checked), then the expected values (ABSENT:
@@ -207,8 +207,9 @@ for i = 1, U do
   a = a + 1
 end
 for i = 1, D do
-  redis.call('LREM', KEYS[k], 1, ARGV[a])
-  k = k + 1
+  local n = redis.call('LREM', KEYS[k], 1, ARGV[a])
+  if n > 0 then redis.call('INCRBY', KEYS[k + 1], n) end
+  k = k + 2
   a = a + 1
 end
 local most = tonumber(ARGV[7])
@@ -220,6 +221,19 @@ if most > 0 then
 end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
 return {1, kept, seq}
+"""
+# KEYS: a list, the count of entries ever removed from its front (its cut); ARGV: an end (exclusive) counted
+# from the list's first entry ever (so positions hold while retention drops from the front; -1: the list's
+# end), how many entries at most. Returns {the position of the first entry returned, the entries before the
+# end}: the control reads page by these positions.
+WINDOW = """
+local cut = tonumber(redis.call('GET', KEYS[2]) or '0')
+local len = redis.call('LLEN', KEYS[1])
+local stop = len
+if tonumber(ARGV[1]) >= 0 then stop = math.min(tonumber(ARGV[1]) - cut, len) end
+if stop <= 0 then return {cut, {}} end
+local start = math.max(stop - tonumber(ARGV[2]), 0)
+return {start + cut, redis.call('LRANGE', KEYS[1], start, stop - 1)}
 """
 # KEYS: the claims to free; ARGV: the value each must still hold (else it is someone else's)
 RELEASE = """
@@ -376,6 +390,13 @@ class Keys:
         """One player's transaction rows, oldest first."""
         return self.tag(dialect, tenant) + f"{epoch}:h:" + _esc(player)
 
+    @staticmethod
+    def cut(listing: str) -> str:
+        """How many entries retention has removed from the front of a list of rows (``order``, ``history``):
+        a control read's cursor counts positions from the list's first entry ever, so pages do not shift
+        when rows are dropped. (The tombstones' list counts its own in ``forgotten``.)"""
+        return listing + ":cut"
+
 
 def _predict(op: Operation) -> list[Key]:
     """The keys a request will most likely read: loaded with its claim, in one round trip."""
@@ -497,6 +518,7 @@ class RedisStore(Store):
         self._genesis = client.register_script(GENESIS)
         self._tail = client.register_script(TAIL)
         self._decide = client.register_script(DECIDE)
+        self._window = client.register_script(WINDOW)
         # the request path's commands, batched over one connection with other requests' (one server; a
         # Cluster routes each command by its slot through redis-py's cluster client)
         self.lane = None if where.nodes else Lane(client.connection_pool, COMMAND_TIMEOUT)
@@ -911,7 +933,8 @@ class RedisStore(Store):
         check: bool = False,
     ) -> bool:
         """The compare-and-set commit of one working set (and the release of its claim, ``held``: key and
-        value): False if something it read has changed. ``removals``: (list, member) to remove. ``check``:
+        value): False if something it read has changed. ``removals``: (list, member) to remove from a list
+        of rows, counted in its :meth:`Keys.cut`. ``check``:
         admit() was skipped, so the store's identity and the log's tail are checked too (raises
         :class:`_Moved` if either changed); only on one server, where a script may name any key."""
         keys = self.keys
@@ -959,8 +982,11 @@ class RedisStore(Store):
             names += [keys.of(rkey, epoch), keys.history(dialect, tenant, row.player, epoch)]
             rows.append((rkey, body))
             args.append(body)
-        for name, value in [*pushes, *removals]:
+        for name, value in pushes:
             names.append(name)
+            args.append(value)
+        for name, value in removals:
+            names += [name, keys.cut(name)]
             args.append(value)
         counter = keys.player_count(epoch)
         with _store_errors():
@@ -1053,8 +1079,7 @@ class RedisStore(Store):
         becomes :data:`GONE` (or goes, if ids are not remembered), its effect is carried on its player,
         and it leaves the tenant's order, its player's history and its round and referrer lists."""
         if text is None or text == GONE:
-            await self.redis.lrem(order, 1, name)
-            return True
+            return await self._unlist(dialect, tenant, epoch, order, name)
         row = row_from_text(dialect, tenant, text)
         pkey: Key = ("p", dialect, tenant, row.player)
         rkey: Key = ("t", dialect, tenant, row.scope, row.id if row.indexed else f"#{row.id}")
@@ -1065,8 +1090,7 @@ class RedisStore(Store):
         data = await self._load([pkey, *lists], epoch)
         ptext = data[pkey]
         if ptext is None or self.keys.of(rkey, epoch) != name:
-            await self.redis.lrem(order, 1, name)
-            return True
+            return await self._unlist(dialect, tenant, epoch, order, name)
         player, version, _ = player_from_text(dialect, tenant, row.player, ptext)
         player.carried += row.credit - row.debit
         data[rkey] = text
@@ -1075,6 +1099,11 @@ class RedisStore(Store):
         writes.update(dict.fromkeys(lists))
         removals = [(order, name), (self.keys.history(dialect, tenant, row.player, epoch), name)]
         return await self._write(dialect, tenant, epoch, data, writes, [], {}, None, removals)
+
+    async def _unlist(self, dialect: str, tenant: str, epoch: int, order: str, name: str) -> bool:
+        """Take a row that is no longer there off the tenant's list (counted in the list's cut)."""
+        await self._write(dialect, tenant, epoch, {}, {}, [], {}, removals=[(order, name)])
+        return True
 
     # the configuration log
 
@@ -1388,40 +1417,39 @@ class RedisStore(Store):
             at = _decode_cursor(cursor)
             if at is not None and not (isinstance(at, list) and len(at) == 1 and _whole(at[0])):
                 raise BadCursor(f"cursor {cursor!r} was not given by this listing")
-            end = int(at[0]) if at else int(await self.redis.llen(history))
-            start = max(end - limit - 1, 0)
-            names = [str(n) for n in await self._lrange(history, start, end - 1)] if end > 0 else []
-            rows = await self._rows_at(list(reversed(names)), dialect, tenant)
-        positions = range(end - 1, start - 1, -1)
+            end = int(at[0]) if at else -1
+            first, names = await self._script(
+                self._window, [history, self.keys.cut(history)], [str(end), str(limit + 1)]
+            )
+            rows = await self._rows_at([str(n) for n in reversed(names)], dialect, tenant)
+        positions = range(int(first) + len(names) - 1, int(first) - 1, -1)
         found = [(r, _encode_cursor([p])) for r, p in zip(rows, positions, strict=False)]
         return player, cast("Page[Transaction]", _page_of(found, limit))
 
     async def _newest(
-        self, lists: list[tuple[str, str, str]], cursor: str | None, limit: int, keep: Any, load: Any
+        self, lists: list[tuple[str, str, str, str]], cursor: str | None, limit: int, keep: Any, load: Any
     ) -> Page[Any]:
         """Newest first over several tenants' lists (each oldest first, in the order the store committed its
-        items): each list is read backwards from its position in the cursor, and the lists are merged by the
-        time of the item each would give next. Inside one list the list's order stands: an item stamped
-        before another can be committed after it (two replicas), so ordering a list by time would give one
-        item on two pages and skip another. ``load`` reads items from keys, ``keep`` filters them."""
+        items; with the name of its cut, see :meth:`Keys.cut`): each list is read backwards from its position
+        in the cursor, and the lists are merged by the time of the item each would give next. Inside one list
+        the list's order stands: an item stamped before another can be committed after it (two replicas),
+        so ordering a list by time would give one item on two pages and skip another. ``load`` reads items
+        from keys, ``keep`` filters them."""
         try:
             at = {str(k): int(v) for k, v in (_decode_cursor(cursor) or [])}
         except (TypeError, ValueError, ArithmeticError):
             raise BadCursor(f"cursor {cursor!r} was not given by this listing") from None
-        ends: dict[str, int] = {}  # per list: where the next page continues (below the last item given)
         streams: list[_Backwards] = []
-        for d, t, listing in lists:
+        for d, t, listing, cut in lists:
             name = f"{_esc(d)}:{_esc(t)}"
             # a list missing from a cursor was started after its first page: newer than all it lists
-            end = at.get(name, 0) if cursor else int(await self.redis.llen(listing))
-            ends[name] = end
-            streams.append(_Backwards(name, d, t, listing, end))
+            streams.append(_Backwards(name, d, t, listing, cut, at.get(name, 0) if cursor else -1))
         heads: list[tuple[float, str, int]] = []  # (-time of the list's next item, its name, its index)
         for index, stream in enumerate(streams):
             if await stream.next(self, keep, load):
                 heapq.heappush(heads, (-stream.head_time(), stream.name, index))
         taken: list[Any] = []
-        following: dict[str, int] = dict(ends)
+        following = {stream.name: stream.top for stream in streams}  # where each list's next page starts
         while heads and len(taken) <= limit:
             _, name, index = heapq.heappop(heads)
             stream = streams[index]
@@ -1446,7 +1474,10 @@ class RedisStore(Store):
             return [row_from_text(d, t, x) if x and x != GONE else None for x in texts]
 
         with _store_errors():
-            lists = [(d, t, self.keys.order(d, t, self.epoch)) for d, t in await self._tenant_list(dialect)]
+            lists = []
+            for d, t in await self._tenant_list(dialect):
+                order = self.keys.order(d, t, self.epoch)
+                lists.append((d, t, order, self.keys.cut(order)))
             return cast("Page[Transaction]", await self._newest(lists, cursor, limit, keep, load))
 
     async def read_tombstones(
@@ -1461,10 +1492,11 @@ class RedisStore(Store):
 
         with _store_errors():
             tenants = await self._tenant_list(dialect)
-            lists = [(d, t, self.keys.stones(d, t, self.epoch)) for d, t in tenants]
+            e = self.epoch
+            lists = [(d, t, self.keys.stones(d, t, e), self.keys.forgotten(d, t, e)) for d, t in tenants]
             page = await self._newest(lists, cursor, limit, keep, load)
             pipe = self.redis.pipeline(transaction=False)
-            for d, t, listing in lists:
+            for d, t, listing, _ in lists:
                 pipe.llen(listing)
                 pipe.get(self.keys.forgotten(d, t, self.epoch))
             counts = await pipe.execute() if lists else []
@@ -1473,7 +1505,7 @@ class RedisStore(Store):
         if player:  # the player's stones, counted list by list
             with _store_errors():
                 count = 0
-                for d, t, listing in lists:
+                for d, t, listing, _ in lists:
                     async for names in self._chunks(listing):
                         count += sum(1 for stone in await load(names, d, t) if stone is not None and keep(stone))
         server = self.sim.settings.server
@@ -1544,25 +1576,31 @@ class RedisStore(Store):
 
 
 class _Backwards:
-    """One list of :meth:`RedisStore._newest`, read backwards a chunk at a time: the items ``keep`` accepts,
-    each with its position."""
+    """One list of :meth:`RedisStore._newest`, read backwards a chunk at a time (by the ``WINDOW`` script,
+    positions counted from the list's first entry ever): the items ``keep`` accepts, each with its position."""
 
-    __slots__ = ("d", "end", "listing", "name", "ready", "t")
+    __slots__ = ("cut", "d", "end", "listing", "name", "ready", "t", "top")
 
-    def __init__(self, name: str, d: str, t: str, listing: str, end: int) -> None:
-        self.name, self.d, self.t, self.listing = name, d, t, listing
-        self.end = end  # the lowest position read so far (everything from it up is read)
+    def __init__(self, name: str, d: str, t: str, listing: str, cut: str, end: int) -> None:
+        self.name, self.d, self.t, self.listing, self.cut = name, d, t, listing, cut
+        self.end = end  # everything from here up is read (-1: nothing yet, from the list's end)
+        self.top = max(end, 0)  # where the list ended when its reading began (set by the first read)
         self.ready: list[tuple[int, Any]] = []  # read and kept, not given yet: the next one last
 
     async def next(self, store: RedisStore, keep: Any, load: Any) -> bool:
         """Whether the list has another item (reading the next chunk if need be)."""
-        while not self.ready and self.end > 0:
-            start = max(self.end - SWEEP_CHUNK, 0)
-            names = [str(n) for n in await store._lrange(self.listing, start, self.end - 1)]
-            items = await load(names, self.d, self.t)
-            self.ready = [
-                (p, i) for p, i in zip(range(start, self.end), items, strict=False) if i is not None and keep(i)
-            ]
+        while not self.ready and self.end != 0:
+            first, names = await store._script(
+                store._window, [self.listing, self.cut], [str(self.end), str(SWEEP_CHUNK)]
+            )
+            start = int(first)
+            if self.end < 0:
+                self.top = start + len(names)
+            if not names:
+                self.end = 0
+                break
+            items = await load([str(n) for n in names], self.d, self.t)
+            self.ready = [(p, i) for p, i in enumerate(items, start) if i is not None and keep(i)]
             self.end = start
         return bool(self.ready)
 

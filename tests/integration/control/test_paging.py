@@ -144,6 +144,31 @@ async def test_a_transaction_stamped_before_one_booked_ahead_of_it_is_on_one_pag
         assert seqs == sorted(seqs, reverse=True)  # a tenant's newest booked first
 
 
+async def test_rows_dropped_by_retention_between_two_pages_do_not_shift_them(start: Start) -> None:
+    """A cursor continues below the last row given, whatever retention dropped meanwhile: no row twice, no
+    newer one, none skipped that is still kept (the shared store counts what it drops from each list).
+    Tombstones forgotten past their bound likewise."""
+    h = await start({"server": {"max_transactions": 6}}, scenario=SCENARIO)
+    await adjust(h, "fizzy", "p-1", list(range(51, 61)))  # ten rows, balances 51-60: 55-60 are kept
+    for path, items, top in (
+        ("/_sim/transactions?dialect=fizzy", None, 60),
+        ("/_sim/players/fizzy/p-1?", "transactions", 63),
+    ):
+        status, body, headers = await get(h, f"{path}&limit=2")
+        assert status == 200 and [t["balance_after"] for t in (body[items] if items else body)] == [top, top - 1]
+        await adjust(h, "fizzy", "p-1", [top + 1, top + 2, top + 3])  # three more: the three oldest kept go
+        rest = await walk(h, f"{path}&cursor={headers['X-Next-Cursor']}", 2, items)
+        assert [t["balance_after"] for page in rest for t in page] == [top - 2]  # the one kept below the page
+    h = await start({"server": {"max_tombstones": 4}}, scenario=SCENARIO)  # tombstones: the same
+    for n in range(4):
+        assert (await h.amb.cancel("member001", f"R{n}")).json["status"]["code"] == 0
+    status, body, headers = await get(h, "/_sim/tombstones?limit=2")
+    assert status == 200 and [s["round"] for s in body["tombstones"]] == ["R3", "R2"]
+    assert (await h.amb.cancel("member001", "R4")).json["status"]["code"] == 0  # R0 is forgotten
+    rest = await walk(h, f"/_sim/tombstones?cursor={headers['X-Next-Cursor']}", 2, "tombstones")
+    assert [s["round"] for page in rest for s in page] == ["R1"]
+
+
 async def test_tombstones_page_with_their_counters(ph: Harness) -> None:
     for n in range(5):
         assert (await ph.amb.cancel("member001", f"R{n}")).json["status"]["code"] == 0

@@ -481,6 +481,23 @@ async def test_replicas_on_a_redis_cluster_share_one_wallet(start: Start, redis_
         assert status == 200 and body["ok"] and body["transactions"] == 42
         status, health = await h.admin("GET", "/_sim/health")
         assert status == 200 and health["store"]["url"].startswith("redis+cluster://127.0.0.1:")
+    # the control reads page by cursor on the cluster too (their script runs in the tenant's slot)
+    for path, items, count in (
+        ("/_sim/transactions", None, 42),
+        ("/_sim/players/ambslot/member001", "transactions", 40),
+    ):
+        walked, query = [], "?limit=5"
+        while query:
+            async with b.http.get(b.url + path + query) as response:
+                assert response.status == 200
+                body = await response.json()
+                walked += body[items] if items else body
+                query = (
+                    f"?limit=5&cursor={response.headers['X-Next-Cursor']}"
+                    if "X-Next-Cursor" in response.headers
+                    else ""
+                )
+        assert len(walked) == count and len({(t["dialect"], t["transaction"]) for t in walked}) == count
 
 
 def test_a_cluster_store_url_names_its_nodes() -> None:
