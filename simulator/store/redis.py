@@ -146,33 +146,36 @@ local id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 't', ARGV[3], 'd', ARG
 redis.call('SET', KEYS[2], id)
 return id
 """
-# The commit of one working set, all keys in one slot. KEYS: seq, order, the tenant's tombstones, claim,
-# tombstones forgotten, the store's identity and log tail (checked only by a request that skipped admit, on one
-# server; else two of the slot's keys again), then the checked keys, the written keys, (row, history) per
-# new row, the lists to push to, then (list, its cut counter) per member to remove. ARGV: #checks, #writes, #new rows,
-# #pushes, claim value ('' none), #removals, the most tombstones kept (0: no bound, or no tombstone pushed
-# by this commit, so no trim to check), the store's identity
-# and the log's tail as the replica knows them ('' '': not checked), then the expected values (ABSENT:
-# none), (value, ttl ms) per write (value ABSENT: delete), each new row's text without its opening
-# '{"seq":N,', the values pushed, the members removed.
+# The commit of one working set, all keys in one slot.
+# KEYS: seq, order, the tenant's tombstones, claim, tombstones forgotten, an XPro nonce, the store's identity
+# and log tail (these three only for a request that skipped admit, on one server; else three of the slot's
+# keys again), then the checked keys, the written keys, (row, history) per new row, the lists to push to,
+# then (list, its cut counter) per member to remove.
+# ARGV: #checks, #writes, #new rows, #pushes, claim value ('' none), #removals, the most tombstones kept (0:
+# no bound, or no tombstone pushed by this commit, so no trim to check), the store's identity and the log's
+# tail as the replica knows them ('' '': not checked), the nonce's lifetime in seconds ('': no nonce), then
+# the expected values (ABSENT: none), (value, ttl ms) per write (value ABSENT: delete), each new row's text
+# without its opening '{"seq":N,', the values pushed, the members removed.
 # Returns {1, transactions kept in the tenant (0 if no new row), the last seq given}, {0} on a conflict, {-1}
-# if the store's identity changed, {-2} if the log has entries the replica has not applied (nothing written
-# but {1}). The identity, the tail and the checked keys are read by one MGET, and the plain writes and new
-# rows written by one MSET: each redis.call costs the script about as much as the command itself.
+# if the store's identity changed, {-2} if the log has entries the replica has not applied, {-3} if the nonce
+# was already used (nothing written but {1}: the nonce is set only with the writes). The identity, the tail
+# and the checked keys are read by one MGET, and the plain writes and new rows written by one MSET: each
+# redis.call costs the script about as much as the command itself.
 COMMIT = """
 local C, W, R, U, D = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
-local got = redis.call('MGET', unpack(KEYS, 6, 7 + C))
+local got = redis.call('MGET', unpack(KEYS, 7, 8 + C))
 if ARGV[8] ~= '' then
   if got[1] ~= ARGV[8] then return {-1} end
   if got[2] ~= ARGV[9] then return {-2} end
 end
 for i = 1, C do
-  local v, want = got[i + 2], ARGV[9 + i]
+  local v, want = got[i + 2], ARGV[10 + i]
   if v then
     if v ~= want then return {0} end
   elseif want ~= '\\0' then return {0} end
 end
-local k, a = 8 + C, 10 + C
+if ARGV[10] ~= '' and not redis.call('SET', KEYS[6], 1, 'NX', 'EX', ARGV[10]) then return {-3} end
+local k, a = 9 + C, 11 + C
 local sets = {}
 for i = 1, W do
   local v, ttl = ARGV[a], tonumber(ARGV[a + 1])
@@ -506,6 +509,7 @@ class RedisStore(Store):
         self._known: dict[Key, str] = {}
         self._known_epoch = -1
         self._guessed: set[int] = set()  # id(op) of the requests admitted that way
+        self._nonces: dict[int, str] = {}  # id(op) -> the XPro nonce key a guessed request's commit sets
         self._contended: dict[Key, float] = {}  # player key -> until when it is read ahead, not guessed
         self.missed_guesses = 0  # guessed working sets found stale by their commit (then read and run again)
         self._tenants: set[tuple[int, str, str]] = set()  # (epoch, dialect, tenant) registered from here
@@ -616,8 +620,7 @@ class RedisStore(Store):
         # a status check asks whether another replica holds the transaction in flight (XPro answers 35 then)
         checks = op.operation == "check" and bool(op.transaction)
         if (
-            nonce is None
-            and not checks
+            not checks
             and self.lane is not None
             and not self.dirty
             and op.player is not None
@@ -626,10 +629,12 @@ class RedisStore(Store):
             and not (self.sim.engine.rules and any(rule.match.holds(op) for rule in self.sim.engine.rules))
             and not (self._contended and self._is_contended(player))
         ):
-            # a player this replica served last, no rule to decide and no nonce: no round trip here, and no
-            # claim (a duplicate on another replica is refused by the compare-and-set, then replayed); the
-            # commit checks what was guessed, the store's identity and the configuration log's tail
+            # a player this replica served last, no rule to decide: no round trip here, and no claim (a
+            # duplicate on another replica is refused by the compare-and-set, then replayed); the commit checks
+            # what was guessed, the store's identity and the configuration log's tail, and sets the nonce
             self._guessed.add(id(op))
+            if nonce is not None:
+                self._nonces[id(op)] = nonce
             return None
         claim = (d, t, op.scope, op.transaction) if op.mutating and op.transaction else None
         held = (self.keys.claim(*claim), f"{self.token}.{next(self._claims)}") if claim else None
@@ -643,10 +648,7 @@ class RedisStore(Store):
                     epoch = self.epoch
                 commands: list[tuple[Any, ...]] = []
                 if nonce is not None:
-                    # as long as any replica keeps a nonce locally: twice the skew (a timestamp up to the skew
-                    # in the future stays acceptable until the skew has passed after it)
-                    skew = max(1, math.ceil(2 * self.sim.settings.xpro.timestamp_skew))
-                    commands.append(("SET", nonce, 1, "NX", "EX", skew))
+                    commands.append(("SET", nonce, 1, "NX", "EX", self._nonce_ttl()))
                 if held is not None:
                     ttl = int(self.sim.settings.server.request_timeout * 1000)
                     commands.append(("SET", held[0], held[1], "NX", "PX", ttl))
@@ -682,6 +684,11 @@ class RedisStore(Store):
             self._held[id(op)] = (claim, held)
         return None
 
+    def _nonce_ttl(self) -> int:
+        """Seconds a shared nonce key lives: as long as any replica keeps a nonce locally, twice the skew (a
+        timestamp up to the skew in the future stays acceptable until the skew has passed after it)."""
+        return max(1, math.ceil(2 * self.sim.settings.xpro.timestamp_skew))
+
     def claim(self, op: Operation) -> contextlib.AbstractAsyncContextManager[object]:
         return _Holding(self, op)
 
@@ -714,8 +721,12 @@ class RedisStore(Store):
             if not candidates:
                 return None
             # a rule came (another request caught up with the log) after admit() found none and let the
-            # request skip its round trip: it is read, not guessed, so it is never decided twice (Rerun)
+            # request skip its round trip: it is read, not guessed, so it is never decided twice (Rerun); its
+            # nonce, which its commit would have set, is set before the rule is counted, as admit() does
             self._guessed.discard(id(op))
+            nonce = self._nonces.pop(id(op), None)
+            if nonce is not None and not await self.redis.set(nonce, 1, nx=True, ex=self._nonce_ttl()):
+                raise AuthFailed("x-nonce was already used (replay, seen by another replica)")
             keys, args = [], []
             for rule in candidates:
                 m = rule.match
@@ -736,9 +747,12 @@ class RedisStore(Store):
         taken = self._held.get(id(op))
         held = taken[1] if taken is not None else None
         guess = id(op) in self._guessed
+        nonce = self._nonces.get(id(op)) if guess else None
         try:
             first = [] if data else _predict(op)  # what to read (or guess) if nothing was read ahead
-            result: dict[str, Any] = await self._run(_where(op), first, lambda: perform(op), data, held, since, guess)
+            result: dict[str, Any] = await self._run(
+                _where(op), first, lambda: perform(op), data, held, since, guess, nonce
+            )
         finally:
             self._unload(op)
         return result
@@ -746,6 +760,8 @@ class RedisStore(Store):
     def _unload(self, op: Operation) -> None:
         """Give back the request's read-ahead (and its reference to the player's turn)."""
         self._guessed.discard(id(op))
+        if self._nonces:
+            self._nonces.pop(id(op), None)
         if self._loaded.pop(id(op), None) is not None:
             self._leave(_where(op))
 
@@ -758,6 +774,7 @@ class RedisStore(Store):
         held: tuple[str, str] | None = None,
         since: int = 0,
         guess: bool = False,
+        nonce: str | None = None,
     ) -> Any:
         """Run ``body`` (which reads and writes ``self.sim.ledger``) on a working set until its commit holds;
         a domain error it raises is committed too (a tombstone, a refusal count) and then raised.
@@ -765,7 +782,8 @@ class RedisStore(Store):
         only conflict), so only requests of different replicas ever run again; other players never wait.
         ``since``: the player's commits here when ``data`` was read (if one came since, it is read again).
         ``guess``: admit() was skipped (see there): run first on what this replica knows of ``first``, and
-        have every outcome checked by the commit script, with the store's identity and the log's tail."""
+        have every outcome checked by the commit script, with the store's identity and the log's tail; the
+        commit sets ``nonce`` (an XPro nonce key), or answers that it was used."""
         turn = self._enter(where)
         try:
             async with turn.lock:
@@ -775,7 +793,7 @@ class RedisStore(Store):
                 if guess:
                     data = self._guess(first)
                     guess = bool(data)
-                return await self._attempts(where, turn, first, body, data, held, guess, skipped)
+                return await self._attempts(where, turn, first, body, data, held, guess, skipped, nonce)
         finally:
             self._leave(where)
 
@@ -789,9 +807,11 @@ class RedisStore(Store):
         held: Any,
         guess: bool = False,
         skipped: bool = False,
+        nonce: str | None = None,
     ) -> Any:
         """``guess``: ``data`` is guessed; ``skipped``: admit()'s round trip was skipped, so every outcome,
-        even one that writes nothing, goes through the commit script and its identity and log checks."""
+        even one that writes nothing, goes through the commit script and its identity and log checks (and
+        sets ``nonce``)."""
         dialect, tenant, _ = where
         for attempt in range(RETRIES):
             epoch = self.epoch
@@ -813,7 +833,7 @@ class RedisStore(Store):
             try:
                 # nothing to commit: an answer from read keys stands; one from guessed keys is checked first
                 if (not writes and not new and not skipped) or await self._write(
-                    dialect, tenant, epoch, data, writes, new, created, held, check=skipped
+                    dialect, tenant, epoch, data, writes, new, created, held, check=skipped, nonce=nonce
                 ):
                     if writes or new:
                         turn.commits += 1
@@ -931,12 +951,14 @@ class RedisStore(Store):
         held: tuple[str, str] | None = None,
         removals: Sequence[tuple[str, str]] = (),
         check: bool = False,
+        nonce: str | None = None,
     ) -> bool:
         """The compare-and-set commit of one working set (and the release of its claim, ``held``: key and
         value): False if something it read has changed. ``removals``: (list, member) to remove from a list
         of rows, counted in its :meth:`Keys.cut`. ``check``:
         admit() was skipped, so the store's identity and the log's tail are checked too (raises
-        :class:`_Moved` if either changed); only on one server, where a script may name any key."""
+        :class:`_Moved` if either changed); only on one server, where a script may name any key. ``nonce``:
+        an XPro nonce key to set with the writes (with ``check``; :class:`AuthFailed` if it was used)."""
         keys = self.keys
         for key in (*data, *writes):
             if key[1] != dialect or key[2] != tenant:
@@ -949,6 +971,7 @@ class RedisStore(Store):
             stones_list,
             held[0] if held is not None else seq,
             forgotten,
+            nonce if check and nonce is not None else seq,
             keys.identity if check else seq,
             keys.tail if check else seq,
         ]
@@ -968,6 +991,7 @@ class RedisStore(Store):
             str(max(server.max_tombstones, 0)) if stones else "0",  # only a tombstone pushed here can pass it
             self.identity if check else "",
             self.cursor if check else "",
+            str(self._nonce_ttl()) if check and nonce is not None else "",
         ]
         for key, text in data.items():
             names.append(keys.of(key, epoch))
@@ -1006,6 +1030,8 @@ class RedisStore(Store):
                     with contextlib.suppress(RedisError, OSError):
                         await self.redis.decrby(counter, len(created))
         outcome = int(answer[0])
+        if outcome == -3:
+            raise AuthFailed("x-nonce was already used (replay, seen by another replica)")
         if outcome < 0:
             raise _Moved()
         if not outcome:

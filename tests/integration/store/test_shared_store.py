@@ -4,6 +4,7 @@ on one player, restarts, and Redis lost and back while serving."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import urllib.parse
 import uuid
@@ -390,6 +391,42 @@ async def test_the_shared_nonce_outlives_every_replicas_own_window(start: Start,
     finally:
         await client.aclose()
     assert ttls and min(ttls) > 60  # twice the skew: a future timestamp's nonce is still known
+
+
+async def test_a_request_that_skips_its_read_ahead_still_shares_its_xpro_nonce(
+    start: Start, redis_server: RedisServer
+) -> None:
+    """A replica that served a player last runs its next XPro request without the read-ahead's round trip:
+    the commit script sets the request's nonce. Replayed on another replica, it is refused (83); a request
+    another replica served first is refused when replayed here. Each transfer is applied once."""
+    url = fresh(redis_server)
+    scenario = "name: nonces\nplayers:\n  - {dialect: xpro, username: player001, balance: 100}\n"
+    a, b = await start(store_url=url, scenario=scenario), await start(store_url=url)
+    b.xpro.token = await a.xpro.authenticate()  # the token key is shared: a's token holds on b
+    client = redis_client(url)
+
+    async def sets() -> int:  # SET commands Redis has run (scripts' included)
+        return int((await client.info("commandstats")).get("cmdstat_set", {}).get("calls", 0))
+
+    async def balance(h: Harness) -> Decimal:
+        return Decimal(str((await h.xpro.balance("player001")).json["data"]["balance"]))
+
+    try:
+        start_balance = await balance(a)
+        assert (await a.xpro.transfer("player001", 1, "n0")).json["code"] == 0  # a has committed for player001
+        first = a.xpro.prepare("/v2/members/transaction", {"username": "player001", "amount": 5, "transId": "n1"})
+        before = await sets()
+        assert (await a.xpro.send(first)).json["code"] == 0
+        assert await sets() == before + 1  # the nonce's, by the commit script (a read-ahead sets a claim too)
+        replay = await b.xpro.send(dataclasses.replace(first, url=first.url.replace(a.url, b.url)))
+        assert replay.json["code"] == 83, replay.json
+        second = b.xpro.prepare("/v2/members/transaction", {"username": "player001", "amount": 7, "transId": "n2"})
+        assert (await b.xpro.send(second)).json["code"] == 0
+        replay = await a.xpro.send(dataclasses.replace(second, url=second.url.replace(b.url, a.url)))
+        assert replay.json["code"] == 83, replay.json
+        assert await balance(a) == await balance(b) == start_balance + 13
+    finally:
+        await client.aclose()
 
 
 async def test_an_in_flight_claim_lives_no_longer_than_the_request_timeout(
