@@ -13,10 +13,11 @@ its ledger would pause longer and longer (issue: p99 climbing with the ledger). 
   fills in about a dozen requests when requests are suspended on a shared store (each keeps its parsed
   request, its coroutines and its working set alive across the round trip): the collector then ran about
   six times as often per request as in memory and cost about 70 µs a request, a tenth of the server's
-  time. 5,000 objects make young collections rare (most young objects die before one) and each about
-  3 ms; the middle generation is collected every second young collection, so it stays small (about
-  10 ms). Measured with ``bench/stores.py`` (docs/performance.md): one worker on Redis went from 0.52-0.58
-  to 0.62-0.70 of the in-memory rate, and its p99 fell; the memory store's rate and p99 did not move.
+  time. 5,000 objects make young collections rare (most young objects die before one) and short (about
+  1-3 ms, depending on the VM's phase: 0.9 ms in the last measurement); the middle generation is
+  collected every second young collection, so it stays small (about 10 ms). Measured with
+  ``bench/stores.py`` (docs/performance.md): one worker on Redis went from 0.52-0.58 to 0.62-0.70 of the
+  in-memory rate, and its p99 fell; the memory store's rate and p99 did not move.
 """
 
 from __future__ import annotations
