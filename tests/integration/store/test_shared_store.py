@@ -712,3 +712,21 @@ async def test_a_log_started_without_its_tail_key_gets_one_when_a_replica_joins(
     assert await store.redis.get(store.keys.tail) == store.cursor  # the rule's entry
     assert (await b.amb.bet("member001", "R2", 1, txn="b2")).json["status"]["code"] == 800  # guessed, moved, decided
     assert await amb_balance(b, "member001") == 999
+
+
+async def test_what_a_replica_remembers_stays_bounded_and_keeps_its_hot_player(
+    start: Start, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its bound the replica forgets its oldest texts, an eighth at a time; a player it keeps serving is
+    rewritten by every commit, so it is never among the oldest, and its requests stay guessed."""
+    from simulator.store import redis as redis_store
+
+    monkeypatch.setattr(redis_store, "KNOWN", 16)
+    a = await start(store_url=fresh(redis_server))
+    store: Any = a.sim.store
+    for n in range(30):  # every bet writes new keys (its row, its round): far past 16
+        assert (await a.amb.bet("member001", f"R{n}", 1, txn=f"b{n}")).json["status"]["code"] == 0
+        assert len(store._known) <= 16
+    player = ("p", "ambslot", next(k[2] for k in store._known if k[0] == "p"), "member001")
+    assert player in store._known and store.missed_guesses == 0
+    assert await amb_balance(a, "member001") == 1000 - 30
