@@ -117,7 +117,7 @@ class Lane:
         of their replies. Not a coroutine: a request makes two calls, and each coroutine frame costs."""
         # packed before the call is queued: an argument hiredis refuses raises here, and no reply can be
         # handed to the wrong caller
-        packed = [hiredis.pack_command(cast(Any, tuple(command))) for command in commands]
+        packed = [hiredis.pack_command(cast(Any, c if c.__class__ is tuple else tuple(c))) for c in commands]
         loop = asyncio.get_running_loop()
         call = _Call(loop.create_future(), len(commands))
         self._calls.append(call)

@@ -338,10 +338,13 @@ class Keys:
     def of(self, key: Key, epoch: int) -> str:
         """The Redis key of a working-set key (remembered: the read-ahead, a load and the commit all name the
         same keys; keys come from requests, so at most NAMES are kept)."""
-        names = self._names.at(epoch)
-        name: str | None = names.get(key)
-        if name is None:
-            name = names[key] = self._name(key, epoch)
+        memo = self._names
+        if memo.epoch == epoch:  # a request names a dozen keys, most of them kept: no call for those
+            name: str | None = memo.names.get(key)
+            if name is not None:
+                return name
+        names = memo.at(epoch)
+        name = names[key] = self._name(key, epoch)
         return name
 
     def _name(self, key: Key, epoch: int) -> str:
