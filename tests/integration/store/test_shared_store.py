@@ -22,6 +22,7 @@ from simulator.store import StoreError
 from simulator.store import parse as parse_store
 from tests.conftest import Harness, RedisServer, Start
 from tests.integration.cli.test_cli import Served, run, serve  # noqa: F401 (the fixture that starts serve processes)
+from tests.integration.control import test_paging as paging
 from tests.integration.wallets import test_soak as soak
 
 RACE_SCENARIO = """\
@@ -535,6 +536,12 @@ async def test_replicas_on_a_redis_cluster_share_one_wallet(start: Start, redis_
                     else ""
                 )
         assert len(walked) == count and len({(t["dialect"], t["transaction"]) for t in walked}) == count
+
+
+@pytest.mark.parametrize("store", ["cluster"])
+async def test_retention_does_not_shift_pages_on_a_cluster(start: Start, redis_cluster: Any) -> None:
+    """test_paging's retention walk on the Cluster: the cut counters live in the tenant's slot."""
+    await paging.test_rows_dropped_by_retention_between_two_pages_do_not_shift_them(start)
 
 
 def test_a_cluster_store_url_names_its_nodes() -> None:
