@@ -38,6 +38,11 @@ QUEUE_BYTES = 16 * 2**20  # and entries holding at most this many bytes: Redis a
 BATCH = 500
 BODY_CAP = 16_384  # bytes of a request's decoded body published to the shared stream, at most
 DECODE_CHUNK = 200  # entries decoded between two yields to the event loop
+# the entry's fields published as they are (``op`` and ``body`` apart), and the operation's
+SCALARS = (
+    *("seq", "time", "dialect", "endpoint", "status", "code", "rule", "fault", "detail", "ms", "delay", "size"),
+    *("received", "diagnostics"),
+)
 OP_TEXT = ("dialect", "operation", "endpoint", "agent", "player", "transaction", "scope", "round", "game", "currency")
 
 Fields = tuple[str, bytes | None, bytes]  # a stream entry's: metadata, request (None: none decoded), body
@@ -47,40 +52,12 @@ def encode(entry: Entry) -> Fields:
     """A stream entry's fields: the entry's metadata (JSON), the decoded request and the answer's body
     (JSON with exact numbers, each in its own field: nothing is escaped into a string of a string)."""
     op = entry.op
-    data: dict[str, Any] = {
-        "seq": entry.seq,
-        "time": entry.time,
-        "dialect": entry.dialect,
-        "endpoint": entry.endpoint,
-        "status": entry.status,
-        "code": entry.code,
-        "rule": entry.rule,
-        "fault": entry.fault,
-        "detail": entry.detail,
-        "ms": entry.ms,
-        "delay": entry.delay,
-        "size": entry.size,
-        "received": entry.received,
-        "diagnostics": entry.diagnostics,
-    }
+    data: dict[str, Any] = {name: getattr(entry, name) for name in SCALARS}
     request = None
     if op is not None:
-        data["op"] = {
-            "dialect": op.dialect,
-            "operation": op.operation,
-            "endpoint": op.endpoint,
-            "agent": op.agent,
-            "player": op.player,
-            "transaction": op.transaction,
-            "scope": op.scope,
-            "round": op.round,
-            "game": op.game,
-            "currency": op.currency,
-            "amount": None if op.amount is None else str(op.amount),
-            "mutating": op.mutating,
-            "authenticated": op.authenticated,
-            "params": op.params,
-        }
+        data["op"] = {name: getattr(op, name) for name in OP_TEXT}
+        data["op"].update(amount=None if op.amount is None else str(op.amount), mutating=op.mutating)
+        data["op"].update(authenticated=op.authenticated, params=op.params)
         request = jsonio.dumpb(op.request)
         if len(request) > BODY_CAP:  # the shared stream keeps a capped body: Redis memory stays bounded
             prefix = request[:BODY_CAP].decode("utf-8", "ignore")
