@@ -423,6 +423,12 @@ def _predict(op: Operation) -> list[Key]:
 Where = tuple[str, str, str]  # (dialect, tenant, player)
 
 
+def _replayed() -> AuthFailed:
+    """An XPro nonce another replica saw first (the shared key was set): at the read-ahead, at a rule's
+    decision or at a guessed request's commit."""
+    return AuthFailed("x-nonce was already used (replay, seen by another replica)")
+
+
 def _where(op: Operation) -> Where:
     return (op.dialect, op.agent or "", op.player or "")
 
@@ -679,7 +685,7 @@ class RedisStore(Store):
             self._unload(op)
             if held is not None and taken[0]:
                 await self._free(held)
-            return AuthFailed("x-nonce was already used (replay, seen by another replica)")
+            return _replayed()
         if held is not None and claim is not None:
             if not taken[0]:
                 self._unload(op)
@@ -729,7 +735,7 @@ class RedisStore(Store):
             self._guessed.discard(id(op))
             nonce = self._nonces.pop(id(op), None)
             if nonce is not None and not await self.redis.set(nonce, 1, nx=True, ex=self._nonce_ttl()):
-                raise AuthFailed("x-nonce was already used (replay, seen by another replica)")
+                raise _replayed()
             keys, args = [], []
             for rule in candidates:
                 m = rule.match
@@ -973,13 +979,14 @@ class RedisStore(Store):
                 raise InternalError(f"a request of {dialect}/{tenant} touched {key[1]}/{key[2]}")
         seq, order, stones_list, forgotten, players = keys.tenant(dialect, tenant, epoch)
         check = check and self.lane is not None
+        nonce = nonce if check else None  # set only by a commit that checks (one server)
         names = [
             seq,
             order,
             stones_list,
             held[0] if held is not None else seq,
             forgotten,
-            nonce if check and nonce is not None else seq,
+            nonce if nonce is not None else seq,
             keys.identity if check else seq,
             keys.tail if check else seq,
         ]
@@ -999,7 +1006,7 @@ class RedisStore(Store):
             str(max(server.max_tombstones, 0)) if stones else "0",  # only a tombstone pushed here can pass it
             self.identity if check else "",
             self.cursor if check else "",
-            str(self._nonce_ttl()) if check and nonce is not None else "",
+            str(self._nonce_ttl()) if nonce is not None else "",
         ]
         for key, text in data.items():
             names.append(keys.of(key, epoch))
@@ -1039,7 +1046,7 @@ class RedisStore(Store):
                         await self.redis.decrby(counter, len(created))
         outcome = int(answer[0])
         if outcome == -3:
-            raise AuthFailed("x-nonce was already used (replay, seen by another replica)")
+            raise _replayed()
         if outcome < 0:
             raise _Moved()
         if not outcome:
@@ -1530,9 +1537,9 @@ class RedisStore(Store):
             lists = [(d, t, self.keys.stones(d, t, e), self.keys.forgotten(d, t, e)) for d, t in tenants]
             page = await self._newest(lists, cursor, limit, keep, load)
             pipe = self.redis.pipeline(transaction=False)
-            for d, t, listing, _ in lists:
+            for _, _, listing, counter in lists:
                 pipe.llen(listing)
-                pipe.get(self.keys.forgotten(d, t, self.epoch))
+                pipe.get(counter)
             counts = await pipe.execute() if lists else []
         count = sum(int(c) for c in counts[::2])  # entries whose stone has expired are counted until pushed out
         forgotten = sum(int(c or 0) for c in counts[1::2])
